@@ -1,0 +1,34 @@
+"""meanfield: exact mean-field simulation of infinitely wide two-layer ReLU networks.
+
+Quick start::
+
+    import numpy as np, meanfield as mf
+    rng = np.random.default_rng(0)
+    problem = mf.Problem(d=10, target=mf.NormTarget(d_H=2))
+    mu0 = mf.init_sphere_rademacher(256, 10, rng)
+    result = mf.simulate(problem, mu0, dt=0.05, n_steps=200)
+    print(result.status, result.risk[0], result.risk[-1])
+
+The command line is ``python -m meanfield.simulate`` (see ``--help``).
+"""
+from .backends import ExactBackend, SampledBackend, make_backend
+from .engine import FlowResult, Simulation, init, predict, simulate
+from .integrators import INTEGRATORS, get_integrator
+from .io import load_run
+from .particles import (Particles, init_gaussian, init_paired, init_sphere_rademacher,
+                        load_particles, save_particles)
+from .problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, Problem,
+                      SampledLaw, SphereLaw, Teacher, boolean_cube_law, norm_target_alpha,
+                      odd_cubic_target, rademacher_law, symmetric_mixture_law)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Problem", "GaussianLaw", "SphereLaw", "SampledLaw", "rademacher_law", "boolean_cube_law",
+    "symmetric_mixture_law", "Teacher", "NormTarget", "OddPowerTarget", "CallableTarget",
+    "odd_cubic_target", "norm_target_alpha",
+    "Particles", "init_sphere_rademacher", "init_gaussian", "init_paired", "load_particles",
+    "save_particles",
+    "ExactBackend", "SampledBackend", "make_backend", "INTEGRATORS", "get_integrator",
+    "Simulation", "FlowResult", "simulate", "init", "predict", "load_run", "__version__",
+]

@@ -1,0 +1,51 @@
+"""Experiments runnable from ``python -m meanfield.simulate``.
+
+Each module in this package whose top level defines ``NAME`` is an experiment. Contract:
+
+``NAME`` : str
+    The command-line name (e.g. ``"odd"``).
+``SUMMARY`` : str
+    One line for ``--list``: what the experiment shows.
+``DEFAULTS`` : dict
+    Flat dict of config keys and their defaults; a default's type fixes the key's type
+    (int, float, str, bool, or list of one of those). ``None`` means an optional string.
+``CHOICES`` : dict, optional
+    Allowed values of string keys.
+``check(config)`` : optional
+    Raise :class:`meanfield.config.ConfigError` for out-of-range values (called before any
+    work starts or any file is written).
+``run(config, ctx)`` -> dict
+    Do the work with the :class:`meanfield.runctx.RunContext` ``ctx``; return flat scalar
+    results for ``summary.json``. Raise :class:`meanfield.runctx.RunFailed` when the run
+    itself fails.
+
+Module import must stay light (no compilation, no heavy work): ``--list`` imports them all.
+"""
+import importlib
+import pkgutil
+
+__all__ = ["available", "get", "DEFAULT_EXPERIMENT"]
+
+#: what ``python -m meanfield.simulate`` runs without arguments.
+DEFAULT_EXPERIMENT = "flow"
+
+
+def available():
+    """Dict ``name -> module`` of every experiment, sorted by name."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        name = getattr(module, "NAME", None)
+        if name:
+            found[name] = module
+    return dict(sorted(found.items()))
+
+
+def get(name):
+    """The experiment module called ``name``; ValueError listing the known names otherwise."""
+    experiments = available()
+    if name not in experiments:
+        raise KeyError(name)
+    return experiments[name]

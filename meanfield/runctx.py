@@ -1,0 +1,110 @@
+"""What an experiment gets from the command line: its folder, progress, parts and stop requests.
+
+An experiment module (see :mod:`meanfield.experiments`) receives a :class:`RunContext` and
+uses it to write figures and arrays, to save finished sub-runs ("parts") so that
+``--resume`` skips them, to checkpoint long loops, and to notice Ctrl-C.
+"""
+import os
+import time
+from pathlib import Path
+
+from .io import atomic_savez, load_npz
+from .progress import Progress
+
+__all__ = ["RunContext", "RunFailed", "Interrupted"]
+
+
+class RunFailed(RuntimeError):
+    """The run itself failed (e.g. the risk diverged). ``details`` goes into summary.json."""
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.details = details
+
+
+class Interrupted(Exception):
+    """Raised by an experiment after it saved a checkpoint in answer to Ctrl-C."""
+
+
+class RunContext:
+    """Services the CLI gives an experiment.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The run folder (exists).
+    quiet : bool
+        No progress bars or log lines.
+    resuming : bool
+        True when started by ``--resume``.
+    checkpoint_every_s : float
+        Seconds between checkpoints of long loops (experiments also checkpoint every
+        ``checkpoint_every`` steps when their config has that key).
+    """
+
+    def __init__(self, out_dir, quiet=False, resuming=False, checkpoint_every_s=30.0, log=print):
+        self.out_dir = Path(out_dir)
+        self.quiet = quiet
+        self.resuming = resuming
+        self.checkpoint_every_s = checkpoint_every_s
+        self._stop = False
+        self._log = log
+        self._last_checkpoint = time.monotonic()
+
+    # -- messages and progress -------------------------------------------------------------
+    def log(self, message):
+        """Print a line unless quiet."""
+        if not self.quiet:
+            self._log(message)
+
+    def progress(self, total, desc=""):
+        """A :class:`~meanfield.progress.Progress` bar (drawn on a terminal only)."""
+        return Progress(total, desc=desc, quiet=self.quiet)
+
+    # -- stop requests (Ctrl-C) ------------------------------------------------------------
+    def request_stop(self):
+        self._stop = True
+
+    def stop_requested(self):
+        """True once Ctrl-C was pressed: save a checkpoint and raise :class:`Interrupted`."""
+        return self._stop
+
+    def checkpoint_due(self):
+        """True when ``checkpoint_every_s`` seconds passed since the last call that returned True."""
+        now = time.monotonic()
+        if now - self._last_checkpoint >= self.checkpoint_every_s:
+            self._last_checkpoint = now
+            return True
+        return False
+
+    # -- files -----------------------------------------------------------------------------
+    def path(self, name):
+        return self.out_dir / name
+
+    def save_arrays(self, name, **arrays):
+        """Write ``arrays`` to ``out_dir/name`` (.npz) atomically."""
+        return atomic_savez(self.out_dir / name, **arrays)
+
+    def savefig(self, fig, name, dpi=120):
+        """Save a Matplotlib figure as ``out_dir/name`` (PNG) atomically and close it."""
+        import matplotlib.pyplot as plt
+
+        final = self.out_dir / name
+        tmp = final.with_name("." + final.stem + ".tmp" + final.suffix)
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, final)
+        plt.close(fig)
+        return final
+
+    # -- parts: finished sub-runs that a resumed run skips ---------------------------------
+    def _part_path(self, name):
+        return self.out_dir / "parts" / f"{name}.npz"
+
+    def save_part(self, name, **arrays):
+        """Record a finished sub-run's arrays; a resumed run gets them from :meth:`load_part`."""
+        return atomic_savez(self._part_path(name), **arrays)
+
+    def load_part(self, name):
+        """Arrays of a finished sub-run, or None if it has not finished yet."""
+        p = self._part_path(name)
+        return load_npz(p) if p.exists() else None
