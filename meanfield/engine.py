@@ -216,18 +216,22 @@ class Simulation:
         because it produced a non-finite state; the last finite state is kept."""
         if self.step_index >= self.n_steps:
             return False
-        a_new, b_new, buf, risk, va, vb = self.integrator.step(
-            self.velocity, self.a, self.b, self.buffers, self.dt, self.t)
+        # a diverging flow overflows before it turns non-finite: detect it, don't raise
+        with np.errstate(over="ignore", invalid="ignore"):
+            a_new, b_new, buf, risk, va, vb = self.integrator.step(
+                self.velocity, self.a, self.b, self.buffers, self.dt, self.t)
         if not np.isfinite(risk):
             self._diverged(f"non-finite risk at step {self.step_index}")
             return False
-        self._record(risk, va, vb)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._record(risk, va, vb)
         if not (np.all(np.isfinite(a_new)) and np.all(np.isfinite(b_new))):
             self._diverged(f"non-finite particles after step {self.step_index}")
             return False
         self.a, self.b, self.buffers = a_new, b_new, buf
         self.step_index += 1
-        self.max_abs_q_drift = max(self.max_abs_q_drift, self.q_drift())
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.max_abs_q_drift = max(self.max_abs_q_drift, self.q_drift())
         return True
 
     def _diverged(self, what):
@@ -238,11 +242,13 @@ class Simulation:
     def finish(self):
         """Record the final state (risk at the last step) once all steps are done."""
         if self.step_index == self.n_steps and self.status == "running":
-            va, vb, risk = self.velocity(self.a, self.b)
+            with np.errstate(over="ignore", invalid="ignore"):
+                va, vb, risk = self.velocity(self.a, self.b)
             if not np.isfinite(risk):
                 self._diverged(f"non-finite risk at step {self.step_index}")
                 return
-            self._record(risk, va, vb)
+            with np.errstate(over="ignore", invalid="ignore"):
+                self._record(risk, va, vb)
             self.status = "ok"
             self.message = f"completed {self.n_steps} steps (t = {self.t:.6g})"
 

@@ -108,14 +108,15 @@ def load_particles(path, d=None):
         raise ValueError(f"particle file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = {"a", "b"} - set(data.files)
-            if missing:
-                raise ValueError(f"particle file {path} lacks array(s) {sorted(missing)}; "
-                                 "it needs 'a' (m,) and 'b' (m, d)")
-            a, b = data["a"], data["b"]
-            w = data["weights"] if "weights" in data.files else None
-    except (OSError, EOFError) as exc:
+            files = set(data.files)
+            arrays = {k: data[k] for k in ("a", "b", "weights") if k in files}
+    except (OSError, EOFError, ValueError) as exc:
         raise ValueError(f"particle file {path} is not a readable .npz file ({exc})") from None
+    missing = {"a", "b"} - set(arrays)
+    if missing:
+        raise ValueError(f"particle file {path} lacks array(s) {sorted(missing)}; "
+                         "it needs 'a' (m,) and 'b' (m, d)")
+    a, b, w = arrays["a"], arrays["b"], arrays.get("weights")
     p = Particles(a, b, w)
     if d is not None and p.d != d:
         raise ValueError(f"particle file {path} has d = {p.d}, expected d = {d}")

@@ -17,8 +17,8 @@ __all__ = ["RunContext", "RunFailed", "Interrupted"]
 class RunFailed(RuntimeError):
     """The run itself failed (e.g. the risk diverged). ``details`` goes into summary.json."""
 
-    def __init__(self, message, **details):
-        super().__init__(message)
+    def __init__(self, reason, **details):
+        super().__init__(reason)
         self.details = details
 
 

@@ -1,0 +1,905 @@
+"""Conservation laws of the particle flow (Noether), with measured and predicted drift.
+
+Every symmetry of the risk constrains the gradient path (MATH §6). For particles
+θ_j = (a_j, b_j) with masses w_j, velocities v_j = −η ∘ (∇_θ V_μ(θ_j) + λ θ_j) (per-layer rates
+η = (η_a, η_b), weight decay λ, as :class:`meanfield.engine.Simulation` defines them):
+
+* **Rescaling charge** (σ 1-homogeneous): Q_j = a_j²/η_a − ‖b_j‖²/η_b. Because
+  a g_a = ⟨b, g_b⟩ (Euler's identity for 1-homogeneous σ), dQ_j/dt = −2λ(a_j² − ‖b_j‖²).
+  This closes when λ = 0 (Q_j conserved) or η_a = η_b = η (Q_j(t) = e^{−2ηλt} Q_j(0)); with
+  λ > 0 and η_a ≠ η_b there is no such law. Mean-field form: the law of Q under μ_t is
+  constant (up to the same scaling), measured by a weighted 1-D Wasserstein distance.
+* **Balance matrix** (linear σ only): M = B Bᵀ/η_b − a aᵀ/η_a, every entry; diag M = −Q.
+* **Zero angular momentum** (rotations of a coordinate block that leave ρ and f* invariant):
+  L = Σ_j w_j (P b_j (P v_j)ᵀ − P v_j (P b_j)ᵀ) = 0 at every state, for the exact population
+  field; a finite batch breaks it.
+* **Energy identity** (time translation): E(t) + ∫_0^t D ds = E(0) with
+  E = F + (λ/2) Σ_j w_j ‖θ_j‖² and D = Σ_j w_j (v_{a,j}²/η_a + ‖v_{b,j}‖²/η_b).
+
+Discrete versions (derived here). For a Runge–Kutta step θ⁺ = θ + dt Σ_i β_i k_i with stage
+points Y_i = θ + dt Σ_l α_il k_l and k_i = v(Y_i), the quadratic form ⟨x, y⟩_S =
+x_a y_a/η_a − ⟨x_b, y_b⟩/η_b gives the exact algebraic identity
+
+    Q⁺ − Q = 2 dt Σ_i β_i ⟨Y_i, k_i⟩_S + dt² Σ_il c_il ⟨k_i, k_l⟩_S,
+    c_il = β_i β_l − β_i α_il − β_l α_li        (Cooper's matrix),
+
+and Noether's identity ⟨Y, v(Y)⟩_S = −λ(a_Y² − ‖b_Y‖²) turns it into a prediction that uses
+only the stage velocities. Euler: Q⁺ − Q = −2λ dt (a² − ‖b‖²) + dt² ⟨k, k⟩_S, which for
+η = 1 is (1 − λdt)² Q + dt² (g_a² − ‖g_b‖²) − Q, the η²(g_a² − ‖g_b‖²) law of MATH §6.
+Heun: dt²/4 ⟨k_1 − k_2, k_1 − k_2⟩_S = O(dt⁴) per step, so its fixed-horizon drift is O(dt³).
+Projected Euler restores Q exactly: zero. Heavy-ball momentum (u⁺ = μu + dt k, θ⁺ = θ + u⁺):
+Q⁺ − Q = 2μ⟨θ, u⟩_S − 2λ dt (a² − ‖b‖²) + ⟨u⁺, u⁺⟩_S; the first term does not cancel, so
+momentum breaks the law. At fixed μ the drift is still O(dt) over a fixed horizon (the
+iteration is a consistent, rescaled gradient-flow discretisation); at fixed friction γ
+(μ = 1 − γ√dt, the heavy-ball ODE θ'' + γθ' = v) it tends to a non-zero limit.
+
+:class:`LawMonitor` follows a :class:`~meanfield.engine.Simulation` step by step, captures
+the stage velocities the integrator really used (no extra evaluations) and checks every
+identity above; :func:`trajectory_laws` does the post-hoc part for stored snapshots.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "EPS", "rescaling_charge", "charge_scale", "ChargeLaw", "charge_law", "charge_drift",
+    "charge_law_distance", "balance_matrix", "angular_momentum", "angular_momentum_residual",
+    "rotation_blocks", "RK_TABLEAUS", "cooper_matrix", "predicted_charge_increment",
+    "predicted_balance_increment", "momentum_charge_increment", "momentum_balance_increment",
+    "lyapunov_energy", "dissipation", "energy_residual", "predicted_energy_residual",
+    "PREDICTED_CHARGE_SLOPE", "PREDICTED_ENERGY_SLOPE", "loglog_slope", "LawRow", "LawMonitor",
+    "trajectory_laws",
+]
+
+#: machine epsilon of float64; identities "to a few ulp" are measured in units of EPS·M_j
+#: with M_j = a_j²/η_a + ‖b_j‖²/η_b the magnitude of the terms that make up Q_j.
+EPS = float(np.finfo(np.float64).eps)
+
+#: m above which the m × m balance matrix is not formed by the monitor (memory m² floats).
+MAX_BALANCE_M = 2000
+
+
+# ----------------------------------------------------------------------------- validation
+def _ab(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 2 or b.shape[0] != a.shape[0]:
+        raise ValueError(f"need a of shape (m,) and b of shape (m, d); got {a.shape} and {b.shape}")
+    return a, b
+
+
+def _rates(rate_a, rate_b):
+    if not (rate_a > 0 and rate_b > 0):
+        raise ValueError(f"rate_a and rate_b must be positive, got {rate_a}, {rate_b}")
+    return float(rate_a), float(rate_b)
+
+
+def _weights(weights, m):
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (m,) or np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError(f"weights must be a finite non-negative array of shape ({m},)")
+    return w
+
+
+# ----------------------------------------------------------------------- rescaling charge
+def rescaling_charge(a, b, rate_a=1.0, rate_b=1.0):
+    """Q_j = a_j²/η_a − ‖b_j‖²/η_b, the Noether charge of (a, b) ↦ (a/s, s b).
+
+    Parameters
+    ----------
+    a : (m,) array
+    b : (m, d) array
+    rate_a, rate_b : float
+        Per-layer rates η_a, η_b (the velocity of a is multiplied by η_a, of b by η_b).
+
+    Returns
+    -------
+    (m,) array
+    """
+    a, b = _ab(a, b)
+    ra, rb = _rates(rate_a, rate_b)
+    return a * a / ra - np.einsum("ij,ij->i", b, b) / rb
+
+
+def charge_scale(a, b, rate_a=1.0, rate_b=1.0):
+    """M_j = a_j²/η_a + ‖b_j‖²/η_b: the size of the terms whose difference is Q_j, (m,).
+
+    Rounding errors of Q_j are a few EPS·M_j, whatever the value of Q_j (Q_j = 0 for balanced
+    particles)."""
+    a, b = _ab(a, b)
+    ra, rb = _rates(rate_a, rate_b)
+    return a * a / ra + np.einsum("ij,ij->i", b, b) / rb
+
+
+@dataclass(frozen=True)
+class ChargeLaw:
+    """What the flow says about Q_j: Q_j(t) = e^{−decay_rate·t} Q_j(0), when ``applies``.
+
+    Attributes
+    ----------
+    applies : bool
+    decay_rate : float
+        2ηλ (0 without weight decay); NaN when the law does not apply.
+    statement : str
+        The law in words, or why there is none.
+    """
+
+    applies: bool
+    decay_rate: float
+    statement: str
+
+
+def charge_law(weight_decay=0.0, rate_a=1.0, rate_b=1.0):
+    """The rescaling-charge law for the engine's velocity v = −η ∘ (g + λθ).
+
+    dQ/dt = −2λ(a² − ‖b‖²) closes on Q only if λ = 0 or η_a = η_b.
+
+    Returns
+    -------
+    ChargeLaw
+    """
+    ra, rb = _rates(rate_a, rate_b)
+    lam = float(weight_decay)
+    if lam < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if lam == 0.0:
+        return ChargeLaw(True, 0.0, "a²/η_a − ‖b‖²/η_b conserved per particle")
+    if ra == rb:
+        return ChargeLaw(True, 2.0 * ra * lam,
+                         f"a²/η − ‖b‖²/η = e^(−2ηλt) × initial (η = {ra:g}, λ = {lam:g})")
+    return ChargeLaw(False, float("nan"),
+                     "no law: with weight decay the engine multiplies λθ by the rates, so "
+                     "dQ/dt = −2λ(a² − ‖b‖²) does not close when η_a ≠ η_b")
+
+
+def charge_drift(q0, q, t, decay_rate=0.0):
+    """Q_j(t) − e^{−κt} Q_j(0) for every particle, shape (m,)."""
+    q0 = np.asarray(q0, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if q0.shape != q.shape or q0.ndim != 1:
+        raise ValueError(f"q0 and q must be 1-D arrays of one shape, got {q0.shape}, {q.shape}")
+    if not np.isfinite(decay_rate):
+        raise ValueError("decay_rate is NaN: the charge law does not apply to these settings")
+    return q - np.exp(-decay_rate * t) * q0
+
+
+def charge_law_distance(q0, q, weights, t=0.0, decay_rate=0.0):
+    """Mean-field form of the charge law: W₁ between the weighted laws of Q under μ_t and
+    under the scaled initial measure, W₁(Σ_j w_j δ_{Q_j(t)}, Σ_j w_j δ_{e^{−κt} Q_j(0)}).
+
+    Zero for the flow; it ignores particle labels (permutation invariant), so it also
+    applies to measures compared without a correspondence.
+    """
+    from scipy.stats import wasserstein_distance
+
+    q0 = np.asarray(q0, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if q0.ndim != 1 or q.ndim != 1:
+        raise ValueError("q0 and q must be 1-D arrays")
+    w = _weights(weights, q.shape[0])
+    if q0.shape != q.shape:
+        raise ValueError("q0 and q must have the same length (pass each law's own weights "
+                         "by calling scipy.stats.wasserstein_distance directly otherwise)")
+    return float(wasserstein_distance(q, np.exp(-decay_rate * t) * q0, w, w))
+
+
+# ----------------------------------------------------------------------- balance matrix
+def balance_matrix(a, b, rate_a=1.0, rate_b=1.0):
+    """M = B Bᵀ/η_b − a aᵀ/η_a, entries ⟨b_i, b_j⟩/η_b − a_i a_j/η_a, shape (m, m).
+
+    Conserved entry by entry for the linear activation (with weight decay and η_a = η_b = η:
+    M(t) = e^{−2ηλt} M(0)); for ReLU only its diagonal (−Q_j) is.
+    """
+    a, b = _ab(a, b)
+    ra, rb = _rates(rate_a, rate_b)
+    if a.shape[0] > 20000:
+        raise ValueError(f"m = {a.shape[0]} makes the m × m balance matrix too large; "
+                         "use a subset of particles")
+    return b @ b.T / rb - np.outer(a, a) / ra
+
+
+# ----------------------------------------------------------------------- angular momentum
+def _block_basis(block, d):
+    """Coordinate indices (1-D int) or an orthonormal basis (d, k) -> projector function."""
+    arr = np.asarray(block)
+    if arr.ndim == 1 and arr.dtype.kind in "iu":
+        if arr.size == 0 or arr.min() < 0 or arr.max() >= d or np.unique(arr).size != arr.size:
+            raise ValueError(f"a coordinate block must list distinct indices in [0, {d}); "
+                             f"got {arr.tolist()}")
+        return lambda x: x[:, arr]
+    if arr.ndim == 2 and arr.shape[0] == d:
+        basis = np.asarray(arr, dtype=np.float64)
+        if not np.allclose(basis.T @ basis, np.eye(basis.shape[1]), atol=1e-10):
+            raise ValueError("a block basis must have orthonormal columns (Uᵀ U = I)")
+        return lambda x: x @ basis
+    raise ValueError(f"block must be coordinate indices (k,) or an orthonormal basis ({d}, k); "
+                     f"got an array of shape {arr.shape}")
+
+
+def angular_momentum(b, vb, weights, block, block2=None):
+    """L = Σ_j w_j (P b_j (P' v_j)ᵀ − P v_j (P' b_j)ᵀ), the Noether charge of rotations.
+
+    Parameters
+    ----------
+    b, vb : (m, d) arrays
+        Input weights and their velocities db_j/dt.
+    weights : (m,) array
+    block : int array (k,) or (d, k) orthonormal basis
+        The block P (coordinates or basis of a subspace).
+    block2 : same, optional
+        The block P' (default P). With P = P' the result is antisymmetric (k, k), zero when
+        the risk is invariant under rotations of that block; with P ≠ P' it is the
+        off-diagonal block (a control: no symmetry mixes two different blocks).
+
+    Returns
+    -------
+    (k, k') array
+    """
+    b = np.asarray(b, dtype=np.float64)
+    vb = np.asarray(vb, dtype=np.float64)
+    if b.ndim != 2 or vb.shape != b.shape:
+        raise ValueError(f"b and vb must be (m, d) arrays of one shape, got {b.shape}, {vb.shape}")
+    w = _weights(weights, b.shape[0])
+    p1 = _block_basis(block, b.shape[1])
+    p2 = p1 if block2 is None else _block_basis(block2, b.shape[1])
+    b1, v1, b2, v2 = p1(b), p1(vb), p2(b), p2(vb)
+    return (w[:, None] * b1).T @ v2 - (w[:, None] * v1).T @ b2
+
+
+def angular_momentum_residual(b, vb, weights, block, block2=None):
+    """‖L‖_F / Σ_j w_j (‖P b_j‖‖P' v_j‖ + ‖P v_j‖‖P' b_j‖): L relative to the size of its
+    terms, in [0, 1]; round-off (~1e-16) when the law holds. 0 when every term is 0."""
+    L = angular_momentum(b, vb, weights, block, block2)
+    b = np.asarray(b, dtype=np.float64)
+    vb = np.asarray(vb, dtype=np.float64)
+    p1 = _block_basis(block, b.shape[1])
+    p2 = p1 if block2 is None else _block_basis(block2, b.shape[1])
+    n = lambda x: np.linalg.norm(x, axis=1)  # noqa: E731
+    scale = float(np.asarray(weights) @ (n(p1(b)) * n(p2(vb)) + n(p1(vb)) * n(p2(b))))
+    return float(np.linalg.norm(L)) / scale if scale > 0 else 0.0
+
+
+def rotation_blocks(problem):
+    """Coordinate blocks whose rotations leave the input law and the target invariant.
+
+    The law must be rotation invariant (:class:`GaussianLaw` or :class:`SphereLaw`). Then
+    ``H_perp`` = the coordinates no target part depends on (the complement of the first d_H
+    coordinates for :class:`NormTarget`, of the support of the teacher's b*, β and of the odd
+    target's z), and, for a norm target alone, ``H`` = its first d_H coordinates (‖x_H‖ is
+    O(d_H)-invariant too). Blocks of size < 2 have no rotations and are left out.
+
+    Returns
+    -------
+    dict
+        name -> int array of coordinates; empty when nothing applies (sampled laws, callable
+        targets).
+    """
+    from .problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, SphereLaw,
+                          Teacher)
+
+    if not isinstance(problem.law, (GaussianLaw, SphereLaw)):
+        return {}
+    d = problem.d
+    used = np.zeros(d, dtype=bool)
+    for part in problem.target_parts:
+        if isinstance(part, CallableTarget):
+            return {}
+        if isinstance(part, NormTarget):
+            used[: part.d_H] = True
+        elif isinstance(part, Teacher):
+            used |= np.any(part.b != 0, axis=0)
+            if part.beta is not None:
+                used |= part.beta != 0
+        elif isinstance(part, OddPowerTarget):
+            used |= part.z != 0
+    blocks = {}
+    parts = problem.target_parts
+    if len(parts) == 1 and isinstance(parts[0], NormTarget) and parts[0].d_H >= 2:
+        blocks["H"] = np.arange(parts[0].d_H)
+    perp = np.flatnonzero(~used)
+    if perp.size >= 2:
+        blocks["H_perp"] = perp
+    return blocks
+
+
+# --------------------------------------------------------------- discrete charge identities
+#: Butcher tableaux (α (s, s), β (s,)) of the explicit integrators of
+#: :mod:`meanfield.integrators`; :class:`LawMonitor` checks at run time that the stage points
+#: the integrator really used agree with them.
+RK_TABLEAUS = {
+    "euler": (np.zeros((1, 1)), np.array([1.0])),
+    "euler_projected": (np.zeros((1, 1)), np.array([1.0])),
+    "heun": (np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([0.5, 0.5])),
+    "rk4": (np.array([[0.0, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0], [0.0, 0.5, 0.0, 0.0],
+                      [0.0, 0.0, 1.0, 0.0]]), np.array([1.0, 2.0, 2.0, 1.0]) / 6.0),
+}
+
+#: predicted log–log slope of the fixed-horizon charge drift against dt (None: round-off or
+#: broken). Heun's 3 follows from its exact per-step drift dt²/4 ⟨k₁−k₂, k₁−k₂⟩_S.
+PREDICTED_CHARGE_SLOPE = {"euler": 1.0, "heun": 3.0, "rk4": 4.0, "euler_projected": None,
+                          "momentum": 1.0, "heavy_ball": 0.0}
+
+#: predicted slope of the discrete energy-identity residual (integrator order, with its own
+#: quadrature of D: left Riemann, trapezoid, Simpson).
+PREDICTED_ENERGY_SLOPE = {"euler": 1.0, "euler_projected": 1.0, "heun": 2.0, "rk4": 4.0,
+                          "momentum": None}
+
+
+def cooper_matrix(integrator):
+    """c_il = β_i β_l − β_i α_il − β_l α_li for a Runge–Kutta tableau (s, s).
+
+    Q⁺ − Q = 2dt Σ_i β_i ⟨Y_i, k_i⟩_S + dt² Σ_il c_il ⟨k_i, k_l⟩_S for any quadratic form S;
+    c = 0 would make the method conserve every quadratic invariant (Gauss methods)."""
+    if integrator not in RK_TABLEAUS:
+        raise ValueError(f"no tableau for {integrator!r}; choose one of {', '.join(RK_TABLEAUS)}")
+    alpha, beta = RK_TABLEAUS[integrator]
+    bb = np.outer(beta, beta)
+    ba = beta[:, None] * alpha
+    return bb - ba - ba.T
+
+
+def _sform(xa, xb, ya, yb, ra, rb):
+    """⟨x, y⟩_S per particle: x_a y_a/η_a − ⟨x_b, y_b⟩/η_b, (m,)."""
+    return xa * ya / ra - np.einsum("ij,ij->i", xb, yb) / rb
+
+
+def _mform(xa, xb, ya, yb, ra, rb):
+    """Matrix form between particles, orientation of M: X_b Y_bᵀ/η_b − x_a y_aᵀ/η_a, (m, m)."""
+    return xb @ yb.T / rb - np.outer(xa, ya) / ra
+
+
+def _check_stages(stages):
+    if not stages:
+        raise ValueError("stages is empty: pass the (Y_a, Y_b, k_a, k_b) of every stage")
+    for st in stages:
+        if len(st) != 4:
+            raise ValueError("each stage must be a tuple (Y_a (m,), Y_b (m, d), k_a (m,), k_b (m, d))")
+
+
+def predicted_charge_increment(stages, dt, integrator, weight_decay=0.0, rate_a=1.0, rate_b=1.0):
+    """Predicted Q⁺ − Q (per particle) of one Runge–Kutta step from its stages.
+
+    Uses the Noether identity ⟨Y_i, k_i⟩_S = −λ(a_{Y_i}² − ‖b_{Y_i}‖²) instead of the
+    computed inner product, so a measured increment that matches it to a few ulp checks
+    a g_a = ⟨b, g_b⟩ at every stage.
+
+    Parameters
+    ----------
+    stages : list of (Y_a (m,), Y_b (m, d), k_a (m,), k_b (m, d))
+        Stage points and stage velocities, in the tableau's order.
+    dt : float
+    integrator : str
+        ``euler``, ``euler_projected`` (the Euler part, before projection), ``heun`` or ``rk4``.
+
+    Returns
+    -------
+    (m,) array
+    """
+    _check_stages(stages)
+    ra, rb = _rates(rate_a, rate_b)
+    c = cooper_matrix(integrator)
+    beta = RK_TABLEAUS[integrator][1]
+    if len(stages) != beta.size:
+        raise ValueError(f"{integrator} has {beta.size} stages, got {len(stages)}")
+    lam = float(weight_decay)
+    out = np.zeros_like(np.asarray(stages[0][0], dtype=np.float64))
+    if lam:
+        for i, (ya, yb, _, _) in enumerate(stages):
+            out -= 2.0 * lam * dt * beta[i] * (ya * ya - np.einsum("ij,ij->i", yb, yb))
+    quad = np.zeros_like(out)
+    s = len(stages)
+    for i in range(s):
+        for l in range(s):
+            if c[i, l] != 0.0:
+                quad += c[i, l] * _sform(stages[i][2], stages[i][3], stages[l][2], stages[l][3],
+                                         ra, rb)
+    return out + dt * dt * quad
+
+
+def predicted_balance_increment(stages, dt, integrator, weight_decay=0.0, rate_a=1.0, rate_b=1.0):
+    """Predicted M⁺ − M (m, m) of one Runge–Kutta step, linear activation only.
+
+    Noether's identity for the linear network: Y_b K_bᵀ + K_b Y_bᵀ (/η_b) − (Y_a K_aᵀ +
+    K_a Y_aᵀ)/η_a = −2λ(Y_b Y_bᵀ − Y_a Y_aᵀ), for every pair of particles."""
+    _check_stages(stages)
+    ra, rb = _rates(rate_a, rate_b)
+    c = cooper_matrix(integrator)
+    beta = RK_TABLEAUS[integrator][1]
+    if len(stages) != beta.size:
+        raise ValueError(f"{integrator} has {beta.size} stages, got {len(stages)}")
+    lam = float(weight_decay)
+    m = np.asarray(stages[0][0]).shape[0]
+    out = np.zeros((m, m))
+    if lam:
+        for i, (ya, yb, _, _) in enumerate(stages):
+            out -= 2.0 * lam * dt * beta[i] * _mform(ya, yb, ya, yb, 1.0, 1.0)
+    s = len(stages)
+    for i in range(s):
+        for l in range(s):
+            if c[i, l] != 0.0:
+                out += dt * dt * c[i, l] * _mform(stages[i][2], stages[i][3], stages[l][2],
+                                                  stages[l][3], ra, rb)
+    return out
+
+
+def momentum_charge_increment(a, b, ua, ub, ka, kb, dt, momentum, weight_decay=0.0, rate_a=1.0,
+                              rate_b=1.0):
+    """Predicted Q⁺ − Q of one heavy-ball step u⁺ = μu + dt k, θ⁺ = θ + u⁺:
+    2μ⟨θ, u⟩_S − 2λ dt (a² − ‖b‖²) + ⟨u⁺, u⁺⟩_S. The first term is why momentum breaks the law.
+
+    Parameters
+    ----------
+    a, b : state before the step; ua, ub : momentum buffers before the step;
+    ka, kb : the velocity v(θ) used by the step.
+    """
+    ra, rb = _rates(rate_a, rate_b)
+    mu = float(momentum)
+    ua1 = mu * ua + dt * ka
+    ub1 = mu * ub + dt * kb
+    lin = 2.0 * mu * _sform(a, b, ua, ub, ra, rb)
+    if weight_decay:
+        lin -= 2.0 * weight_decay * dt * (a * a - np.einsum("ij,ij->i", b, b))
+    return lin + _sform(ua1, ub1, ua1, ub1, ra, rb)
+
+
+def momentum_balance_increment(a, b, ua, ub, ka, kb, dt, momentum, weight_decay=0.0, rate_a=1.0,
+                               rate_b=1.0):
+    """Matrix version of :func:`momentum_charge_increment` (linear activation), (m, m)."""
+    ra, rb = _rates(rate_a, rate_b)
+    mu = float(momentum)
+    ua1 = mu * ua + dt * ka
+    ub1 = mu * ub + dt * kb
+    cross = mu * _mform(a, b, ua, ub, ra, rb)
+    out = cross + cross.T
+    if weight_decay:
+        out -= 2.0 * weight_decay * dt * _mform(a, b, a, b, 1.0, 1.0)
+    return out + _mform(ua1, ub1, ua1, ub1, ra, rb)
+
+
+# ------------------------------------------------------------------------------- energy
+def lyapunov_energy(risk, a, b, weights, weight_decay=0.0):
+    """E = F(μ) + (λ/2) Σ_j w_j (a_j² + ‖b_j‖²): the functional the flow descends."""
+    a, b = _ab(a, b)
+    w = _weights(weights, a.shape[0])
+    reg = 0.5 * weight_decay * float(w @ (a * a + np.einsum("ij,ij->i", b, b))) \
+        if weight_decay else 0.0
+    return float(risk) + reg
+
+
+def dissipation(va, vb, weights, rate_a=1.0, rate_b=1.0):
+    """D = Σ_j w_j (v_{a,j}²/η_a + ‖v_{b,j}‖²/η_b) = −dE/dt (the metric of the rates)."""
+    va, vb = _ab(va, vb)
+    ra, rb = _rates(rate_a, rate_b)
+    w = _weights(weights, va.shape[0])
+    return float(w @ (va * va / ra + np.einsum("ij,ij->i", vb, vb) / rb))
+
+
+def energy_residual(energy, diss, dt, integrator):
+    """E_N − E_0 + (the integrator's quadrature of D over [0, N dt]), per recorded step.
+
+    Quadrature: left Riemann sum for ``euler``, ``euler_projected`` and ``momentum`` (the
+    discrete descent identity E_{n+1} = E_n − dt D_n + O(dt²)), trapezoid for ``heun``,
+    Simpson for ``rk4`` (scipy's composite rule, odd N included), so the residual is
+    O(dt^order) over a fixed horizon.
+
+    Parameters
+    ----------
+    energy, diss : (N + 1,) arrays
+        E_n and D_n at every step n = 0..N (record every step).
+
+    Returns
+    -------
+    (N + 1,) array
+        Residual at every step n (0 at n = 0).
+    """
+    from scipy.integrate import cumulative_simpson, cumulative_trapezoid
+
+    e = np.asarray(energy, dtype=np.float64)
+    dd = np.asarray(diss, dtype=np.float64)
+    if e.ndim != 1 or dd.shape != e.shape or e.size < 1:
+        raise ValueError("energy and diss must be 1-D arrays of one length N + 1 >= 1")
+    if integrator in ("euler", "euler_projected", "momentum"):
+        quad = np.concatenate([[0.0], dt * np.cumsum(dd[:-1])])
+    elif integrator == "heun":
+        quad = cumulative_trapezoid(dd, dx=dt, initial=0.0)
+    elif integrator == "rk4":
+        quad = cumulative_simpson(dd, dx=dt, initial=0.0) if dd.size >= 3 else \
+            cumulative_trapezoid(dd, dx=dt, initial=0.0)
+    else:
+        raise ValueError(f"unknown integrator {integrator!r}")
+    return e - e[0] + quad
+
+
+def predicted_energy_residual(diss, dt, integrator, momentum=0.9):
+    """Leading-order prediction of :func:`energy_residual` at the last step, or None.
+
+    * ``euler``: E_{n+1} − E_n + dt D_n = ½dt² ⟨v, ∇²E v⟩ + O(dt³) and dD/dt = −2⟨v, ∇²E v⟩,
+      so the sum is (dt/4)(D_0 − D_N) + O(dt²).
+    * ``momentum`` (fixed μ, slowly varying velocity): the buffer is
+      u_n ≈ dt v (1 − μ^{n+1})/(1 − μ), so E_N − E_0 ≈ −dt Σ_n D_n (1 − μ^{n+1})/(1 − μ) and
+      the residual ≈ dt Σ_n D_n (1 − (1 − μ^{n+1})/(1 − μ)): O(1), the law is broken.
+    * other integrators: None (only the order is predicted, see PREDICTED_ENERGY_SLOPE).
+    """
+    dd = np.asarray(diss, dtype=np.float64)
+    if integrator == "euler":
+        return 0.25 * dt * (dd[0] - dd[-1])
+    if integrator == "momentum":
+        n = np.arange(dd.size - 1)
+        mu = float(momentum)
+        return float(dt * np.sum(dd[:-1] * (1.0 - (1.0 - mu ** (n + 1)) / (1.0 - mu))))
+    return None
+
+
+def loglog_slope(x, y):
+    """Least-squares slope of log y against log x (NaN if fewer than two positive points)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+# ------------------------------------------------------------------------------ reports
+@dataclass
+class LawRow:
+    """One line of a law table.
+
+    ``measured`` and ``predicted`` are in the unit ``unit``; ``predicted`` is NaN when only
+    a statement (``basis``) is predicted (e.g. "broken", "O(dt^3)").
+    """
+
+    law: str
+    setting: str
+    measured: float
+    predicted: float
+    unit: str
+    basis: str
+    note: str = ""
+
+    def as_dict(self):
+        return {"law": self.law, "setting": self.setting, "measured": float(self.measured),
+                "predicted": float(self.predicted), "unit": self.unit, "basis": self.basis,
+                "note": self.note}
+
+
+def _max_rel(x, scale):
+    return float(np.max(np.abs(x)) / scale) if scale > 0 else float(np.max(np.abs(x)))
+
+
+class LawMonitor:
+    """Run a :class:`~meanfield.engine.Simulation` and check every conservation law per step.
+
+    The monitor drives ``sim.step()`` itself. During each step it records the stage points
+    and stage velocities the integrator asks for (by standing in for ``sim.velocity``; no
+    extra gradient evaluations), then compares the measured change of Q_j (and of the
+    balance matrix, for the linear activation) with the exact discrete prediction, follows
+    the energy identity and the angular momentum of every rotation block of the problem.
+
+    Parameters
+    ----------
+    sim : Simulation
+        A fresh or partly run simulation (its current state is taken as time 0 of the laws).
+    blocks : dict or "auto"
+        name -> coordinate indices (or (d, k) basis) for the angular momentum;
+        ``"auto"`` uses :func:`rotation_blocks`. ``cross`` pairs of blocks named
+        ``"A×B"`` may be given as a tuple (block_A, block_B) (a control, not a law).
+    balance : bool or "auto"
+        Track the m × m balance matrix (default: for the linear activation and m ≤ 2000).
+    check_tableau : bool
+        Verify that the stage points match :data:`RK_TABLEAUS` (guards against an
+        integrator that changed).
+
+    Attributes
+    ----------
+    history : dict of arrays after :meth:`run`
+        ``t`` (N+1,), ``q_drift`` (max_j |Q_j − e^{−κt}Q_j(0)|), ``q_pred_drift`` (same for
+        the cumulative predicted increments), ``step_ulps`` (N,) (max_j |ΔQ_j − ΔQ̂_j|/(EPS M_j)),
+        ``q_law_w1`` (W₁ of the law of Q), ``energy``, ``dissipation``, ``angmom_<name>``,
+        and for the balance matrix ``balance_drift``, ``balance_pred_drift``, ``balance_ulps``.
+    """
+
+    def __init__(self, sim, blocks="auto", balance="auto", check_tableau=True):
+        from .engine import Simulation
+
+        if not isinstance(sim, Simulation):
+            raise ValueError("LawMonitor needs a meanfield.engine.Simulation")
+        self.sim = sim
+        self.integrator = sim.integrator.name
+        if self.integrator not in RK_TABLEAUS and self.integrator != "momentum":
+            raise ValueError(f"no discrete identity for integrator {self.integrator!r}")
+        self.lam, self.ra, self.rb = sim.weight_decay, sim.rate_a, sim.rate_b
+        self.mu = sim.integrator.options.get("momentum", 0.9)
+        self.law = charge_law(self.lam, self.ra, self.rb)
+        self.linear = sim.problem.activation == "linear"
+        if blocks == "auto":
+            blocks = rotation_blocks(sim.problem)
+        self.blocks = dict(blocks or {})
+        if balance == "auto":
+            balance = self.linear and sim.a.size <= MAX_BALANCE_M
+        if balance and not self.linear:
+            raise ValueError("the balance matrix is a law of the linear activation only; "
+                             "use balance=False (the diagonal, −Q_j, is tracked anyway)")
+        self.balance = bool(balance)
+        self.check_tableau = check_tableau
+        self.exact_energy = sim.backend.name == "exact"
+        self.t0 = sim.t
+        self.a0, self.b0 = sim.a.copy(), sim.b.copy()
+        self.q0 = rescaling_charge(self.a0, self.b0, self.ra, self.rb)
+        self.scale0 = float(np.max(charge_scale(self.a0, self.b0, self.ra, self.rb)))
+        self.q_pred = self.q0.copy()
+        if self.balance:
+            self.M0 = balance_matrix(self.a0, self.b0, self.ra, self.rb)
+            self.M_pred = self.M0.copy()
+        self._rec = {k: [] for k in ("t", "q_drift", "q_pred_drift", "q_law_w1", "energy",
+                                     "dissipation", "step_ulps", "balance_drift",
+                                     "balance_pred_drift", "balance_ulps")}
+        for name in self.blocks:
+            self._rec["angmom_" + name] = []
+        self._stages = None
+        self.history = {}
+
+    # -- capture ------------------------------------------------------------------------
+    def _field(self, a, b):
+        va, vb, risk = self._velocity(a, b)
+        if self._stages is not None:
+            self._stages.append((a, b, va, vb, risk))
+        return va, vb, risk
+
+    def _decay(self, t):
+        return np.exp(-self.law.decay_rate * (t - self.t0)) if self.law.applies else np.nan
+
+    def _record_state(self, a, b, t, va, vb, risk):
+        rec = self._rec
+        rec["t"].append(t)
+        q = rescaling_charge(a, b, self.ra, self.rb)
+        if self.law.applies:
+            dec = self._decay(t)
+            rec["q_drift"].append(float(np.max(np.abs(q - dec * self.q0))))
+            rec["q_pred_drift"].append(float(np.max(np.abs(self.q_pred - dec * self.q0))))
+            rec["q_law_w1"].append(charge_law_distance(self.q0, q, self.sim.weights, t - self.t0,
+                                                       self.law.decay_rate))
+        else:
+            for k in ("q_drift", "q_pred_drift", "q_law_w1"):
+                rec[k].append(np.nan)
+        w = self.sim.weights
+        rec["energy"].append(lyapunov_energy(risk, a, b, w, self.lam))
+        rec["dissipation"].append(dissipation(va, vb, w, self.ra, self.rb))
+        for name, blk in self.blocks.items():
+            if isinstance(blk, tuple):
+                r = angular_momentum_residual(b, vb, w, blk[0], blk[1])
+            else:
+                r = angular_momentum_residual(b, vb, w, blk)
+            rec["angmom_" + name].append(r)
+        if self.balance:
+            M = balance_matrix(a, b, self.ra, self.rb)
+            if self.law.applies:
+                dec = self._decay(t)
+                rec["balance_drift"].append(float(np.max(np.abs(M - dec * self.M0))))
+                rec["balance_pred_drift"].append(float(np.max(np.abs(self.M_pred - dec * self.M0))))
+            else:
+                rec["balance_drift"].append(np.nan)
+                rec["balance_pred_drift"].append(np.nan)
+
+    def _verify_tableau(self, a, b, stages, dt):
+        alpha = RK_TABLEAUS[self.integrator][0]
+        for i, (ya, yb, _, _, _) in enumerate(stages):
+            ea, eb = a.copy(), b.copy()
+            for l in range(i):
+                if alpha[i, l]:
+                    ea = ea + dt * alpha[i, l] * stages[l][2]
+                    eb = eb + dt * alpha[i, l] * stages[l][3]
+            size = 1.0 + np.max(np.abs(ea)) + np.max(np.abs(eb))
+            err = max(np.max(np.abs(ya - ea)), np.max(np.abs(yb - eb)))
+            if err > 1e-12 * size:
+                raise RuntimeError(
+                    f"stage {i} of integrator {self.integrator!r} does not match "
+                    f"conservation.RK_TABLEAUS (error {err:.2e}); update the tableau")
+
+    def _one_step(self):
+        sim = self.sim
+        a, b, t, dt = sim.a, sim.b, sim.t, sim.dt
+        buffers = dict(sim.buffers)
+        self._stages = []
+        ok = sim.step()
+        stages, self._stages = self._stages, None
+        if not ok:
+            return False
+        a1, b1 = sim.a, sim.b
+        va, vb, risk = stages[0][2], stages[0][3], stages[0][4]
+        self._record_state(a, b, t, va, vb, risk)
+        # predicted increment of Q (and of M)
+        st4 = [s[:4] for s in stages]
+        if self.integrator == "momentum":
+            dq = momentum_charge_increment(a, b, buffers["ua"], buffers["ub"], va, vb, dt,
+                                           self.mu, self.lam, self.ra, self.rb)
+            dM = momentum_balance_increment(a, b, buffers["ua"], buffers["ub"], va, vb, dt,
+                                            self.mu, self.lam, self.ra, self.rb) \
+                if self.balance else None
+        else:
+            if self.check_tableau:
+                self._verify_tableau(a, b, stages, dt)
+            dq = predicted_charge_increment(st4, dt, self.integrator, self.lam, self.ra, self.rb)
+            dM = predicted_balance_increment(st4, dt, self.integrator, self.lam, self.ra,
+                                             self.rb) \
+                if (self.balance and self.integrator != "euler_projected") else None
+        q_before = rescaling_charge(a, b, self.ra, self.rb)
+        q_after = rescaling_charge(a1, b1, self.ra, self.rb)
+        scale = np.maximum(charge_scale(a, b, self.ra, self.rb),
+                           charge_scale(a1, b1, self.ra, self.rb))
+        scale = np.where(scale > 0, scale, 1.0)
+        if self.integrator == "euler_projected":
+            # the projection puts Q exactly on the law: the prediction is the law itself
+            if self.law.applies:
+                target = self.q0 * self._decay(t + dt)
+                ulps = np.max(np.abs(q_after - target) / (EPS * scale))
+                self.q_pred = target
+            else:
+                ulps = np.nan
+        else:
+            ulps = np.max(np.abs((q_after - q_before) - dq) / (EPS * scale))
+            self.q_pred = self.q_pred + dq
+        self._rec["step_ulps"].append(float(ulps))
+        if self.balance:
+            M_before = balance_matrix(a, b, self.ra, self.rb)
+            M_after = balance_matrix(a1, b1, self.ra, self.rb)
+            size = np.sqrt(np.outer(charge_scale(a, b, self.ra, self.rb),
+                                    charge_scale(a, b, self.ra, self.rb)))
+            size = np.where(size > 0, size, 1.0)
+            if dM is not None:
+                self._rec["balance_ulps"].append(
+                    float(np.max(np.abs((M_after - M_before) - dM) / (EPS * size))))
+                self.M_pred = self.M_pred + dM
+            else:  # projected steps restore only the diagonal: no matrix prediction
+                self._rec["balance_ulps"].append(np.nan)
+                self.M_pred = self.M_pred + np.nan
+        return True
+
+    # -- driving ------------------------------------------------------------------------
+    def run(self, n_steps=None, stop=None):
+        """Advance the simulation by ``n_steps`` (default: to its end), checking every step.
+
+        Returns
+        -------
+        dict
+            :attr:`history`.
+        """
+        sim = self.sim
+        target = sim.n_steps if n_steps is None else min(sim.n_steps, sim.step_index + int(n_steps))
+        self._velocity = sim.velocity
+        # Stand in for the bound method on this instance only, so the integrator's stage
+        # evaluations pass through _field; removed again below.
+        sim.velocity = self._field
+        try:
+            while sim.step_index < target and sim.status == "running":
+                if stop is not None and stop():
+                    break
+                if not self._one_step():
+                    break
+        finally:
+            del sim.velocity
+        if sim.status == "running" and sim.step_index == sim.n_steps:
+            sim.finish()
+        # the final state
+        va, vb, risk = sim.velocity(sim.a, sim.b)
+        self._record_state(sim.a, sim.b, sim.t, va, vb, risk)
+        self.history = {k: np.asarray(v, dtype=np.float64) for k, v in self._rec.items()}
+        if not self.balance:
+            for k in ("balance_drift", "balance_pred_drift", "balance_ulps"):
+                self.history.pop(k)
+        return self.history
+
+    # -- summary ------------------------------------------------------------------------
+    def report(self, label=None):
+        """Law table rows (:class:`LawRow`) for what was run; relative quantities are
+        divided by max_j M_j(0) (charge, balance) or by E(0) (energy)."""
+        h = self.history
+        if not h:
+            raise ValueError("run() the monitor first")
+        sim = self.sim
+        setting = label or (f"{self.integrator}, dt={sim.dt:g}, N={sim.step_index}, "
+                            f"m={sim.a.size}, {sim.backend.name}"
+                            + (f", λ={self.lam:g}" if self.lam else "")
+                            + (f", η=({self.ra:g},{self.rb:g})" if (self.ra, self.rb) != (1, 1)
+                               else "")
+                            + (f", μ={self.mu:g}" if self.integrator == "momentum" else ""))
+        rows = []
+        s = self.scale0
+        name = "Q_j = a²/η_a − ‖b‖²/η_b" if (self.ra, self.rb) != (1.0, 1.0) else "Q_j = a² − ‖b‖²"
+        if self.lam:
+            name += " · e^(2ηλt)"
+        if self.law.applies:
+            basis = {"euler_projected": "zero (projection onto the law)",
+                     "momentum": "Σ steps of 2μ⟨θ,u⟩_S − 2λdt(a²−‖b‖²) + ⟨u⁺,u⁺⟩_S (broken)"}.get(
+                self.integrator, "Σ steps of exact RK identity 2dtΣβ⟨Y,k⟩_S + dt²Σc⟨k,k⟩_S")
+            pred = 0.0 if self.integrator == "euler_projected" else h["q_pred_drift"][-1] / s
+            rows.append(LawRow(name, setting, h["q_drift"][-1] / s, pred, "max_j |drift| / max M_j(0)",
+                               basis))
+            rows.append(LawRow("per-step identity for Q_j", setting, np.nanmax(h["step_ulps"]), 0.0,
+                               "ulps of M_j (max over steps)", "exact to rounding"))
+            rows.append(LawRow("law of Q under μ_t (W₁)", setting, h["q_law_w1"][-1] / s,
+                               0.0 if self.integrator == "euler_projected"
+                               else np.nan, "W₁ / max M_j(0)", "0 for the flow; O(dt^p) discrete"))
+        else:
+            rows.append(LawRow(name, setting, np.nan, np.nan, "-", self.law.statement))
+        if self.balance:
+            if self.law.applies:
+                rows.append(LawRow("balance matrix B Bᵀ − a aᵀ (linear σ)", setting,
+                                   h["balance_drift"][-1] / s,
+                                   h["balance_pred_drift"][-1] / s if self.integrator != "euler_projected"
+                                   else np.nan,
+                                   "max_ij |drift| / max M_j(0)",
+                                   "Σ steps of the matrix RK identity"))
+                if np.any(np.isfinite(h["balance_ulps"])):
+                    rows.append(LawRow("per-step identity for B Bᵀ − a aᵀ", setting,
+                                       np.nanmax(h["balance_ulps"]), 0.0,
+                                       "ulps of √(M_i M_j)", "exact to rounding"))
+        for bname in self.blocks:
+            r = h["angmom_" + bname]
+            control = isinstance(self.blocks[bname], tuple)
+            if control:
+                basis = "not a law (no symmetry mixes two blocks): O(1)"
+            elif sim.backend.name == "exact":
+                basis = "0 to round-off (rotation invariance of the exact risk)"
+            else:
+                basis = "≠ 0: a finite batch is not rotation invariant"
+            rows.append(LawRow(f"angular momentum in {bname}", setting, float(np.max(r)),
+                               np.nan if control or sim.backend.name != "exact" else 0.0,
+                               "max over steps of ‖L‖_F / Σw(‖Pb‖‖Pv‖+‖Pv‖‖Pb‖)", basis))
+        if self.exact_energy:
+            res = energy_residual(h["energy"], h["dissipation"], sim.dt, self.integrator)
+            pred = predicted_energy_residual(h["dissipation"], sim.dt, self.integrator, self.mu)
+            e0 = abs(h["energy"][0]) or 1.0
+            order = PREDICTED_ENERGY_SLOPE.get(self.integrator)
+            basis = {"euler": "leading order (dt/4)(D₀ − D_N)",
+                     "momentum": "broken: quasi-static buffer, dtΣD(1 − (1−μ^{n+1})/(1−μ))"}.get(
+                self.integrator, f"O(dt^{order:g})" if order else "-")
+            rows.append(LawRow("energy identity E(t) + ∫D = E(0)", setting, res[-1] / e0,
+                               np.nan if pred is None else pred / e0, "residual / E(0)", basis))
+        return rows
+
+
+def trajectory_laws(t, a, b, weights, activation="relu", weight_decay=0.0, rate_a=1.0,
+                    rate_b=1.0, label=""):
+    """Post-hoc law rows for stored snapshots (no velocities needed).
+
+    Parameters
+    ----------
+    t : (s,) array
+        Snapshot times (t[0] is the reference).
+    a : (s, m) array
+    b : (s, m, d) array
+    weights : (m,) array
+
+    Returns
+    -------
+    list of LawRow
+        Charge drift, law of Q (W₁) and, for the linear activation, the balance matrix, at
+        the last snapshot, relative to max_j M_j(0). Predicted values are those of the
+        flow (0); the discrete prediction needs the stages (use :class:`LawMonitor`).
+    """
+    t = np.asarray(t, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 3 or b.shape[:2] != a.shape or t.shape != (a.shape[0],):
+        raise ValueError(f"need t (s,), a (s, m), b (s, m, d); got {t.shape}, {a.shape}, {b.shape}")
+    law = charge_law(weight_decay, rate_a, rate_b)
+    q0 = rescaling_charge(a[0], b[0], rate_a, rate_b)
+    q = rescaling_charge(a[-1], b[-1], rate_a, rate_b)
+    s = float(np.max(charge_scale(a[0], b[0], rate_a, rate_b))) or 1.0
+    rows = []
+    if not law.applies:
+        return [LawRow("Q_j", label, np.nan, np.nan, "-", law.statement)]
+    dt_ = t[-1] - t[0]
+    rows.append(LawRow("Q_j", label, np.max(np.abs(charge_drift(q0, q, dt_, law.decay_rate))) / s,
+                       0.0, "max_j |drift| / max M_j(0)", law.statement))
+    rows.append(LawRow("law of Q under μ_t (W₁)", label,
+                       charge_law_distance(q0, q, weights, dt_, law.decay_rate) / s, 0.0,
+                       "W₁ / max M_j(0)", "0 for the flow"))
+    if activation == "linear":
+        M0 = balance_matrix(a[0], b[0], rate_a, rate_b)
+        M = balance_matrix(a[-1], b[-1], rate_a, rate_b)
+        rows.append(LawRow("balance matrix B Bᵀ − a aᵀ", label,
+                           np.max(np.abs(M - np.exp(-law.decay_rate * dt_) * M0)) / s, 0.0,
+                           "max_ij |drift| / max M_j(0)", "every entry conserved (linear σ)"))
+    return rows

@@ -1,0 +1,254 @@
+"""The generic experiment: one particle flow of the whole problem, configured by keys.
+
+Default: a ReLU teacher with 4 units in d = 10 (x ∼ N(0, I)) learned by 256 particles from
+the seed paper's start (a = ±1, b uniform on the sphere) with exact population gradients.
+"""
+import numpy as np
+
+from ..config import ConfigError, require
+
+NAME = "flow"
+SUMMARY = "one mean-field particle flow of a configurable problem (teacher, norm, odd cubic, ...)"
+
+DEFAULTS = {
+    "d": 10,
+    "n_particles": 256,
+    "dt": 0.05,
+    "n_steps": 2000,
+    "seed": 0,
+    "integrator": "euler",
+    "backend": "exact",
+    "batch_size": 512,
+    "target": "teacher",
+    "teacher_units": 4,
+    "teacher_file": None,
+    "d_H": 2,
+    "input": "gaussian",
+    "input_scale": 1.0,
+    "activation": "relu",
+    "init": "sphere",
+    "init_file": None,
+    "weight_decay": 0.0,
+    "rate_a": 1.0,
+    "rate_b": 1.0,
+    "momentum": 0.9,
+    "record_every": 1,
+    "n_snapshots": 6,
+    "snapshot_spacing": "log",
+    "checkpoint_every": 500,
+}
+
+CHOICES = {
+    "integrator": ["euler", "heun", "rk4", "euler_projected", "momentum"],
+    "backend": ["exact", "sampled"],
+    "target": ["teacher", "norm", "odd_cubic", "linear"],
+    "input": ["gaussian", "sphere", "rademacher", "mixture"],
+    "activation": ["relu", "linear", "leaky_relu", "tanh"],
+    "init": ["sphere", "gaussian", "paired", "file"],
+    "snapshot_spacing": ["linear", "log"],
+}
+
+
+def check(config):
+    """Range checks and file checks, before any work starts."""
+    require(config["d"] >= 1, "d", f"must be >= 1, got {config['d']}")
+    require(config["n_particles"] >= 1, "n_particles", f"must be >= 1, got {config['n_particles']}")
+    require(config["dt"] > 0 and np.isfinite(config["dt"]), "dt",
+            f"must be a positive number, got {config['dt']}")
+    require(config["n_steps"] >= 0, "n_steps", f"must be >= 0, got {config['n_steps']}")
+    require(config["batch_size"] >= 1, "batch_size", f"must be >= 1, got {config['batch_size']}")
+    require(config["teacher_units"] >= 0, "teacher_units", "must be >= 0")
+    require(1 <= config["d_H"] <= config["d"], "d_H",
+            f"must be between 1 and d = {config['d']}, got {config['d_H']}")
+    require(config["input_scale"] > 0, "input_scale", "must be > 0")
+    require(config["weight_decay"] >= 0, "weight_decay", "must be >= 0")
+    require(config["rate_a"] > 0, "rate_a", "must be > 0")
+    require(config["rate_b"] > 0, "rate_b", "must be > 0")
+    require(0 <= config["momentum"] < 1, "momentum", "must be in [0, 1)")
+    require(config["record_every"] >= 1, "record_every", "must be >= 1")
+    require(config["n_snapshots"] >= 0, "n_snapshots", "must be >= 0")
+    require(config["checkpoint_every"] >= 1, "checkpoint_every", "must be >= 1")
+    require(config["init"] != "file" or config["init_file"], "init_file",
+            "init = 'file' needs init_file (an .npz with arrays a (m,) and b (m, d))")
+    require(config["init"] != "paired" or config["n_particles"] % 2 == 0, "n_particles",
+            "init = 'paired' needs an even number of particles")
+    if config["init_file"]:
+        try:
+            build_particles(config, np.random.default_rng(0))
+        except ValueError as exc:
+            raise ConfigError("init_file", str(exc)) from None
+    try:
+        problem = build_problem(config)
+    except ValueError as exc:
+        raise ConfigError("target", str(exc)) from None
+    if config["backend"] == "exact" and not problem.exact:
+        raise ConfigError("backend", f"'exact' does not apply to input={config['input']!r}, "
+                                     f"target={config['target']!r}, activation="
+                                     f"{config['activation']!r}; accepted values here: sampled")
+
+
+def _streams(config):
+    """Independent generators for the target, the initial particles and the minibatches."""
+    seq = np.random.SeedSequence(config["seed"])
+    t, i, b = seq.spawn(3)
+    return np.random.default_rng(t), np.random.default_rng(i), int(b.generate_state(1)[0])
+
+
+def build_problem(config):
+    """The :class:`~meanfield.problem.Problem` a config describes (deterministic in seed)."""
+    from .. import problem as P
+    from ..particles import load_particles
+
+    d = config["d"]
+    rng_target, _, _ = _streams(config)
+    law = {"gaussian": lambda: P.GaussianLaw(config["input_scale"]),
+           "sphere": P.SphereLaw,
+           "rademacher": P.rademacher_law,
+           "mixture": P.symmetric_mixture_law}[config["input"]]()
+    kind = config["target"]
+    if kind == "teacher":
+        if config["teacher_file"]:
+            from pathlib import Path
+
+            path = Path(config["teacher_file"])
+            if not path.exists():
+                raise ValueError(f"teacher_file {path} does not exist")
+            with np.load(path, allow_pickle=False) as data:
+                if not {"a", "b"} <= set(data.files):
+                    raise ValueError(f"teacher_file {path} needs arrays 'a' (k,) and 'b' (k, d)")
+                target = P.Teacher(data["a"], data["b"],
+                                   data["beta"] if "beta" in data.files else None)
+        else:
+            k = config["teacher_units"]
+            b = rng_target.standard_normal((k, d))
+            b /= np.linalg.norm(b, axis=1, keepdims=True)
+            target = P.Teacher(np.ones(k), b)
+    elif kind == "norm":
+        target = P.NormTarget(config["d_H"])
+    elif kind == "odd_cubic":
+        target = P.odd_cubic_target(d, rng_target)
+    else:  # linear
+        beta = rng_target.standard_normal(d)
+        target = P.Teacher(np.zeros(0), np.zeros((0, d)), beta / np.linalg.norm(beta))
+    del load_particles
+    return P.Problem(d, target, law, config["activation"])
+
+
+def build_particles(config, rng=None):
+    from ..particles import make_init
+
+    if rng is None:
+        _, rng, _ = _streams(config)
+    return make_init(config["init"], config["n_particles"], config["d"], rng, config["init_file"])
+
+
+def build_simulation(config):
+    from ..engine import Simulation
+
+    _, rng_init, batch_seed = _streams(config)
+    problem = build_problem(config)
+    particles = build_particles(config, rng_init)
+    return Simulation(problem, particles, config["dt"], config["n_steps"],
+                      integrator=config["integrator"], backend=config["backend"],
+                      batch_size=config["batch_size"], weight_decay=config["weight_decay"],
+                      rate_a=config["rate_a"], rate_b=config["rate_b"],
+                      momentum=config["momentum"], seed=batch_seed,
+                      record_every=config["record_every"], n_snapshots=config["n_snapshots"],
+                      snapshot_spacing=config["snapshot_spacing"],
+                      exact_risk_every=10 if config["backend"] == "sampled" else None)
+
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def run_simulation(sim, ctx, checkpoint_every, desc=""):
+    """Advance ``sim`` to its end with progress, periodic atomic checkpoints and Ctrl-C
+    handling (checkpoint, then :class:`~meanfield.runctx.Interrupted`)."""
+    from ..runctx import Interrupted
+
+    path = ctx.path(CHECKPOINT)
+    if ctx.resuming and path.exists():
+        from ..io import load_npz
+
+        sim.load_state(load_npz(path))
+        ctx.log(f"resumed from step {sim.step_index} of {sim.n_steps}")
+    bar = ctx.progress(sim.n_steps, desc)
+    bar.update(sim.step_index)
+
+    def on_step(s):
+        bar.update(1)
+        if s.step_index % checkpoint_every == 0 or ctx.checkpoint_due():
+            ctx.save_arrays(CHECKPOINT, **s.state_dict())
+
+    try:
+        sim.advance(stop=ctx.stop_requested, on_step=on_step)
+    finally:
+        bar.close()
+    ctx.save_arrays(CHECKPOINT, **sim.state_dict())
+    if sim.status == "running":
+        raise Interrupted(f"stopped at step {sim.step_index} of {sim.n_steps}; checkpoint saved")
+    return sim.result()
+
+
+def _figures(result, ctx, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ok = np.isfinite(result.risk) & (result.risk > 0)
+    ax.semilogy(result.t[ok], result.risk[ok], label="risk F(μ_t)")
+    if np.any(np.isfinite(result.risk_exact)) and not np.allclose(
+            result.risk_exact, result.risk, equal_nan=True):
+        e = np.isfinite(result.risk_exact)
+        ax.semilogy(result.t[e], result.risk_exact[e], "k.", ms=3, label="exact risk")
+    ax.set_xlabel("t (PDE time)")
+    ax.set_ylabel("risk")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ctx.savefig(fig, "risk.png")
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    q = result.q_drift
+    pos = q > 0
+    if np.any(pos):
+        ax.semilogy(result.t[pos], q[pos])
+    ax.set_xlabel("t")
+    ax.set_ylabel("max_j |Q_j(t) − Q_j(0)e^{−2λt}|")
+    ax.set_title("conserved quantity a² − ‖b‖²: drift", fontsize=9)
+    ctx.savefig(fig, "q_drift.png")
+
+
+def run(config, ctx):
+    sim = build_simulation(config)
+    result = run_simulation(sim, ctx, config["checkpoint_every"], desc=NAME)
+    snaps = result.snapshots
+    ctx.save_arrays("trajectory.npz", t=result.t, risk=result.risk, risk_exact=result.risk_exact,
+                    dissipation=result.dissipation, q_drift=result.q_drift,
+                    a=result.particles.a, b=result.particles.b, weights=result.particles.weights,
+                    snapshot_step=snaps["step"], snapshot_t=snaps["t"], snapshot_a=snaps["a"],
+                    snapshot_b=snaps["b"])
+    title = (f"{config['target']} target, d = {config['d']}, m = {config['n_particles']}, "
+             f"{config['integrator']}, dt = {config['dt']:g}, {config['backend']}")
+    _figures(result, ctx, title)
+    summary = {
+        "status": "ok" if result.status == "ok" else "failed",
+        "risk_initial": float(result.risk[0]),
+        "risk_final": result.risk_final,
+        "risk_exact_final": float(sim.backend.risk(sim.a, sim.b, sim.weights))
+        if config["backend"] == "sampled" else result.risk_final,
+        "max_abs_Q_drift": result.max_abs_Q_drift,
+        "steps_done": result.steps_done,
+        "t_final": result.steps_done * config["dt"],
+        "simulation_wall_time_s": result.wall_time_s,
+        "message": result.message,
+    }
+    if result.status != "ok":
+        from ..runctx import RunFailed
+
+        raise RunFailed(result.message, **{k: v for k, v in summary.items() if k != "status"})
+    # a short readable risk curve for the terminal
+    idx = np.unique(np.round(np.linspace(0, result.t.size - 1, 6)).astype(int))
+    for i in idx:
+        ctx.log(f"  t = {result.t[i]:8.3f}   risk = {result.risk[i]:.6e}")
+    return summary

@@ -1,0 +1,551 @@
+"""E1 of the seed paper: an odd cubic target, full particle flow against the reduced linear
+predictor (MATH §4, EXPERIMENTS.md E1).
+
+d = 60, x ∼ N(0, I/d), f* = C Σ z_k x_k³ (½E f*² = 1, ‖w*‖ = √(6d/5), F* = 0.4), widths
+m ∈ {10, 50, 128, 1024}, dt = 0.01, 10⁴ steps (T = 100), exact population gradients. Two starts:
+
+* ``sphere`` — the seed paper's i.i.d. start a = ±1, b uniform on S^{d−1}. Its infinite-width
+  limit is isotropic (V = 1 + 1/d) and has the closed-form solution; the finite-m run is not
+  symmetric, and its gap to that solution should fall like m^{−½} (several seeds per m, slope
+  fitted on the log–log means).
+* ``paired`` — the same start made orbit-symmetric ((a, b) and (−a, −b)); then the finite-m flow
+  *is* the moment ODE from its own initial moments, to integrator accuracy, and the predictor's
+  even part stays at round-off.
+
+Each run is compared with two references: the moment ODE in continuous time (``solve_ivp``,
+tight tolerance; "gap to the ODE") and the same reduction advanced by the run's own integrator
+and dt (:func:`meanfield.odd.discrete_reduced_flow`; "gap at the same dt"), which removes the
+time-stepping error and leaves only what the reduction does not capture. With
+``include_sampled`` the seed paper's own method (online SGD, fresh batches of ``batch_size``)
+is run from the same initial particles for comparison.
+
+Every sub-run (init, m, seed, backend) is saved as a part when it finishes, so ``--resume``
+skips it; long sub-runs also checkpoint. Figures: ``odd_risk.png`` (risk vs t),
+``odd_distance.png`` (‖w − w*‖ vs t with the bound), ``odd_gap.png`` (gap to the reduced ODE
+vs m, log–log, fitted slope) and ``odd_symmetry.png`` (even part of the predictor vs t).
+"""
+import numpy as np
+
+from ..config import require
+
+NAME = "odd"
+SUMMARY = ("E1: odd cubic target, particle flow (m = 10..1024, random and paired starts, exact "
+           "and SGD) against the reduced linear-predictor ODE")
+
+DEFAULTS = {
+    "d": 60,
+    "widths": [10, 50, 128, 1024],
+    "inits": ["sphere", "paired"],
+    "seeds": [0, 1, 2],
+    "target_seed": 0,
+    "dt": 0.01,
+    "n_steps": 10000,
+    "integrator": "euler",
+    "record_every": 10,
+    "include_sampled": True,
+    "batch_size": 512,
+    "n_probe": 256,
+    "ode_rtol": 1e-12,
+}
+
+CHOICES = {"integrator": ["euler", "heun", "rk4"]}
+
+INITS = ("sphere", "paired")
+#: number of times per run at which the exact even part E f_e² (O(m² d)) is evaluated.
+N_EVEN_CHECKS = 11
+
+
+def check(config):
+    """Range checks before any work starts."""
+    require(config["d"] >= 1, "d", f"must be >= 1, got {config['d']}")
+    widths = config["widths"]
+    require(len(widths) >= 1 and all(m >= 2 for m in widths), "widths",
+            f"must be a non-empty list of widths >= 2, got {widths}")
+    require(len(set(widths)) == len(widths), "widths", f"has duplicates: {widths}")
+    inits = config["inits"]
+    require(len(inits) >= 1 and all(i in INITS for i in inits) and len(set(inits)) == len(inits),
+            "inits", f"must be a non-empty list of distinct values from {list(INITS)}, got {inits}")
+    if "paired" in inits:
+        require(all(m % 2 == 0 for m in widths), "widths",
+                f"the paired start needs even widths, got {widths}")
+    seeds = config["seeds"]
+    require(len(seeds) >= 1 and all(s >= 0 for s in seeds) and len(set(seeds)) == len(seeds),
+            "seeds", f"must be a non-empty list of distinct integers >= 0, got {seeds}")
+    require(config["target_seed"] >= 0, "target_seed", "must be >= 0")
+    require(config["dt"] > 0 and np.isfinite(config["dt"]), "dt",
+            f"must be a positive number, got {config['dt']}")
+    require(config["n_steps"] >= 1, "n_steps", f"must be >= 1, got {config['n_steps']}")
+    require(config["record_every"] >= 1, "record_every", "must be >= 1")
+    require(config["batch_size"] >= 1, "batch_size", "must be >= 1")
+    require(config["n_probe"] >= 1, "n_probe", "must be >= 1")
+    require(0 < config["ode_rtol"] <= 1e-6, "ode_rtol",
+            f"must be in (0, 1e-6] (the ODE is the reference), got {config['ode_rtol']}")
+
+
+# ------------------------------------------------------------------------------ set-up
+def build_problem(config):
+    """E1's problem (target drawn from ``target_seed``) and a fixed probe set (n_probe, d)."""
+    from ..problem import GaussianLaw, Problem, odd_cubic_target
+
+    d = config["d"]
+    target_seq, probe_seq = np.random.SeedSequence(config["target_seed"]).spawn(2)
+    problem = Problem(d, odd_cubic_target(d, np.random.default_rng(target_seq)),
+                      GaussianLaw(1.0 / np.sqrt(d)))
+    probe = problem.sample_inputs(np.random.default_rng(probe_seq), config["n_probe"])
+    return problem, probe
+
+
+def initial_particles(init, m, d, seed):
+    """The start of sub-run (init, m, seed): the paired start is the random start's first m/2
+    particles with their images, so both inits of one seed share their particles."""
+    from ..particles import init_paired, init_sphere_rademacher
+
+    base = init_sphere_rademacher(m, d, np.random.default_rng([seed, m]))
+    return init_paired(base) if init == "paired" else base
+
+
+def plan(config):
+    """Sub-runs (init, m, seed, backend), cheapest first. The random start runs every seed
+    (for the m^{−½} fit); the paired start is deterministic up to round-off in its
+    agreement with the ODE and runs the first seed; SGD runs the first seed."""
+    jobs = []
+    first = config["seeds"][0]
+    for m in sorted(config["widths"]):
+        for init in config["inits"]:
+            seeds = config["seeds"] if init == "sphere" else [first]
+            jobs += [(init, m, s, "exact") for s in seeds]
+        if config["include_sampled"]:
+            jobs += [(init, m, first, "sampled") for init in config["inits"]]
+    return jobs
+
+
+def _part_name(job):
+    init, m, seed, backend = job
+    return f"{init}_m{m}_seed{seed}_{backend}"
+
+
+def _n_records(config):
+    n, k = config["n_steps"], config["record_every"]
+    return n // k + 1 + (1 if n % k else 0)
+
+
+def _cost(job, config):
+    """Rough relative cost of one step (for the progress bar): O(m²d) exact, O(n m d) SGD."""
+    _, m, _, backend = job
+    return m * (m if backend == "exact" else config["batch_size"]) + 20_000
+
+
+# ---------------------------------------------------------------------------- sub-runs
+def _diagnose(diag, pos, sim, red, probe, init, even_slot):
+    from ..odd import (even_part_norm_sq, even_part_on_probes, linear_coefficient, pair_defect,
+                       sign_flip_defect)
+
+    a, b, wts = sim.a, sim.b, sim.weights
+    diag["w"][pos] = linear_coefficient(a, b, wts)
+    diag["s"][pos] = wts @ (a * a)
+    f_even, scale = even_part_on_probes(a, b, wts, probe)
+    diag["even_probe"][pos] = np.abs(f_even).max() / scale.max() if scale.max() > 0 else 0.0
+    diag["even_probe_rms"][pos] = np.sqrt(np.mean(f_even ** 2))
+    diag["defect"][pos] = (pair_defect(a, b) if init == "paired"
+                           else sign_flip_defect(a, b, wts, red.w_star))
+    if even_slot is not None:
+        diag["even_exact"][even_slot] = even_part_norm_sq(a, b, wts, red.v_rho)
+
+
+def run_one(job, config, problem, red, probe, ctx, bar):
+    """One particle run with diagnostics at every record; resumable. Returns its arrays."""
+    import time
+
+    from ..backends import ExactBackend
+    from ..engine import Simulation
+    from ..io import atomic_savez, load_npz
+    from ..odd import moments
+    from ..runctx import Interrupted, RunFailed
+
+    init, m, seed, backend = job
+    name = _part_name(job)
+    done = ctx.load_part(name)
+    if done is not None:
+        bar.update(_cost(job, config) * _n_records(config))
+        return done
+    d = config["d"]
+    particles = initial_particles(init, m, d, seed)
+    sim = Simulation(problem, particles, config["dt"], config["n_steps"],
+                     integrator=config["integrator"], backend=backend,
+                     batch_size=config["batch_size"],
+                     seed=int(np.random.SeedSequence([seed, m, 1]).generate_state(1)[0]),
+                     record_every=config["record_every"],
+                     exact_risk_every=max(1, _n_records(config) // 100) if backend == "sampled" else None)
+    steps = sim.record_steps
+    n_rec = steps.size
+    even_at = np.unique(np.round(np.linspace(0, n_rec - 1, N_EVEN_CHECKS)).astype(np.int64))
+    diag = {"w": np.full((n_rec, d), np.nan), "s": np.full(n_rec, np.nan),
+            "even_probe": np.full(n_rec, np.nan), "even_probe_rms": np.full(n_rec, np.nan),
+            "defect": np.full(n_rec, np.nan), "even_exact": np.full(even_at.size, np.nan)}
+    pos, diag_time = 0, 0.0
+    ckpt = ctx.path("checkpoints") / f"{name}.npz"
+    if ckpt.exists():
+        state = load_npz(ckpt)
+        sim.load_state(state)
+        for k in diag:
+            diag[k] = state["diag_" + k].copy()
+        pos, diag_time = int(state["diag_pos"]), float(state["diag_time_s"])
+        ctx.log(f"{name}: resumed at step {sim.step_index} of {sim.n_steps}")
+        bar.update(_cost(job, config) * pos)
+
+    def save_checkpoint():
+        atomic_savez(ckpt, **sim.state_dict(), **{"diag_" + k: v for k, v in diag.items()},
+                     diag_pos=np.int64(pos), diag_time_s=np.float64(diag_time))
+
+    w0, S0, s0 = moments(particles.a, particles.b, particles.weights)
+    while True:
+        while pos < n_rec and steps[pos] == sim.step_index:
+            t0 = time.perf_counter()
+            slot = np.searchsorted(even_at, pos)
+            _diagnose(diag, pos, sim, red, probe, init,
+                      slot if slot < even_at.size and even_at[slot] == pos else None)
+            diag_time += time.perf_counter() - t0
+            pos += 1
+            bar.update(_cost(job, config))
+        if sim.step_index >= sim.n_steps:
+            break
+        sim.advance(int(steps[pos]) - sim.step_index, stop=ctx.stop_requested)
+        if sim.status == "diverged":
+            raise RunFailed(f"{name}: {sim.message}", sub_run=name)
+        if ctx.stop_requested():
+            save_checkpoint()
+            raise Interrupted(f"stopped in sub-run {name} at step {sim.step_index}; "
+                              "checkpoint saved")
+        if ctx.checkpoint_due():
+            save_checkpoint()
+    res = sim.result()
+    exact_final = (res.risk[-1] if backend == "exact"
+                   else ExactBackend(problem).risk(sim.a, sim.b, sim.weights))
+    part = dict(t=res.t, risk=res.risk, risk_exact=res.risk_exact, even_at=even_at,
+                w0=w0, S0=S0, s0=np.float64(s0), a_final=sim.a, b_final=sim.b,
+                risk_exact_final=np.float64(exact_final),
+                max_abs_Q_drift=np.float64(res.max_abs_Q_drift),
+                sim_wall_time_s=np.float64(res.wall_time_s),
+                wall_time_s=np.float64(res.wall_time_s + diag_time), **diag)
+    ctx.save_part(name, **part)
+    if ckpt.exists():
+        ckpt.unlink()
+    ctx.log(f"{name}: final exact risk {exact_final:.6f}, {part['wall_time_s']:.1f} s")
+    return part
+
+
+# ---------------------------------------------------------------------------- analysis
+def fit_slope(m, gaps):
+    """Least-squares slope of log(gap) against log(m) and its standard error.
+
+    Parameters
+    ----------
+    m : (k,) array
+    gaps : (k,) array (positive)
+
+    Returns
+    -------
+    slope, standard_error : float (the error is NaN with fewer than 3 points)
+    """
+    x, y = np.log(np.asarray(m, float)), np.log(np.asarray(gaps, float))
+    A = np.column_stack([x, np.ones_like(x)])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    if x.size < 3:
+        return float(coef[0]), float("nan")
+    resid = y - A @ coef
+    s2 = resid @ resid / (x.size - 2)
+    cov = s2 * np.linalg.inv(A.T @ A)
+    return float(coef[0]), float(np.sqrt(cov[0, 0]))
+
+
+def _references(config, red, t):
+    """∞-width references of the random start: closed form, moment ODE, same-dt reduction."""
+    from ..odd import discrete_reduced_flow, isotropic_solution, moment_ode
+
+    d = config["d"]
+    V = 1.0 + 1.0 / d  # a = ±1: v_a = 1; b uniform on S^{d−1}: E[bbᵀ] = I/d
+    closed = isotropic_solution(red, V, t)
+    ode = moment_ode(red, np.zeros(d), np.eye(d) / d, 1.0, t, rtol=config["ode_rtol"],
+                     atol=config["ode_rtol"])
+    same_dt = discrete_reduced_flow(red, np.zeros(d), np.eye(d) / d, 1.0, config["dt"],
+                                    config["n_steps"], config["integrator"],
+                                    config["record_every"])
+    return V, closed, ode, same_dt
+
+
+def _run_references(part, init, config, red, inf_closed, inf_same_dt):
+    """(continuous, same-dt) reference w(t) for one run: its own moment ODE for a paired start,
+    the ∞-width isotropic flow for the random start."""
+    from ..odd import discrete_reduced_flow, moment_ode
+
+    if init == "paired":
+        cont = moment_ode(red, part["w0"], part["S0"], float(part["s0"]), part["t"],
+                          rtol=config["ode_rtol"], atol=config["ode_rtol"])
+        disc = discrete_reduced_flow(red, part["w0"], part["S0"], float(part["s0"]),
+                                     config["dt"], config["n_steps"], config["integrator"],
+                                     config["record_every"])
+        return cont.w, cont.risk, disc.w
+    return inf_closed["w"], inf_closed["risk"], inf_same_dt.w
+
+
+def run(config, ctx):
+    """Run E1 and return flat scalar results (see the module docstring)."""
+    import time
+
+    from ..odd import convergence_bound, linear_risk, odd_reduction
+
+    start = time.perf_counter()
+    problem, probe = build_problem(config)
+    red = odd_reduction(problem)
+    jobs = plan(config)
+    n_units = sum(_cost(j, config) * _n_records(config) for j in jobs)
+    parts = {}
+    with ctx.progress(n_units, NAME) as bar:
+        for job in jobs:
+            parts[job] = run_one(job, config, problem, red, probe, ctx, bar)
+    t = parts[jobs[0]]["t"]
+    V, inf, inf_ode, inf_same_dt = _references(config, red, t)
+    bound = convergence_bound(red, V, t)
+
+    res = {"F_star": red.F_star, "w_star_norm": red.w_star_norm, "V": V,
+           "final_risk_inf": float(inf["risk"][-1]),
+           "final_error_inf": float(inf["error"][-1]),
+           "bound_ratio_inf_max": float(np.max(inf["error"] / bound)),
+           "inf_closed_form_vs_moment_ode": float(np.abs(inf_ode.w - inf["w"]).max()),
+           "inf_same_dt_vs_ode": float(np.abs(inf_same_dt.w - inf["w"]).max())}
+    first = config["seeds"][0]
+    widths = sorted(config["widths"])
+    curves = {"t": t, "inf_risk": inf["risk"], "inf_error": inf["error"], "bound": bound,
+              "inf_same_dt_risk": inf_same_dt.risk}
+    gaps = {}
+    for job, part in parts.items():
+        init, m, seed, backend = job
+        w_cont, risk_cont, w_disc = _run_references(part, init, config, red, inf, inf_same_dt)
+        err = np.linalg.norm(part["w"] - red.w_star, axis=1)
+        g_cont = float(np.linalg.norm(part["w"] - w_cont, axis=1).max())
+        g_disc = float(np.linalg.norm(part["w"] - w_disc, axis=1).max())
+        ok = np.isfinite(part["risk_exact"])
+        risk_gap = float(np.abs(part["risk_exact"][ok] - risk_cont[ok]).max())
+        # risk identity F = F* + (v_ρ/2)‖w − w*‖² + ½E f_e² (the last term is 0 when symmetric)
+        lin = linear_risk(red, part["w"])
+        gaps[job] = {"ode": g_cont, "same_dt": g_disc, "risk": risk_gap,
+                     "identity": float(np.abs(part["risk_exact"][ok] - lin[ok]).max()),
+                     "bound_ratio": float(np.max(err / bound))}
+        if backend == "exact":
+            idx = part["even_at"]
+            decomp = part["risk_exact"][idx] - lin[idx] - 0.5 * part["even_exact"]
+            gaps[job]["decomposition"] = float(np.abs(decomp).max())
+        key = _part_name(job)
+        curves[key + "_risk"] = part["risk_exact"]
+        curves[key + "_risk_batch"] = part["risk"]
+        curves[key + "_error"] = err
+        curves[key + "_even_probe"] = part["even_probe"]
+        curves[key + "_defect"] = part["defect"]
+    ctx.save_arrays("odd_curves.npz", **curves)
+
+    # -- final risks, bound, identities ----------------------------------------------------
+    for init in config["inits"]:
+        for m in widths:
+            p = parts[(init, m, first, "exact")]
+            res[f"final_risk_{init}_m{m}"] = float(p["risk_exact_final"])
+            res[f"bound_ratio_max_{init}_m{m}"] = gaps[(init, m, first, "exact")]["bound_ratio"]
+            if config["include_sampled"]:
+                ps = parts[(init, m, first, "sampled")]
+                res[f"final_risk_{init}_m{m}_sampled"] = float(ps["risk_exact_final"])
+                e = p["risk_exact"]
+                ok = np.isfinite(ps["risk_exact"])
+                res[f"sampled_vs_exact_max_risk_diff_{init}_m{m}"] = float(
+                    np.abs(ps["risk_exact"][ok] - e[ok]).max())
+                res[f"sampled_gap_ode_{init}_m{m}"] = gaps[(init, m, first, "sampled")]["ode"]
+    exact_jobs = [j for j in parts if j[3] == "exact"]
+    res["risk_decomposition_residual_max"] = max(gaps[j]["decomposition"] for j in exact_jobs)
+
+    if "paired" in config["inits"]:
+        pj = [j for j in exact_jobs if j[0] == "paired"]
+        for j in pj:
+            res[f"gap_ode_paired_m{j[1]}"] = gaps[j]["ode"]
+        res["gap_ode_paired_max"] = max(gaps[j]["ode"] for j in pj)
+        res["gap_same_dt_paired_max"] = max(gaps[j]["same_dt"] for j in pj)
+        res["risk_identity_paired_max"] = max(gaps[j]["identity"] for j in pj)
+        res["even_probe_paired_max"] = float(max(np.max(parts[j]["even_probe"]) for j in pj))
+        res["even_exact_paired_max"] = float(max(np.max(np.abs(parts[j]["even_exact"]))
+                                                 for j in pj))
+        res["pair_defect_paired_max"] = float(max(np.max(parts[j]["defect"]) for j in pj))
+        if config["include_sampled"]:
+            res["pair_defect_paired_sampled_max"] = float(max(
+                np.max(parts[("paired", m, first, "sampled")]["defect"]) for m in widths))
+
+    fit = {}
+    if "sphere" in config["inits"]:
+        seeds = config["seeds"]
+        for kind in ("ode", "same_dt"):
+            table = np.array([[gaps[("sphere", m, s, "exact")][kind] for s in seeds]
+                              for m in widths])  # (widths, seeds)
+            means = table.mean(axis=1)
+            for m, g in zip(widths, means):
+                res[f"gap_{kind}_sphere_m{m}_mean"] = float(g)
+            if kind == "ode":
+                for m in widths:
+                    res[f"gap_risk_sphere_m{m}_mean"] = float(np.mean(
+                        [gaps[("sphere", m, s, "exact")]["risk"] for s in seeds]))
+            if len(widths) >= 2:
+                slope, se = fit_slope(widths, means)
+                per_seed = [fit_slope(widths, table[:, k])[0] for k in range(len(seeds))]
+                label = "gap_slope" if kind == "ode" else "gap_same_dt_slope"
+                res[label] = slope
+                res[label + "_se"] = se
+                res[label + "_seed_std"] = float(np.std(per_seed, ddof=1)) \
+                    if len(seeds) > 1 else float("nan")
+                res[label + "_seed_min"] = float(min(per_seed))
+                res[label + "_seed_max"] = float(max(per_seed))
+                fit[kind] = (slope, se, table, means)
+
+    # -- wall times ------------------------------------------------------------------------
+    if "sphere" in config["inits"]:
+        res["wall_time_e1_core_s"] = float(sum(parts[("sphere", m, first, "exact")]["wall_time_s"]
+                                               for m in widths))
+    for m in widths:
+        res[f"wall_time_m{m}_s"] = float(sum(p["wall_time_s"] for j, p in parts.items()
+                                             if j[1] == m))
+    if config["include_sampled"]:
+        res["wall_time_sampled_s"] = float(sum(p["wall_time_s"] for j, p in parts.items()
+                                               if j[3] == "sampled"))
+    res["n_sub_runs"] = len(parts)
+    res["wall_time_total_s"] = time.perf_counter() - start
+
+    _figures(ctx, config, red, curves, widths, gaps, fit)
+    ctx.log(f"final risk (∞ width) {res['final_risk_inf']:.6f}, F* = {red.F_star:.6f}")
+    if "gap_slope" in res:
+        ctx.log(f"random start: gap to the ODE ~ m^{res['gap_slope']:.3f} "
+                f"(± {res['gap_slope_se']:.3f} regression, seed spread "
+                f"{res['gap_slope_seed_std']:.3f})")
+    if "gap_ode_paired_max" in res:
+        ctx.log(f"paired start: max gap to the ODE {res['gap_ode_paired_max']:.3e}, at the "
+                f"same dt {res['gap_same_dt_paired_max']:.3e}")
+    return res
+
+
+# ------------------------------------------------------------------------------ figures
+def _figures(ctx, config, red, curves, widths, gaps, fit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = curves["t"]
+    first = config["seeds"][0]
+    colors = {m: plt.cm.viridis(k / max(len(widths) - 1, 1) * 0.85)
+              for k, m in enumerate(widths)}
+    inits = config["inits"]
+    titles = {"sphere": "random start (a = ±1, b ∈ S$^{d-1}$)",
+              "paired": "paired start (a, b), (−a, −b)"}
+    sub = (f"d = {config['d']}, {config['integrator']}, dt = {config['dt']:g}, "
+           f"exact population gradient (solid), SGD batch {config['batch_size']} (dashed)"
+           if config["include_sampled"] else
+           f"d = {config['d']}, {config['integrator']}, dt = {config['dt']:g}, exact gradient")
+
+    def sampled_line(ax, key, m, log=False):
+        if not config["include_sampled"] or key not in curves:
+            return
+        v = curves[key]
+        ok = np.isfinite(v) & ((v > 0) if log else True)
+        ax.plot(t[ok], v[ok], "--", color=colors[m], lw=1.0, alpha=0.8)
+
+    # risk vs t (top) and excess risk F − F* on a log scale (bottom)
+    fig, axes = plt.subplots(2, len(inits), figsize=(5.2 * len(inits), 7.2), squeeze=False,
+                             sharex=True)
+    for col, init in enumerate(inits):
+        top, bottom = axes[0, col], axes[1, col]
+        for m in widths:
+            key = _part_name((init, m, first, "exact"))
+            risk = curves[key + "_risk"]
+            top.plot(t, risk, color=colors[m], lw=1.6, label=f"m = {m}")
+            excess = risk - red.F_star
+            ok = excess > 0
+            bottom.semilogy(t[ok], excess[ok], color=colors[m], lw=1.6)
+            skey = _part_name((init, m, first, "sampled")) + "_risk"
+            if config["include_sampled"] and skey in curves:
+                v = curves[skey]
+                ok = np.isfinite(v)
+                top.plot(t[ok], v[ok], "--", color=colors[m], lw=1.0, alpha=0.8)
+                ok &= v - red.F_star > 0
+                bottom.semilogy(t[ok], v[ok] - red.F_star, "--", color=colors[m], lw=1.0,
+                                alpha=0.8)
+        top.plot(t, curves["inf_risk"], "k:", lw=2.0, label="m = ∞ (reduced ODE)")
+        ok = curves["inf_risk"] - red.F_star > 0
+        bottom.semilogy(t[ok], curves["inf_risk"][ok] - red.F_star, "k:", lw=2.0)
+        top.axhline(red.F_star, color="0.5", lw=1.0, ls="-.", label=f"F* = {red.F_star:.2f}")
+        top.set_ylabel("population risk F(μ$_t$)")
+        bottom.set_ylabel("excess risk F(μ$_t$) − F*")
+        bottom.set_xlabel("t")
+        top.set_title(titles[init], fontsize=10)
+        top.legend(fontsize=8)
+    fig.suptitle(sub, fontsize=8)
+    fig.tight_layout()
+    ctx.savefig(fig, "odd_risk.png")
+
+    # ‖w − w*‖ vs t
+    fig, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 4.0), squeeze=False)
+    for ax, init in zip(axes[0], inits):
+        for m in widths:
+            key = _part_name((init, m, first, "exact"))
+            ax.semilogy(t, curves[key + "_error"], color=colors[m], lw=1.6, label=f"m = {m}")
+            sampled_line(ax, _part_name((init, m, first, "sampled")) + "_error", m, log=True)
+        ax.semilogy(t, curves["inf_error"], "k:", lw=2.0, label="m = ∞ (reduced ODE)")
+        ax.semilogy(t, curves["bound"], color="0.4", ls="-.", lw=1.2,
+                    label="bound ‖w*‖ exp(−V v$_ρ$ t/4)")
+        ax.set_xlabel("t")
+        ax.set_ylabel("‖w(t) − w*‖,  w = ½ ∫ a b dμ$_t$")
+        ax.set_title(titles[init], fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle(sub, fontsize=8)
+    ctx.savefig(fig, "odd_distance.png")
+
+    # gap to the reduced ODE vs m
+    fig, ax = plt.subplots(figsize=(6.0, 4.4))
+    ms = np.array(widths, float)
+    if "ode" in fit:
+        slope, se, table, means = fit["ode"]
+        for k in range(table.shape[1]):
+            ax.loglog(ms, table[:, k], "o", color="C0", ms=3, alpha=0.5)
+        ax.loglog(ms, means, "o", color="C0", ms=7,
+                  label=f"random start, mean of {table.shape[1]} seeds")
+        c = np.exp(np.mean(np.log(means) - slope * np.log(ms)))
+        ax.loglog(ms, c * ms ** slope, "-", color="C0",
+                  label=f"fit: slope {slope:.2f} ± {se:.2f}")
+        ax.loglog(ms, means[0] * (ms / ms[0]) ** -0.5, ":", color="0.5", label="m$^{-1/2}$")
+    if "same_dt" in fit:
+        ax.loglog(ms, fit["same_dt"][3], "x", color="C0", ms=7,
+                  label="random start, vs reduction at the same dt")
+    if "paired" in inits:
+        pg = [gaps[("paired", m, first, "exact")]["ode"] for m in widths]
+        pd = [max(gaps[("paired", m, first, "exact")]["same_dt"], 1e-17) for m in widths]
+        ax.loglog(ms, pg, "s", color="C3", ms=6, label="paired start, vs ODE (time-step error)")
+        ax.loglog(ms, pd, "^", color="C3", ms=6, mfc="none",
+                  label="paired start, vs reduction at the same dt")
+    if config["include_sampled"] and "sphere" in inits:
+        sg = [gaps[("sphere", m, first, "sampled")]["ode"] for m in widths]
+        ax.loglog(ms, sg, "d", color="C2", ms=6, mfc="none",
+                  label=f"random start, SGD batch {config['batch_size']}")
+    ax.set_xlabel("width m")
+    ax.set_ylabel("max$_t$ ‖w$_m$(t) − w$_{ODE}$(t)‖")
+    ax.set_title(f"gap between the m-particle flow and the reduced dynamics "
+                 f"({config['integrator']}, dt = {config['dt']:g})", fontsize=9)
+    ax.legend(fontsize=7)
+    ctx.savefig(fig, "odd_gap.png")
+
+    # even part of the predictor vs t
+    fig, ax = plt.subplots(figsize=(6.0, 4.4))
+    floor = 1e-18
+    styles = {"sphere": "-", "paired": "--"}
+    for init in inits:
+        for m in widths:
+            key = _part_name((init, m, first, "exact"))
+            ax.semilogy(t, np.maximum(curves[key + "_even_probe"], floor), styles[init],
+                        color=colors[m], lw=1.4, label=f"{init}, m = {m}")
+    ax.set_xlabel("t")
+    ax.set_ylabel("max$_x$ |f(x) + f(−x)| / max$_x$ Σ$_j$ |a$_j$||⟨b$_j$, x⟩|/m")
+    ax.set_title(f"even part of the predictor on {config['n_probe']} probes "
+                 f"(exact gradient; floor {floor:g})", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ctx.savefig(fig, "odd_symmetry.png")

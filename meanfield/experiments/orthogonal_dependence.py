@@ -1,0 +1,147 @@
+"""E3's function-level check ("orthogonal dependence"): the learned predictor at
+x = u_H + r e_⊥ as r grows, for f* = ‖x_H‖ (target value 1 at every such x).
+
+The full particle flow (exact Gaussian expectations) from the seed paper's start is compared
+with the 1-D model started from the push-forward of the same particles. The full predictor
+is evaluated along ``n_directions`` random pairs (u_H, e_⊥) (it depends on them at finite m;
+the band shows min–max), the 1-D predictor is the orientation-averaged one (exact quadrature).
+The prediction should become flat in r and close to 1.
+"""
+import numpy as np
+
+from ..config import require
+
+NAME = "orthogonal-dependence"
+SUMMARY = "E3: predictor at x = u_H + r e_perp vs r (full flow and 1-D model), f* = ||x_H||"
+
+DEFAULTS = {
+    "d": 20,
+    "d_H": 5,
+    "n_particles": 1024,
+    "dt": 0.05,
+    "n_steps": 5000,
+    "seed": 0,
+    "integrator": "euler",
+    "r_max": 4.0,
+    "n_r": 41,
+    "n_directions": 8,
+    "profile_steps": [0, 500, 5000],
+    "record_every": 10,
+}
+
+CHOICES = {"integrator": ["euler", "heun", "rk4", "euler_projected"]}
+
+
+def check(config):
+    require(1 <= config["d_H"] < config["d"], "d_H", f"must be in [1, d) = [1, {config['d']})")
+    require(config["n_particles"] >= 1, "n_particles", "must be >= 1")
+    require(config["dt"] > 0, "dt", "must be > 0")
+    require(config["n_steps"] >= 1, "n_steps", "must be >= 1")
+    require(config["r_max"] > 0 and config["n_r"] >= 2, "r_max", "need r_max > 0 and n_r >= 2")
+    require(config["n_directions"] >= 1, "n_directions", "must be >= 1")
+    require(all(0 <= s <= config["n_steps"] for s in config["profile_steps"]), "profile_steps",
+            f"steps must lie in [0, n_steps = {config['n_steps']}]")
+
+
+def run(config, ctx):
+    import time
+
+    from ..engine import Simulation, predict
+    from ..lowdim import profile_inputs, radial_from_particles
+    from ..particles import Particles, init_sphere_rademacher
+    from ..problem import NormTarget, Problem
+    from ..radial1d import RadialKernel, simulate_radial
+    from ..runctx import Interrupted, RunFailed
+
+    start = time.perf_counter()
+    d, d_H, m, dt, n = (config["d"], config["d_H"], config["n_particles"], config["dt"],
+                        config["n_steps"])
+    problem = Problem(d, NormTarget(d_H))
+    p0 = init_sphere_rademacher(m, d, np.random.default_rng(config["seed"]))
+    steps = sorted(set(config["profile_steps"]))
+    r_values = np.linspace(0.0, config["r_max"], config["n_r"])
+    x = profile_inputs(d, d_H, r_values, np.random.default_rng(config["seed"] + 1),
+                       config["n_directions"])
+
+    # full flow, advanced from one profile step to the next (a finished run is a part)
+    full_part = ctx.load_part("full")
+    if full_part is None:
+        sim = Simulation(problem, p0, dt, n, integrator=config["integrator"],
+                         record_every=config["record_every"])
+        snap_a, snap_b = [], []
+        bar = ctx.progress(n, "full flow")
+        for s in steps:
+            while sim.step_index < s and sim.status == "running":
+                done = sim.step_index
+                sim.advance(n=min(s - done, 100), stop=ctx.stop_requested)
+                bar.update(sim.step_index - done)
+                if ctx.stop_requested():
+                    raise Interrupted(f"full flow stopped at step {sim.step_index}; rerun "
+                                      "with --resume to start it again")
+            snap_a.append(sim.a.copy())
+            snap_b.append(sim.b.copy())
+        sim.advance()
+        res = sim.result()
+        if res.status != "ok":
+            raise RunFailed(f"full flow: {res.message}")
+        full_part = {"t": res.t, "risk": res.risk, "snap_a": np.array(snap_a),
+                     "snap_b": np.array(snap_b), "wall_time_s": np.float64(res.wall_time_s)}
+        ctx.save_part("full", **full_part)
+    eps0, c0, th0 = radial_from_particles(p0, d_H)
+    kernel = RadialKernel(d_H, d - d_H)
+    one = simulate_radial(kernel, eps0, c0, th0, dt, n, integrator=config["integrator"]
+                          if config["integrator"] != "euler_projected" else "euler",
+                          record_every=config["record_every"], snapshot_at=steps)
+    if one.status != "ok":
+        raise RunFailed(f"1-D model: {one.message}")
+
+    prof_full = np.zeros((len(steps), config["n_directions"], r_values.size))
+    prof_one = np.zeros((len(steps), r_values.size))
+    for j in range(len(steps)):
+        particles = Particles(full_part["snap_a"][j], full_part["snap_b"][j])
+        for k in range(config["n_directions"]):
+            prof_full[j, k] = predict(particles, x[k])
+        prof_one[j] = kernel.predict(one.eps, one.snapshots["c"][j], one.snapshots["theta"][j],
+                                     one.weights, np.ones_like(r_values), r_values)
+    ctx.save_arrays("profiles.npz", r=r_values, steps=np.array(steps), full=prof_full,
+                    one_d=prof_one, t=full_part["t"], risk_full=full_part["risk"],
+                    risk_1d=one.risk)
+    last_full = prof_full[-1].mean(axis=0)
+    summary = {
+        "final_risk_full": float(full_part["risk"][-1]),
+        "final_risk_1d": float(one.risk[-1]),
+        "full_predictor_mean_abs_error": float(np.mean(np.abs(prof_full[-1] - 1.0))),
+        "full_predictor_max_abs_error": float(np.max(np.abs(prof_full[-1] - 1.0))),
+        "full_predictor_spread_in_r": float(last_full.max() - last_full.min()),
+        "one_d_predictor_max_abs_error": float(np.max(np.abs(prof_one[-1] - 1.0))),
+        "one_d_predictor_spread_in_r": float(prof_one[-1].max() - prof_one[-1].min()),
+        "max_full_minus_1d": float(np.max(np.abs(prof_full[-1] - prof_one[-1][None, :]))),
+        "full_wall_time_s": float(full_part["wall_time_s"]),
+        "one_d_wall_time_s": one.wall_time_s,
+    }
+    _plot(ctx, config, steps, r_values, prof_full, prof_one)
+    summary["wall_time_s"] = time.perf_counter() - start
+    return summary
+
+
+def _plot(ctx, config, steps, r_values, prof_full, prof_one):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for j, s in enumerate(steps):
+        col = f"C{j}"
+        ax.fill_between(r_values, prof_full[j].min(axis=0), prof_full[j].max(axis=0), color=col,
+                        alpha=0.25, lw=0)
+        ax.plot(r_values, prof_full[j].mean(axis=0), color=col, lw=1.8,
+                label=f"full flow, step {s} (mean, min-max over directions)")
+        ax.plot(r_values, prof_one[j], color=col, ls="--", lw=1.2, label=f"1-D model, step {s}")
+    ax.axhline(1.0, color="k", ls=":", label="target ||x_H|| = 1")
+    ax.set_xlabel("r = ||x_perp||  (x = u_H + r e_perp)")
+    ax.set_ylabel("predictor f(x)")
+    ax.set_title(f"orthogonal dependence: d = {config['d']}, d_H = {config['d_H']}, "
+                 f"m = {config['n_particles']}, dt = {config['dt']:g}")
+    ax.legend(fontsize=7)
+    ctx.savefig(fig, "orthogonal_dependence.png")

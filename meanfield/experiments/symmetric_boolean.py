@@ -1,0 +1,292 @@
+"""Symmetric Boolean targets: S_n-invariant vs random vs small random init (seed 000).
+
+For each target (parity, majority, random g), init and training-set size N, and several seeds,
+a one-hidden-layer ReLU network with biases is trained by SGD on N uniform samples of
+``{0,1}^n``; training and test accuracy (fresh uniform samples) are recorded every
+``eval_every`` epochs, with the final distance of the first layer to the invariant subspace.
+The exact population flow (N = ∞) from the invariant init runs beside, its time matched to
+SGD at the largest N (one epoch = ``N_max · lr`` units of gradient-flow time). A learning-rate
+sweep on parity at the largest N shows how far SGD noise moves the invariant init off its
+subspace.
+
+Sub-runs saved as parts: ``<target>-<init>`` (all N and seeds), ``population-<target>``,
+``lr-sweep``. Figures: ``symmetric_boolean_vs_epochs.png``, ``symmetric_boolean_vs_n.png``,
+``symmetric_boolean_lr.png``.
+"""
+from ..config import ConfigError, require
+
+NAME = "symmetric-boolean"
+SUMMARY = "parity/majority/random g(|x|) on {0,1}^n: invariant vs random init, train vs test"
+
+DEFAULTS = {
+    "n": 20,                    # input dimension
+    "width": 64,                # hidden units k (same for every init)
+    "targets": ["parity", "majority", "random"],
+    "inits": ["invariant", "random", "small"],
+    "n_train": [30, 100, 300, 1000],
+    "n_seeds": 3,
+    "seed": 0,
+    "target_seed": 1,           # seed of the random g
+    "epochs": 200,
+    "lr": 0.001,
+    "batch_size": 1,
+    "loss": "squared",
+    "n_test": 2000,
+    "eval_every": 20,
+    "invariant_scale": 1.0,     # w_i = s·1, c_i = −s(t_i − ½)
+    "a_scale": 0.1,             # a_i ~ N(0, a_scale²/k)
+    "small_scale": 0.01,        # "small" = He init × small_scale
+    "population_dt": 0.002,     # Euler step of the exact population flow
+    "lr_sweep": [0.0005, 0.001, 0.002, 0.005],
+}
+
+CHOICES = {"loss": ("squared", "logistic")}
+
+_TARGETS = ("parity", "majority", "random")
+_INITS = ("invariant", "random", "small")
+
+
+def check(config):
+    """Ranges that the type checks cannot see."""
+    require(2 <= config["n"] <= 64, "n", "must be between 2 and 64")
+    require(config["width"] >= 1, "width", "must be ≥ 1")
+    for key, allowed in (("targets", _TARGETS), ("inits", _INITS)):
+        require(len(config[key]) >= 1, key, "give at least one")
+        for v in config[key]:
+            if v not in allowed:
+                raise ConfigError(key, f"unknown {v!r}; accepted: {', '.join(allowed)}")
+    require(len(config["n_train"]) >= 1 and all(v >= 1 for v in config["n_train"]), "n_train",
+            "give training-set sizes ≥ 1")
+    require(config["n_seeds"] >= 1, "n_seeds", "must be ≥ 1")
+    require(config["epochs"] >= 1, "epochs", "must be ≥ 1")
+    require(config["eval_every"] >= 1 and config["epochs"] % config["eval_every"] == 0,
+            "eval_every", "must be ≥ 1 and divide epochs")
+    require(config["lr"] > 0, "lr", "must be > 0")
+    require(config["batch_size"] >= 1, "batch_size", "must be ≥ 1")
+    require(config["n_test"] >= 1, "n_test", "must be ≥ 1")
+    require(config["population_dt"] > 0, "population_dt", "must be > 0")
+    require(all(v > 0 for v in config["lr_sweep"]), "lr_sweep", "learning rates must be > 0")
+
+
+def run(config, ctx):
+    import numpy as np
+
+    from .. import boolean as bl
+    from ..runctx import Interrupted
+
+    n, width = config["n"], config["width"]
+    n_list = [int(v) for v in config["n_train"]]
+    n_seeds, epochs, every = config["n_seeds"], config["epochs"], config["eval_every"]
+    n_eval = epochs // every + 1
+    init_kw = {"invariant_scale": config["invariant_scale"], "a_scale": config["a_scale"],
+               "small_scale": config["small_scale"]}
+
+    def stop_check():
+        if ctx.stop_requested():
+            raise Interrupted("stopped between sub-runs; finished parts are saved")
+
+    def train_one(target, init, n_train, seed, lr):
+        """One SGD run; the same seed gives the same data and test set for every init."""
+        g = bl.target_labels(target, n, seed=config["target_seed"])
+        data_rng = np.random.default_rng([config["seed"], seed, n_train, 0])
+        X = bl.sample_cube(n_train, n, data_rng)
+        X_test = bl.sample_cube(config["n_test"], n, data_rng)
+        y, y_test = bl.labels(X, g), bl.labels(X_test, g)
+        net_rng = np.random.default_rng([config["seed"], seed, n_train, 1 + _INITS.index(init)])
+        net = bl.init_network(init, n, width, net_rng, **init_kw)
+        train_acc, test_acc = np.full(n_eval, np.nan), np.full(n_eval, np.nan)
+
+        def record(epoch, net):
+            train_acc[epoch // every] = bl.accuracy(net, X, y)
+            test_acc[epoch // every] = bl.accuracy(net, X_test, y_test)
+
+        try:
+            bl.train_sgd(net, X, y, epochs, lr, net_rng, loss=config["loss"],
+                         batch_size=config["batch_size"], eval_every=every, callback=record)
+            defect = bl.invariance_defect(net.W)
+        except FloatingPointError:
+            defect = np.nan   # diverged: accuracies after divergence stay NaN
+        return train_acc, test_acc, defect
+
+    # ---- main grid ----------------------------------------------------------------------
+    grid = {}
+    pairs = [(t, i) for t in config["targets"] for i in config["inits"]]
+    with ctx.progress(len(pairs) * len(n_list) * n_seeds, desc="SGD runs") as bar:
+        for target, init in pairs:
+            stop_check()
+            name = f"{target}-{init}"
+            part = ctx.load_part(name)
+            if part is None:
+                shape = (len(n_list), n_seeds)
+                part = {"train": np.full(shape + (n_eval,), np.nan),
+                        "test": np.full(shape + (n_eval,), np.nan),
+                        "defect": np.full(shape, np.nan)}
+                for ni, n_train in enumerate(n_list):
+                    for s in range(n_seeds):
+                        tr, te, de = train_one(target, init, n_train, s, config["lr"])
+                        part["train"][ni, s], part["test"][ni, s] = tr, te
+                        part["defect"][ni, s] = de
+                        bar.update()
+                ctx.save_part(name, **part)
+            else:
+                bar.update(len(n_list) * n_seeds)
+            grid[(target, init)] = part
+            ctx.log(f"{target:8s} {init:9s} N={n_list[-1]}: train "
+                    f"{np.nanmean(part['train'][-1, :, -1]):.3f} test "
+                    f"{np.nanmean(part['test'][-1, :, -1]):.3f}")
+
+    # ---- exact population flow from the invariant init ----------------------------------
+    population = {}
+    time_per_epoch = n_list[-1] * config["lr"]
+    steps_per_eval = max(1, int(round(every * time_per_epoch / config["population_dt"])))
+    for target in config["targets"]:
+        stop_check()
+        name = f"population-{target}"
+        part = ctx.load_part(name)
+        if part is None:
+            g = bl.target_labels(target, n, seed=config["target_seed"])
+            net = bl.init_network("invariant", n, width,
+                                  np.random.default_rng([config["seed"], 0, 0, 1]), **init_kw)
+            _, hist = bl.population_flow(net, g, config["population_dt"],
+                                         steps_per_eval * (n_eval - 1), loss=config["loss"],
+                                         record_every=steps_per_eval)
+            part = {"accuracy": hist["accuracy"], "risk": hist["risk"],
+                    "time": hist["step"] * config["population_dt"]}
+            ctx.save_part(name, **part)
+        population[target] = part
+
+    # ---- learning-rate sweep on parity ----------------------------------------------------
+    stop_check()
+    lrs = [float(v) for v in config["lr_sweep"]]
+    sweep_inits = [i for i in ("invariant", "random") if i in config["inits"]]
+    part = ctx.load_part("lr-sweep")
+    if part is None and lrs and sweep_inits:
+        part = {"train": np.full((len(sweep_inits), len(lrs)), np.nan),
+                "test": np.full((len(sweep_inits), len(lrs)), np.nan),
+                "defect": np.full((len(sweep_inits), len(lrs)), np.nan)}
+        with ctx.progress(part["train"].size, desc="lr sweep (parity)") as bar:
+            for ii, init in enumerate(sweep_inits):
+                for li, lr in enumerate(lrs):
+                    tr, te, de = train_one("parity", init, n_list[-1], 0, lr)
+                    part["train"][ii, li], part["test"][ii, li] = tr[-1], te[-1]
+                    part["defect"][ii, li] = de
+                    bar.update()
+        ctx.save_part("lr-sweep", **part)
+    sweep = part
+
+    # ---- arrays, figures, summary -------------------------------------------------------
+    arrays = {"n_train": np.array(n_list), "epochs": np.arange(n_eval) * every,
+              "lr_sweep": np.array(lrs)}
+    for (target, init), part in grid.items():
+        for key, value in part.items():
+            arrays[f"{key}_{target}_{init}"] = value
+    for target, part in population.items():
+        arrays[f"population_accuracy_{target}"] = part["accuracy"]
+        arrays[f"population_risk_{target}"] = part["risk"]
+    if sweep is not None:
+        for key, value in sweep.items():
+            arrays[f"lr_sweep_{key}"] = value
+    ctx.save_arrays("results.npz", **arrays)
+    _figures(ctx, config, n_list, grid, population, sweep, sweep_inits, lrs)
+
+    summary = {}
+    for (target, init), part in grid.items():
+        for ni, n_train in enumerate(n_list):
+            summary[f"train_acc_{target}_{init}_N{n_train}"] = float(
+                np.nanmean(part["train"][ni, :, -1]))
+            summary[f"test_acc_{target}_{init}_N{n_train}"] = float(
+                np.nanmean(part["test"][ni, :, -1]))
+        summary[f"defect_{target}_{init}_N{n_list[-1]}"] = float(np.nanmean(part["defect"][-1]))
+    for target, part in population.items():
+        summary[f"population_acc_{target}"] = float(part["accuracy"][-1])
+    if sweep is not None:
+        for ii, init in enumerate(sweep_inits):
+            for li, lr in enumerate(lrs):
+                summary[f"lr_sweep_parity_{init}_lr{lr:g}_test"] = float(sweep["test"][ii, li])
+                summary[f"lr_sweep_parity_{init}_lr{lr:g}_train"] = float(sweep["train"][ii, li])
+                summary[f"lr_sweep_parity_{init}_lr{lr:g}_defect"] = float(sweep["defect"][ii, li])
+    return summary
+
+
+def _figures(ctx, config, n_list, grid, population, sweep, sweep_inits, lrs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    targets, inits = config["targets"], config["inits"]
+    colors = dict(zip(("invariant", "random", "small"), ("C0", "C3", "C2")))
+    every = config["eval_every"]
+    title = (f"n = {config['n']}, width {config['width']}, SGD lr {config['lr']:g}, "
+             f"{config['loss']} loss, mean of {config['n_seeds']} seeds")
+
+    # accuracy against epochs at the largest N
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.6 * len(targets), 3.9), sharey=True,
+                             squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        for init in inits:
+            part = grid[(target, init)]
+            ep = np.arange(part["train"].shape[-1]) * every
+            ax.plot(ep, np.nanmean(part["test"][-1], axis=0), color=colors[init],
+                    label=f"{init}: test")
+            ax.plot(ep, np.nanmean(part["train"][-1], axis=0), color=colors[init], ls="--",
+                    label=f"{init}: train")
+        if target in population:
+            ep = np.arange(len(population[target]["accuracy"])) * every
+            ax.plot(ep, population[target]["accuracy"], color="k", lw=1, ls=":",
+                    label="invariant: exact population flow")
+        ax.set_title(f"{target}, N = {n_list[-1]}")
+        ax.set_xlabel("epoch")
+        ax.axhline(0.5, color="grey", lw=0.5)
+        ax.set_ylim(0.3, 1.02)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (sign agreement)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    ctx.savefig(fig, "symmetric_boolean_vs_epochs.png")
+
+    # final accuracy against N
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.6 * len(targets), 3.9), sharey=True,
+                             squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        for init in inits:
+            part = grid[(target, init)]
+            for key, ls, mk in (("test", "-", "o"), ("train", "--", "^")):
+                final = part[key][:, :, -1]
+                ax.errorbar(n_list, np.nanmean(final, axis=1), yerr=np.nanstd(final, axis=1),
+                            color=colors[init], ls=ls, marker=mk, ms=4, capsize=2,
+                            label=f"{init}: {key}")
+        if target in population:
+            ax.axhline(population[target]["accuracy"][-1], color="k", lw=1, ls=":",
+                       label="invariant, population flow")
+        ax.set_xscale("log")
+        ax.set_title(f"{target}, after {config['epochs']} epochs")
+        ax.set_xlabel("training samples N")
+        ax.axhline(0.5, color="grey", lw=0.5)
+        ax.set_ylim(0.3, 1.02)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (sign agreement)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title + " (bars: ±1 s.d.)", fontsize=10)
+    ctx.savefig(fig, "symmetric_boolean_vs_n.png")
+
+    if sweep is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
+        for ii, init in enumerate(sweep_inits):
+            axes[0].plot(lrs, sweep["test"][ii], "o-", color=colors[init], label=f"{init}: test")
+            axes[0].plot(lrs, sweep["train"][ii], "^--", color=colors[init],
+                         label=f"{init}: train")
+            axes[1].plot(lrs, sweep["defect"][ii], "o-", color=colors[init], label=init)
+        for ax in axes:
+            ax.set_xscale("log")
+            ax.set_xlabel("SGD learning rate")
+            ax.grid(True, alpha=0.3)
+        axes[0].axhline(0.5, color="grey", lw=0.5)
+        axes[0].set_ylabel("final accuracy")
+        axes[0].set_ylim(0.3, 1.02)
+        axes[0].legend(fontsize=7)
+        axes[1].set_ylabel("distance of W to invariant subspace\n‖W − W11ᵀ/n‖ / ‖W‖")
+        axes[1].legend(fontsize=7)
+        fig.suptitle(f"parity, N = {n_list[-1]}, {config['epochs']} epochs, seed 0", fontsize=10)
+        ctx.savefig(fig, "symmetric_boolean_lr.png")

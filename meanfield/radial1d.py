@@ -1,0 +1,490 @@
+"""The balanced 1-D model (ε, c, θ) of the seed code for f*(x) = ‖x_H‖ (MATH §5).
+
+Derivation and time convention
+------------------------------
+Take the full flow of MATH §1–2 with x ∼ N(0, I_d) ("Gaussian-input time": one unit of
+time is one unit of the full particle flow, whose Euler step of size dt is gradient descent
+with learning rate m·dt). Write ψ(b) = T(b) − Σ_k w_k a_k κ(b, b_k), so that a' = ψ(b),
+b' = a ∇ψ(b); ψ is 1-homogeneous. For a balanced particle, |a| = ‖b‖ = ρ (kept by the flow,
+MATH §6), b = ρ u with u = cos θ u_H + sin θ u_⊥ a unit vector at angle θ to H:
+
+    ρ' = ⟨u, b'⟩ = a ⟨u, ∇ψ(u)⟩ = ε ρ ψ(u),     u' = ε ∇_S ψ(u)
+
+(Euler's identity for the 1-homogeneous ψ; ∇_S the spherical gradient). When μ is invariant
+under O(d_H) × O(d_⊥), ψ(u) depends on u only through θ, ψ(u) = G(θ), and u moves along
+the great circle through H at angular speed ε G'(θ). With the particle's output mass
+c = |a|‖b‖ = ρ² (its contribution to f is ε c σ(⟨u, x⟩)):
+
+    c' = 2 ε c G(θ),    θ' = ε G'(θ),
+    G(θ) = A(θ) − Σ_k w_k ε_k c_k K(θ, θ_k),
+
+    A(θ)     = E[‖x_H‖ σ(⟨u_θ, x⟩)] = α E_{t∼γ_{d_H}} κ(u_θ, v),  ⟨u_θ, v⟩ = t cos θ,
+    K(θ, θ') = E κ(u_θ, u_θ'),  ⟨u_θ, u_θ'⟩ = cos θ cos θ' t_H + sin θ sin θ' t_⊥,
+               t_H ∼ γ_{d_H}, t_⊥ ∼ γ_{d_⊥} independent (relative orientations in H, H⊥).
+
+These are the velocities of the (a, ‖b_H‖, ‖b_⊥‖) reduced flow of :mod:`meanfield.reduced`
+rewritten in (c, θ), in the same time (the tests check the identity). The risk is
+F = ½ Σ_jk w_j w_k ε_j c_j ε_k c_k K(θ_j, θ_k) − Σ_j w_j ε_j c_j A(θ_j) + d_H/2, so the seed
+paper's "re-scaled" risk F/d starts at d_H/(2d) from a start with zero mean predictor.
+
+How G and G' are evaluated
+--------------------------
+K and A are even and π-periodic in each angle (θ ↦ −θ flips the sign of t_⊥, θ ↦ π − θ
+that of t_H), so they are smooth functions of x = cos 2θ. They are **tabulated once** on the
+P Chebyshev points θ_j = (j + ½)π/(2P) (K on the P × P grid) with a tensor Gauss–Jacobi
+quadrature of ``table_nodes`` nodes per angle, and **interpolated spectrally**:
+
+    K(θ, θ') ≈ Σ_{p,q<P} C_pq cos(2pθ) cos(2qθ'),   A(θ) ≈ Σ_p A_p cos(2pθ).
+
+The expansion is separable, so G at all m particles costs O(mP + P²) per step instead of
+O(m² Q): M_q = Σ_k w_k ε_k c_k cos(2qθ_k), G(θ_i) = Σ_p cos(2pθ_i)(A_p − (C M)_p), and G'
+differentiates the cosines exactly. θ outside [0, π/2] is folded back by the symmetry, which
+the cosine basis respects by construction. :meth:`RadialKernel.accuracy` measures the error
+of K, ∂_θ K, A and A' against direct quadrature at random points (defaults: P = 64 gives
+errors below 1e-9; see the tests).
+
+The seed code's Monte Carlo estimator
+-------------------------------------
+``estimator="monte_carlo"`` replaces G and G' by sample means over N fresh input samples
+per step, drawn in reduced form (the seed notebook's draws of ‖x_H‖-free coordinates
+t ∼ γ_{d_H}, γ_{d_⊥}, 2N of each): for sample s, s_H ∼ χ_{d_H}, s_⊥ ∼ χ_{d_⊥} are the input
+norms; the other particles see x through (s_H t_H, s_⊥ t_⊥) and the particle being moved
+through (s_H t'_H, s_⊥ t'_⊥), with all t, t' independent. Then
+
+    r_s = s_H − Σ_k w_k ε_k c_k σ(cos θ_k s_H t_H + sin θ_k s_⊥ t_⊥),
+    Ĝ(θ_i) = mean_s r_s σ(z_is),   Ĝ'(θ_i) = mean_s r_s 1[z_is > 0] ∂_θ z_is,
+    z_is = cos θ_i s_H t'_H + sin θ_i s_⊥ t'_⊥,
+
+which is unbiased for G, G' (the orientation shared by the other particles only adds
+variance), at cost O(mN) per step.
+"""
+import time
+from dataclasses import dataclass, field
+from math import pi
+
+import numpy as np
+from scipy.fft import dct, dctn
+
+from ._numba import kernel, parallel_kernel, prange
+from .engine import snapshot_steps
+from .gaussian import _norm_target_kernel, sphere_coordinate_quadrature
+from .integrators import get_integrator
+from .problem import norm_target_alpha
+from .reduced import reduced_interaction
+
+__all__ = ["RadialKernel", "RadialFlowResult", "simulate_radial", "ESTIMATORS",
+           "fold_angle", "sample_sphere_coordinate"]
+
+#: ways to evaluate G and G' in :func:`simulate_radial`.
+ESTIMATORS = ("exact", "monte_carlo")
+
+
+def fold_angle(theta):
+    """Fold angles into [0, π/2] by the symmetries θ ↦ −θ and θ ↦ π − θ of the model."""
+    t = np.mod(np.asarray(theta, dtype=np.float64), pi)
+    return np.where(t > 0.5 * pi, pi - t, t)
+
+
+def sample_sphere_coordinate(rng, k, size):
+    """Samples of t ∼ γ_k (one coordinate of a uniform point on S^{k−1}): ±√Beta(½, (k−1)/2)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    sign = rng.choice([-1.0, 1.0], size=size)
+    if k == 1:
+        return sign
+    return sign * np.sqrt(rng.beta(0.5, 0.5 * (k - 1), size=size))
+
+
+# ------------------------------------------------------------------------- the kernel
+@kernel
+def _cosine_basis(theta, out_t, out_dt):
+    """out_t[i, p] = cos(2pθ_i), out_dt[i, p] = −2p sin(2pθ_i), p < P = out_t.shape[1].
+
+    Preconditions: ``theta`` (n,), outputs (n, P) float64 C-contiguous, P >= 2. Both
+    sequences obey the stable three-term recurrence y_{p+1} = 2 cos(2θ) y_p − y_{p−1}.
+    Serial: O(nP) flops, cheaper than a parallel launch at the sizes used.
+    """
+    n, P = out_t.shape
+    for i in range(n):
+        x = np.cos(2.0 * theta[i])
+        s1 = np.sin(2.0 * theta[i])
+        c_prev, c_cur = 1.0, x
+        s_prev, s_cur = 0.0, s1
+        out_t[i, 0] = 1.0
+        out_dt[i, 0] = 0.0
+        out_t[i, 1] = x
+        out_dt[i, 1] = -2.0 * s1
+        for p in range(2, P):
+            c_prev, c_cur = c_cur, 2.0 * x * c_cur - c_prev
+            s_prev, s_cur = s_cur, 2.0 * x * s_cur - s_prev
+            out_t[i, p] = c_cur
+            out_dt[i, p] = -2.0 * p * s_cur
+
+
+def _unit(theta):
+    theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
+    return np.ascontiguousarray(np.stack([np.cos(theta), np.sin(theta)], axis=1))
+
+
+class RadialKernel:
+    """Spectral tables of K(θ, θ') and A(θ) for given d_H, d_⊥ (see the module docstring).
+
+    Parameters
+    ----------
+    d_H, d_perp : int
+        Dimensions of H and H⊥ (both >= 1).
+    n_terms : int
+        P, number of cosine modes per angle.
+    table_nodes : int
+        Gauss–Jacobi nodes per angle of the quadrature that fills the tables.
+    """
+
+    def __init__(self, d_H, d_perp, n_terms=64, table_nodes=96):
+        if int(d_H) != d_H or int(d_perp) != d_perp or d_H < 1 or d_perp < 1:
+            raise ValueError(f"d_H and d_perp must be integers >= 1, got {d_H}, {d_perp}")
+        if int(n_terms) < 2 or int(table_nodes) < 2:
+            raise ValueError("n_terms and table_nodes must be >= 2")
+        self.d_H, self.d_perp = int(d_H), int(d_perp)
+        self.n_terms = P = int(n_terms)
+        self.table_nodes = int(table_nodes)
+        self.alpha = norm_target_alpha(self.d_H)
+        self.modes = 2.0 * np.arange(P)
+        grid = (np.arange(P) + 0.5) * pi / (2 * P)
+        self.grid = grid
+        k_tab, _ = self.kernel_direct(grid, grid, self.table_nodes)
+        a_tab, _ = self.target_direct(grid, self.table_nodes)
+        # DCT-II on the Chebyshev points: f_j = Σ_p c_p cos(p (j+½)π/P), c = dct/P, c_0 halved
+        C = dctn(k_tab, type=2) / (P * P)
+        C[0, :] *= 0.5
+        C[:, 0] *= 0.5
+        A = dct(a_tab, type=2) / P
+        A[0] *= 0.5
+        self.C = np.ascontiguousarray(0.5 * (C + C.T))  # K is symmetric; remove round-off
+        self.A = A
+        self.energy = 0.5 * self.d_H  # ½ E‖x_H‖² for x ∼ N(0, I)
+
+    # -- direct quadrature (slow, for the tables and the accuracy checks) -------------------
+    def _orientation_rule(self, n_nodes):
+        t_h, w_h = sphere_coordinate_quadrature(self.d_H, n_nodes)
+        t_p, w_p = sphere_coordinate_quadrature(self.d_perp, n_nodes)
+        nodes = np.stack(np.meshgrid(t_h, t_p, indexing="ij"), axis=-1).reshape(-1, 2)
+        weights = np.outer(w_h, w_p).ravel()
+        return np.ascontiguousarray(nodes), np.ascontiguousarray(weights)
+
+    def kernel_direct(self, theta, theta2, n_nodes=96):
+        """K(θ_i, θ'_k) and ∂_θ K by direct tensor quadrature; arrays (n, n2)."""
+        u = _unit(theta)
+        u2 = _unit(theta2)
+        nodes, weights = self._orientation_rule(n_nodes)
+        K = np.empty((u.shape[0], u2.shape[0]))
+        dK = np.empty_like(K)
+        tangent = np.stack([-u[:, 1], u[:, 0]], axis=1)  # du/dθ
+        for k in range(u2.shape[0]):
+            s, g = reduced_interaction(u, u2[k: k + 1], np.ones(1), 0, nodes, weights)
+            K[:, k] = s
+            dK[:, k] = np.einsum("ij,ij->i", g, tangent)
+        return K, dK
+
+    def target_direct(self, theta, n_nodes=96):
+        """A(θ) and A'(θ) by direct Gauss–Jacobi quadrature; arrays (n,)."""
+        u = _unit(theta)
+        t, w = sphere_coordinate_quadrature(self.d_H, n_nodes)
+        out_t = np.empty(u.shape[0])
+        out_g = np.empty_like(u)
+        _norm_target_kernel(u, 1, t, w, out_t, out_g)
+        tangent = np.stack([-u[:, 1], u[:, 0]], axis=1)
+        return self.alpha * out_t, self.alpha * np.einsum("ij,ij->i", out_g, tangent)
+
+    # -- spectral evaluation ----------------------------------------------------------------
+    def basis(self, theta):
+        """cos(2pθ) and its θ-derivative −2p sin(2pθ) at every angle: two (n, P) arrays."""
+        theta = np.ascontiguousarray(np.atleast_1d(np.asarray(theta, dtype=np.float64)))
+        T = np.empty((theta.size, self.n_terms))
+        dT = np.empty_like(T)
+        _cosine_basis(theta, T, dT)
+        return T, dT
+
+    def kernel(self, theta, theta2):
+        """K(θ_i, θ'_k) and ∂_θ K from the tables; arrays (n, n2)."""
+        T1, dT1 = self.basis(theta)
+        T2, _ = self.basis(theta2)
+        return T1 @ self.C @ T2.T, dT1 @ self.C @ T2.T
+
+    def target(self, theta):
+        """A(θ) and A'(θ) from the table."""
+        T, dT = self.basis(theta)
+        return T @ self.A, dT @ self.A
+
+    def field(self, eps, c, theta, w):
+        """G(θ_i), G'(θ_i) at every particle and the exact risk F.
+
+        Parameters
+        ----------
+        eps, c, theta, w : (m,) arrays
+            Signs, masses, angles and particle weights.
+
+        Returns
+        -------
+        G, dG : (m,) arrays
+        risk : float
+        """
+        T, dT = self.basis(theta)
+        coef = w * eps * c
+        M = T.T @ coef
+        CM = self.C @ M
+        h = self.A - CM
+        risk = 0.5 * M @ CM - M @ self.A + self.energy
+        return T @ h, dT @ h, float(risk)
+
+    def risk(self, eps, c, theta, w):
+        """Exact risk F of the 1-D model."""
+        return self.field(eps, c, theta, w)[2]
+
+    def predict(self, eps, c, theta, w, s_H, s_perp, n_nodes=64):
+        """Predictor at inputs with ‖x_H‖ = s_H and ‖x_⊥‖ = s_perp (arrays (n,)).
+
+        f = Σ_k w_k ε_k c_k E σ(cos θ_k s_H t_H + sin θ_k s_⊥ t_⊥), by tensor quadrature."""
+        s_H = np.atleast_1d(np.asarray(s_H, dtype=np.float64))
+        s_perp = np.broadcast_to(np.asarray(s_perp, dtype=np.float64), s_H.shape)
+        nodes, weights = self._orientation_rule(n_nodes)
+        coef = w * eps * c
+        out = np.empty(s_H.size)
+        for n in range(s_H.size):
+            pre = (np.multiply.outer(np.cos(theta) * s_H[n], nodes[:, 0])
+                   + np.multiply.outer(np.sin(theta) * s_perp[n], nodes[:, 1]))
+            out[n] = coef @ (np.maximum(pre, 0.0) @ weights)
+        return out
+
+    def accuracy(self, n_points=200, rng=None, reference_nodes=192):
+        """Max errors of the tables against direct quadrature with ``reference_nodes``
+        nodes per angle at ``n_points`` random angles (and all their pairs for K).
+
+        Returns a dict with ``K``, ``dK``, ``A``, ``dA`` (max absolute errors) and the
+        magnitudes ``K_max``, ``A_max``."""
+        rng = np.random.default_rng(0) if rng is None else rng
+        th = rng.uniform(0.0, 0.5 * pi, size=n_points)
+        th[:3] = (0.0, 0.5 * pi, 1e-3)  # the corners and near-corner, where K is least smooth
+        K_ref, dK_ref = self.kernel_direct(th, th, reference_nodes)
+        A_ref, dA_ref = self.target_direct(th, reference_nodes)
+        K, dK = self.kernel(th, th)
+        A, dA = self.target(th)
+        return {"K": float(np.abs(K - K_ref).max()), "dK": float(np.abs(dK - dK_ref).max()),
+                "A": float(np.abs(A - A_ref).max()), "dA": float(np.abs(dA - dA_ref).max()),
+                "K_max": float(np.abs(K_ref).max()), "A_max": float(np.abs(A_ref).max())}
+
+
+# ------------------------------------------------------------- the Monte Carlo estimator
+@parallel_kernel
+def _mc_field(cos_t, sin_t, coef, a_src, b_src, a_out, b_out, target, out_g, out_dg, out_r):
+    """Monte Carlo G, G' of the seed code (see the module docstring).
+
+    Preconditions: ``cos_t``, ``sin_t``, ``coef`` (m,); ``a_src``, ``b_src``, ``a_out``,
+    ``b_out``, ``target`` (n,) float64, C-contiguous; outputs written: ``out_g``,
+    ``out_dg`` (m,) and the residuals ``out_r`` (n,) = f*(x_s) − f̂(x_s).
+    Two parallel loops, each over the index that owns its output.
+    """
+    m = cos_t.shape[0]
+    n = a_src.shape[0]
+    for s in prange(n):
+        f = 0.0
+        for k in range(m):
+            z = cos_t[k] * a_src[s] + sin_t[k] * b_src[s]
+            if z > 0.0:
+                f += coef[k] * z
+        out_r[s] = target[s] - f
+    for i in prange(m):
+        g = 0.0
+        dg = 0.0
+        for s in range(n):
+            z = cos_t[i] * a_out[s] + sin_t[i] * b_out[s]
+            if z > 0.0:
+                g += out_r[s] * z
+                dg += out_r[s] * (cos_t[i] * b_out[s] - sin_t[i] * a_out[s])
+        out_g[i] = g / n
+        out_dg[i] = dg / n
+
+
+def _mc_samples(rng, d_H, d_perp, n):
+    s_H = np.sqrt(rng.chisquare(d_H, size=n))
+    s_p = np.sqrt(rng.chisquare(d_perp, size=n))
+    t_h = sample_sphere_coordinate(rng, d_H, (2, n))
+    t_p = sample_sphere_coordinate(rng, d_perp, (2, n))
+    return (np.ascontiguousarray(s_H * t_h[0]), np.ascontiguousarray(s_p * t_p[0]),
+            np.ascontiguousarray(s_H * t_h[1]), np.ascontiguousarray(s_p * t_p[1]), s_H)
+
+
+def monte_carlo_field(kernel, eps, c, theta, w, rng, n_samples=1000):
+    """Ĝ, Ĝ' and the batch loss ½ mean_s r_s² from ``n_samples`` fresh samples."""
+    a_src, b_src, a_out, b_out, target = _mc_samples(rng, kernel.d_H, kernel.d_perp,
+                                                     int(n_samples))
+    m = theta.shape[0]
+    g = np.empty(m)
+    dg = np.empty(m)
+    res = np.empty(int(n_samples))
+    _mc_field(np.ascontiguousarray(np.cos(theta)), np.ascontiguousarray(np.sin(theta)),
+              np.ascontiguousarray(w * eps * c), a_src, b_src, a_out, b_out, target, g, dg, res)
+    return g, dg, 0.5 * float(res @ res) / res.size
+
+
+# ------------------------------------------------------------------------------ driver
+@dataclass
+class RadialFlowResult:
+    """What :func:`simulate_radial` produced.
+
+    Attributes
+    ----------
+    t : (r,) array
+    risk : (r,) array
+        Exact risk F at recorded times (always exact, whatever drove the flow).
+    risk_estimate : (r,) array
+        What the driving estimator reported (the batch loss for ``monte_carlo``; equal to
+        ``risk`` for ``exact``).
+    snapshots : dict
+        ``step``, ``t`` (s,), ``c``, ``theta`` (s, m).
+    eps, c, theta, weights : (m,) arrays
+        Final (or last finite) state; θ folded into [0, π/2].
+    """
+
+    t: np.ndarray
+    risk: np.ndarray
+    risk_estimate: np.ndarray
+    snapshots: dict
+    eps: np.ndarray
+    c: np.ndarray
+    theta: np.ndarray
+    weights: np.ndarray
+    status: str
+    message: str
+    wall_time_s: float
+    steps_done: int
+    extra: dict = field(default_factory=dict)
+
+
+def simulate_radial(kernel, eps, c, theta, dt, n_steps, weights=None, integrator="euler",
+                    estimator="exact", n_samples=1000, seed=0, record_every=1, n_snapshots=0,
+                    snapshot_spacing="linear", snapshot_at=None, stop=None):
+    """Integrate c' = 2εcG(θ), θ' = εG'(θ) (Gaussian-input time; module docstring).
+
+    Parameters
+    ----------
+    kernel : RadialKernel
+    eps : (m,) array of ±1
+    c : (m,) array, >= 0
+    theta : (m,) array in [0, π/2]
+    dt : float
+    n_steps : int
+    weights : (m,) array, optional
+        Particle weights summing to 1 (uniform 1/m by default).
+    integrator : str
+        From :data:`meanfield.integrators.INTEGRATORS` (state a = c, b = θ as an (m, 1) array).
+    estimator : {"exact", "monte_carlo"}
+    n_samples : int
+        Fresh samples per evaluation of the Monte Carlo estimator.
+    seed : int
+        Seeds the Monte Carlo samples.
+    record_every, n_snapshots, snapshot_spacing, stop
+        As in :func:`meanfield.reduced.simulate_reduced`.
+    snapshot_at : sequence of int, optional
+        Explicit snapshot steps (within [0, n_steps]); overrides ``n_snapshots``.
+
+    Returns
+    -------
+    RadialFlowResult
+        A mass that would become negative in a step (2 dt |G| > 1) stops the run with
+        status ``diverged``: c = 0 is invariant for the flow.
+    """
+    if not isinstance(kernel, RadialKernel):
+        raise ValueError("kernel must be a RadialKernel")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+    eps = np.asarray(eps, dtype=np.float64)
+    c = np.array(c, dtype=np.float64)
+    theta = np.array(theta, dtype=np.float64)
+    m = eps.shape[0]
+    if eps.ndim != 1 or c.shape != (m,) or theta.shape != (m,):
+        raise ValueError("eps, c and theta must be 1-D arrays of the same length")
+    if not np.all(np.abs(eps) == 1.0):
+        raise ValueError("eps must contain only +1 and -1")
+    if np.any(c < 0) or not np.all(np.isfinite(c)):
+        raise ValueError("masses c must be finite and >= 0")
+    if np.any(theta < 0) or np.any(theta > 0.5 * pi) or not np.all(np.isfinite(theta)):
+        raise ValueError("angles theta must lie in [0, pi/2]")
+    w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (m,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+        raise ValueError("weights must be non-negative, shape (m,), summing to 1")
+    if not (np.isfinite(dt) and dt > 0) or int(n_steps) != n_steps or n_steps < 0:
+        raise ValueError(f"need dt > 0 and an integer n_steps >= 0, got {dt}, {n_steps}")
+    if int(n_samples) < 1 or int(record_every) < 1:
+        raise ValueError("n_samples and record_every must be >= 1")
+    n_steps = int(n_steps)
+    rng = np.random.default_rng(seed)
+    stepper = get_integrator(integrator)
+    last = {}
+
+    def field_(cc, th2):
+        th = th2[:, 0]
+        if estimator == "exact":
+            g, dg, risk = kernel.field(eps, cc, th, w)
+            last["estimate"] = risk
+        else:
+            g, dg, last["estimate"] = monte_carlo_field(kernel, eps, cc, th, w, rng, n_samples)
+            risk = float("nan")  # filled with the exact value when recorded
+        return 2.0 * eps * cc * g, (eps * dg)[:, None], risk
+
+    rec_steps = np.arange(0, n_steps + 1, int(record_every))
+    if rec_steps[-1] != n_steps:
+        rec_steps = np.append(rec_steps, n_steps)
+    risks = np.full(rec_steps.size, np.nan)
+    estimates = np.full(rec_steps.size, np.nan)
+    if snapshot_at is not None:
+        snaps = np.unique(np.asarray(snapshot_at, dtype=np.int64))
+        if snaps.size and (snaps[0] < 0 or snaps[-1] > n_steps):
+            raise ValueError(f"snapshot_at steps must lie in [0, {n_steps}]")
+    else:
+        snaps = snapshot_steps(n_steps, n_snapshots, snapshot_spacing)
+    snap_c = np.zeros((snaps.size, m))
+    snap_t = np.zeros((snaps.size, m))
+    rec_pos = snap_pos = 0
+    th2 = theta[:, None].copy()
+    buffers = stepper.new_buffers(c, th2)
+    status, message = "running", ""
+    start = time.perf_counter()
+    step = 0
+    while True:
+        while snap_pos < snaps.size and snaps[snap_pos] == step:
+            snap_c[snap_pos], snap_t[snap_pos] = c, th2[:, 0]
+            snap_pos += 1
+        record = rec_pos < rec_steps.size and rec_steps[rec_pos] == step
+        if step == n_steps:
+            if record:
+                risks[rec_pos] = kernel.risk(eps, c, th2[:, 0], w)
+                estimates[rec_pos] = (risks[rec_pos] if estimator == "exact" else
+                                      monte_carlo_field(kernel, eps, c, th2[:, 0], w, rng,
+                                                        n_samples)[2])
+                rec_pos += 1
+            status, message = "ok", f"completed {n_steps} steps (t = {n_steps * dt:.6g})"
+            break
+        if stop is not None and stop():
+            status, message = "interrupted", f"stopped after {step} of {n_steps} steps"
+            break
+        c_new, th_new, buffers, risk, _, _ = stepper.step(field_, c, th2, buffers, dt, step * dt)
+        if record:
+            risks[rec_pos] = risk if estimator == "exact" else kernel.risk(eps, c, th2[:, 0], w)
+            estimates[rec_pos] = last["estimate"]
+            rec_pos += 1
+        if not (np.all(np.isfinite(c_new)) and np.all(np.isfinite(th_new))):
+            status, message = "diverged", (f"non-finite state at step {step}; reduce dt "
+                                           f"(now {dt:g})")
+            break
+        if np.any(c_new < 0):
+            status, message = "diverged", (f"a mass became negative at step {step} "
+                                           f"(2 dt |G| > 1); reduce dt (now {dt:g})")
+            break
+        c, th2 = c_new, fold_angle(th_new)
+        step += 1
+    return RadialFlowResult(
+        t=rec_steps[:rec_pos] * dt, risk=risks[:rec_pos], risk_estimate=estimates[:rec_pos],
+        snapshots={"step": snaps[:snap_pos], "t": snaps[:snap_pos] * dt,
+                   "c": snap_c[:snap_pos], "theta": snap_t[:snap_pos]},
+        eps=eps.copy(), c=c, theta=th2[:, 0].copy(), weights=w, status=status, message=message,
+        wall_time_s=time.perf_counter() - start, steps_done=step)

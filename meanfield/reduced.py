@@ -1,0 +1,593 @@
+"""Block-symmetric reduction of the particle flow (MATH §5): cost independent of d.
+
+Split R^d into consecutive blocks of coordinates. Each block is either kept **explicitly**
+(its coordinates stay particle coordinates) or **reduced** to its norm: when the input law,
+the target and the initial measure are invariant under independent rotations of every
+reduced block, the measure stays invariant (MATH §3), the direction of b inside a reduced
+block is uniform given the other coordinates, and the push-forward of μ_t to the reduced
+coordinates
+
+    z = (b_explicit, r_1, …, r_R),   r_l = ‖b_{B_l}‖ ≥ 0,
+
+follows a Euclidean Wasserstein gradient flow of its own. Its interaction is the exact
+Gaussian kernel averaged over the relative orientation of every reduced block:
+
+    κ̃(z, z') = E_{t_l ∼ γ_{n_l}} κ evaluated with ‖b‖² = ‖y‖² + Σ r_l²,
+               ⟨b, b'⟩ = ⟨y, y'⟩ + Σ_l r_l r'_l t_l,
+
+where γ_n is the law of one coordinate of a uniform point on S^{n−1}. The expectation is a
+tensor Gauss–Jacobi quadrature (one rule per reduced block), so a velocity evaluation costs
+O(m² (p + Q R)) with p explicit coordinates and Q tensor nodes: independent of d.
+
+The target enters exactly: a teacher whose units live in the explicit blocks does not see
+the orientation of the reduced blocks (closed form κ), and ‖x_H‖ with H a union of leading
+blocks depends on b only through ‖b_H‖ and ‖b‖ (the 1-D quadrature of MATH §2).
+
+The special cases of MATH §5 are ``BlockReduction.subspace(d, d_H)`` (particles
+(a, b_H, ‖b_⊥‖)) and ``BlockReduction.subspace(d, d_H, reduce_H=True)`` (particles
+(a, ‖b_H‖, ‖b_⊥‖)).
+
+A particle's velocity is −∇ of a (∫ a' κ̃ dν − T) in the reduced coordinates, which is the
+gradient descent of the reduced finite-m risk F(ν_m): the self term κ̃(z_j, z_j) is
+averaged over orientations too, so F(ν_m) is the exact risk of the measure obtained by
+spreading every particle uniformly over the orientations of its reduced blocks (it differs
+from the risk of any single lift by O(1/m)). r_l = 0 is invariant (κ̃ is even in each
+r_l, so ∂κ̃/∂r_l vanishes there); a discrete step that overshoots 0 is reflected, r ↦ |r|,
+which is the same point of the full space (b_B ↦ −b_B has the same law).
+"""
+import time
+from dataclasses import dataclass, field
+from math import atan2, pi, sqrt
+
+import numpy as np
+
+from ._numba import parallel_kernel, prange
+from .backends import ExactBackend
+from .engine import snapshot_steps
+from .gaussian import _norm_target_kernel, sphere_coordinate_quadrature
+from .integrators import get_integrator
+from .problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, Problem, SphereLaw,
+                      Teacher, norm_target_alpha)
+
+__all__ = ["BlockReduction", "ReducedBackend", "ReducedFlowResult", "simulate_reduced",
+           "reduced_interaction"]
+
+_INV_2PI = 1.0 / (2.0 * pi)
+
+
+# ----------------------------------------------------------------------------- the kernel
+@parallel_kernel
+def _reduced_pair_sums(yt, rt, nt2, ys, rs, ns2, cs, nodes, weights, out_s, out_gy, out_gr):
+    """S_i = Σ_k c_k κ̃(z_i, z'_k) and its gradient in z_i = (y_i, r_i).
+
+    Preconditions (checked by :func:`reduced_interaction`): ``yt`` (mt, p), ``rt`` (mt, R),
+    ``ys`` (ms, p), ``rs`` (ms, R) C-contiguous float64 (p or R may be 0); ``nt2`` (mt,) and
+    ``ns2`` (ms,) the squared norms ‖y‖² + ‖r‖²; ``cs`` (ms,); ``nodes`` (Q, R) and
+    ``weights`` (Q,) a tensor quadrature for (t_1..t_R) with weights summing to 1.
+    Outputs are written, not accumulated into; the factor 1/(2π) is applied here.
+
+    Per pair and node: dot = ⟨y, y'⟩ + Σ_l r_l r'_l t_l, cross = √max(‖b‖²‖b'‖² − dot², 0),
+    γ = atan2(cross, dot); κ = (cross + (π − γ) dot)/2π and, as in MATH §2 (the ∂γ terms
+    cancel), ∂κ/∂y = ((π − γ) y' + cross y/‖b‖²)/2π, ∂κ/∂r_l = ((π − γ) t_l r'_l
+    + cross r_l/‖b‖²)/2π. A pair with r_l r'_l = 0 for every l does not depend on the nodes
+    and is evaluated once. Parallel over i (the output row): identical for any thread count.
+    """
+    mt, p = yt.shape
+    n_red = rt.shape[1]
+    ms = ys.shape[0]
+    q = weights.shape[0]
+    for i in prange(mt):
+        prod = np.empty(n_red)
+        acc_b = np.empty(n_red)
+        acc_s = 0.0
+        acc_cross = 0.0
+        for l in range(p):
+            out_gy[i, l] = 0.0
+        for l in range(n_red):
+            out_gr[i, l] = 0.0
+        for k in range(ms):
+            c = cs[k]
+            if c == 0.0:
+                continue
+            e = 0.0
+            for l in range(p):
+                e += yt[i, l] * ys[k, l]
+            flat = True
+            for l in range(n_red):
+                prod[l] = rt[i, l] * rs[k, l]
+                acc_b[l] = 0.0
+                if prod[l] != 0.0:
+                    flat = False
+            nn = nt2[i] * ns2[k]
+            s_k = 0.0
+            cross_k = 0.0
+            a_k = 0.0
+            if flat:
+                cross = sqrt(max(nn - e * e, 0.0))
+                wpa = pi - atan2(cross, e)
+                s_k = cross + wpa * e
+                cross_k = cross
+                a_k = wpa
+            else:
+                for j in range(q):
+                    dot = e
+                    for l in range(n_red):
+                        dot += prod[l] * nodes[j, l]
+                    cross = sqrt(max(nn - dot * dot, 0.0))
+                    wq = weights[j]
+                    wpa = wq * (pi - atan2(cross, dot))
+                    s_k += wq * cross + wpa * dot
+                    cross_k += wq * cross
+                    a_k += wpa
+                    for l in range(n_red):
+                        acc_b[l] += wpa * nodes[j, l]
+            acc_s += c * s_k
+            acc_cross += c * cross_k
+            for l in range(p):
+                out_gy[i, l] += c * a_k * ys[k, l]
+            if not flat:
+                for l in range(n_red):
+                    out_gr[i, l] += c * acc_b[l] * rs[k, l]
+        out_s[i] = acc_s * _INV_2PI
+        # (cross/‖b‖²) b term; at b = 0 the feature is flat in that direction
+        radial = acc_cross / nt2[i] if nt2[i] > 0.0 else 0.0
+        for l in range(p):
+            out_gy[i, l] = (out_gy[i, l] + radial * yt[i, l]) * _INV_2PI
+        for l in range(n_red):
+            out_gr[i, l] = (out_gr[i, l] + radial * rt[i, l]) * _INV_2PI
+
+
+def _split(z, n_explicit, name):
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] < n_explicit:
+        raise ValueError(f"{name} must have shape (m, n_coords), got {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"{name} contains NaN or inf")
+    y = np.ascontiguousarray(z[:, :n_explicit])
+    r = np.ascontiguousarray(z[:, n_explicit:])
+    return z, y, r
+
+
+def reduced_interaction(z_out, z_src, c_src, n_explicit, nodes, weights):
+    """Σ_k c_k κ̃(z_i, z'_k) and its gradient in z_i, for standard Gaussian inputs.
+
+    Parameters
+    ----------
+    z_out : (m, p + R) array
+        Reduced coordinates (explicit coordinates first, then the R block norms).
+    z_src : (n, p + R) array
+    c_src : (n,) array
+    n_explicit : int
+        p, the number of explicit coordinates.
+    nodes : (Q, R) array, weights : (Q,) array
+        Tensor quadrature over the relative orientations (see
+        :meth:`BlockReduction.quadrature`).
+
+    Returns
+    -------
+    S : (m,) array
+    grad : (m, p + R) array
+    """
+    z_out, yt, rt = _split(z_out, n_explicit, "z_out")
+    z_src, ys, rs = _split(z_src, n_explicit, "z_src")
+    if z_src.shape[1] != z_out.shape[1]:
+        raise ValueError(f"z_src has {z_src.shape[1]} columns, z_out has {z_out.shape[1]}")
+    c_src = np.ascontiguousarray(c_src, dtype=np.float64)
+    if c_src.shape != (z_src.shape[0],):
+        raise ValueError(f"c_src must have shape ({z_src.shape[0]},), got {c_src.shape}")
+    nodes = np.ascontiguousarray(nodes, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    n_red = rt.shape[1]
+    if nodes.ndim != 2 or nodes.shape[1] != n_red or weights.shape != (nodes.shape[0],):
+        raise ValueError(f"nodes must have shape (Q, {n_red}) and weights (Q,), got "
+                         f"{nodes.shape} and {weights.shape}")
+    m = z_out.shape[0]
+    out_s = np.empty(m)
+    out_gy = np.empty((m, n_explicit))
+    out_gr = np.empty((m, n_red))
+    _reduced_pair_sums(yt, rt, np.einsum("ij,ij->i", z_out, z_out), ys, rs,
+                       np.einsum("ij,ij->i", z_src, z_src), c_src, nodes, weights,
+                       out_s, out_gy, out_gr)
+    return out_s, np.hstack([out_gy, out_gr])
+
+
+# ------------------------------------------------------------------------- the blocks
+@dataclass(frozen=True)
+class BlockReduction:
+    """A split of R^d into consecutive blocks, each kept explicitly or reduced to its norm.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        Block sizes n_1, …, n_B (sum d), in coordinate order.
+    reduced : tuple of bool
+        For every block, True to keep only its norm.
+
+    Reduced coordinates of b ∈ R^d are z = (explicit coordinates in block order,
+    then the norms of the reduced blocks in block order): ``n_coords = p + R`` columns.
+    """
+
+    sizes: tuple
+    reduced: tuple
+
+    def __post_init__(self):
+        sizes = tuple(int(s) for s in self.sizes)
+        reduced = tuple(bool(x) for x in self.reduced)
+        if len(sizes) == 0 or len(sizes) != len(reduced):
+            raise ValueError("give one 'reduced' flag per block size (both non-empty)")
+        if any(s < 1 for s in sizes):
+            raise ValueError(f"block sizes must be >= 1, got {sizes}")
+        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "reduced", reduced)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        object.__setattr__(self, "_starts", tuple(int(s) for s in starts))
+
+    @classmethod
+    def subspace(cls, d, d_H, reduce_H=False):
+        """H = first d_H coordinates; H⊥ reduced to ‖b_⊥‖; H explicit unless ``reduce_H``."""
+        if not 1 <= d_H < d:
+            raise ValueError(f"need 1 <= d_H < d, got d_H = {d_H}, d = {d}")
+        return cls((d_H, d - d_H), (bool(reduce_H), True))
+
+    @property
+    def d(self):
+        return sum(self.sizes)
+
+    @property
+    def n_explicit(self):
+        """p: number of explicit coordinates."""
+        return sum(s for s, red in zip(self.sizes, self.reduced) if not red)
+
+    @property
+    def n_reduced(self):
+        """R: number of reduced blocks."""
+        return sum(self.reduced)
+
+    @property
+    def n_coords(self):
+        return self.n_explicit + self.n_reduced
+
+    @property
+    def reduced_sizes(self):
+        return tuple(s for s, red in zip(self.sizes, self.reduced) if red)
+
+    def explicit_columns(self):
+        """Indices (p,) of the explicit coordinates in R^d, in reduced-coordinate order."""
+        cols = [np.arange(st, st + s) for st, s, red in zip(self._starts, self.sizes, self.reduced)
+                if not red]
+        return np.concatenate(cols) if cols else np.zeros(0, dtype=int)
+
+    def reduced_slices(self):
+        """(start, stop) in R^d of every reduced block, in reduced-coordinate order."""
+        return [(st, st + s) for st, s, red in zip(self._starts, self.sizes, self.reduced) if red]
+
+    def leading_columns(self, d_lead):
+        """Reduced-coordinate columns that describe the first ``d_lead`` coordinates of R^d
+        (which must end on a block boundary). Used for H = first d_H coordinates."""
+        ends = np.cumsum(self.sizes)
+        if d_lead not in set(int(e) for e in ends):
+            raise ValueError(f"the first {d_lead} coordinates do not end on a block boundary "
+                             f"(block ends: {list(int(e) for e in ends)}); choose blocks so "
+                             "that H is a union of leading blocks")
+        cols, col, red_col = [], 0, self.n_explicit
+        for st, s, red in zip(self._starts, self.sizes, self.reduced):
+            if red:
+                if st < d_lead:
+                    cols.append(red_col)
+                red_col += 1
+            else:
+                if st < d_lead:
+                    cols.extend(range(col, col + s))
+                col += s
+        return np.array(cols, dtype=int)
+
+    def project(self, b):
+        """Reduced coordinates of full particles: b (m, d) -> z (m, p + R)."""
+        b = np.asarray(b, dtype=np.float64)
+        if b.ndim != 2 or b.shape[1] != self.d:
+            raise ValueError(f"b must have shape (m, {self.d}), got {b.shape}")
+        parts = [b[:, self.explicit_columns()]]
+        parts += [np.linalg.norm(b[:, st:en], axis=1)[:, None] for st, en in self.reduced_slices()]
+        return np.ascontiguousarray(np.hstack(parts))
+
+    def lift(self, z, rng):
+        """Full particles with the given reduced coordinates and independent uniformly
+        random directions in every reduced block: z (m, p + R) -> b (m, d).
+
+        A negative norm is read as its absolute value (b_B and −b_B have the same law)."""
+        z = np.asarray(z, dtype=np.float64)
+        if z.ndim != 2 or z.shape[1] != self.n_coords:
+            raise ValueError(f"z must have shape (m, {self.n_coords}), got {z.shape}")
+        m = z.shape[0]
+        b = np.zeros((m, self.d))
+        b[:, self.explicit_columns()] = z[:, : self.n_explicit]
+        for l, (st, en) in enumerate(self.reduced_slices()):
+            u = rng.standard_normal((m, en - st))
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            b[:, st:en] = np.abs(z[:, self.n_explicit + l])[:, None] * u
+        return b
+
+    def quadrature(self, n_nodes=16):
+        """Tensor Gauss–Jacobi rule over (t_1, …, t_R), t_l ∼ γ_{n_l}, independent.
+
+        Returns nodes (Q, R) and weights (Q,) summing to 1, Q = Π_l q_l (q_l = 2 for a
+        block of size 1, else ``n_nodes``)."""
+        rules = [sphere_coordinate_quadrature(n, n_nodes) for n in self.reduced_sizes]
+        if not rules:
+            return np.zeros((1, 0)), np.ones(1)
+        grids = np.meshgrid(*[t for t, _ in rules], indexing="ij")
+        wgrids = np.meshgrid(*[w for _, w in rules], indexing="ij")
+        nodes = np.stack([g.ravel() for g in grids], axis=1)
+        weights = np.prod(np.stack([g.ravel() for g in wgrids], axis=1), axis=1)
+        return np.ascontiguousarray(nodes), np.ascontiguousarray(weights)
+
+
+# --------------------------------------------------------------------------- the backend
+class ReducedBackend:
+    """Exact potential gradients and risk of the reduced flow, ``gradients(a, z, w)``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The full problem: Gaussian or spherical inputs, ReLU, and a target invariant under
+        rotations of every reduced block (teacher units, linear and odd parts living in the
+        explicit blocks; ``NormTarget`` with H a union of leading blocks).
+    blocks : BlockReduction
+    n_nodes : int
+        Gauss–Jacobi nodes per reduced block for the interaction.
+    target_nodes : int
+        Gauss–Jacobi nodes of the ‖x_H‖ quadrature.
+
+    Notes
+    -----
+    ``gradients`` returns g = ∇_z V (the velocity is −g) exactly like
+    :class:`meanfield.backends.ExactBackend`, so the integrators of
+    :mod:`meanfield.integrators` apply unchanged to (a, z).
+    """
+
+    name = "reduced"
+
+    def __init__(self, problem, blocks, n_nodes=16, target_nodes=64):
+        if not isinstance(problem, Problem):
+            raise ValueError("problem must be a meanfield.Problem")
+        if not isinstance(blocks, BlockReduction):
+            raise ValueError("blocks must be a BlockReduction")
+        if blocks.d != problem.d:
+            raise ValueError(f"blocks cover d = {blocks.d} coordinates, the problem has "
+                             f"d = {problem.d}")
+        if problem.activation != "relu" or not isinstance(problem.law, (GaussianLaw, SphereLaw)):
+            raise ValueError("the reduced flow needs ReLU and Gaussian (or spherical) inputs, "
+                             "whose law is invariant under every block rotation")
+        if int(n_nodes) < 1 or int(target_nodes) < 1:
+            raise ValueError("n_nodes and target_nodes must be >= 1")
+        self.problem = problem
+        self.blocks = blocks
+        self.n_explicit = blocks.n_explicit
+        self.nodes, self.weights = blocks.quadrature(int(n_nodes))
+        exact = ExactBackend(problem)  # validates the target; gives E f*² and X̄ of odd parts
+        self.energy = exact.energy
+        self.v_rho = problem.v_rho
+        explicit = blocks.explicit_columns()
+        outside = np.setdiff1d(np.arange(problem.d), explicit)
+        for part in problem.target_parts:
+            if isinstance(part, CallableTarget):
+                raise ValueError("a callable target has no exact reduced form")
+            if isinstance(part, Teacher) and part.a.size and np.any(part.b[:, outside] != 0):
+                raise ValueError("teacher units must vanish on the reduced blocks (the target "
+                                 "must be invariant under their rotations)")
+        if np.any(np.asarray(exact.xbar_odd)[outside] != 0):
+            raise ValueError("linear / odd parts of the target must vanish on the reduced blocks")
+        self.xbar = np.ascontiguousarray(np.broadcast_to(exact.xbar_odd, (problem.d,))[explicit])
+        teacher = exact.teacher
+        if teacher is not None and teacher.a.size:
+            self.teacher_z = np.hstack([teacher.b[:, explicit],
+                                        np.zeros((teacher.a.size, blocks.n_reduced))])
+            self.teacher_a = teacher.a
+        else:
+            self.teacher_z = None
+        self.norm = exact.norm
+        if self.norm is not None:
+            cols = blocks.leading_columns(self.norm.d_H)
+            rest = np.setdiff1d(np.arange(blocks.n_coords), cols)
+            self._perm = np.concatenate([cols, rest])
+            self._inv_perm = np.argsort(self._perm)
+            self._n_h_cols = cols.size
+            self._t_nodes, self._t_weights = sphere_coordinate_quadrature(self.norm.d_H,
+                                                                          int(target_nodes))
+            self._alpha = norm_target_alpha(self.norm.d_H)
+
+    def _check(self, a, z, w):
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        if z.ndim != 2 or z.shape != (a.shape[0], self.blocks.n_coords):
+            raise ValueError(f"z must have shape (m, {self.blocks.n_coords}) with m = len(a), "
+                             f"got {z.shape}")
+        return a, z, np.ascontiguousarray(w, dtype=np.float64)
+
+    def target_terms(self, z):
+        """T(z_j) = E[f* σ(⟨b_j, x⟩)] and ∇_z T, shapes (m,) and (m, p + R)."""
+        m = z.shape[0]
+        t = 0.5 * (z[:, : self.n_explicit] @ self.xbar)
+        g = np.zeros_like(z)
+        g[:, : self.n_explicit] = 0.5 * self.xbar
+        if self.teacher_z is not None:
+            s, gs = reduced_interaction(z, self.teacher_z, self.teacher_a, self.n_explicit,
+                                        self.nodes, self.weights)
+            t += self.v_rho * s
+            g += self.v_rho * gs
+        if self.norm is not None:
+            # T depends on z only through ‖b_H‖² and ‖b‖²: put H's columns first and use the
+            # full-space kernel with d_H replaced by the number of those columns.
+            zp = np.ascontiguousarray(z[:, self._perm])
+            out_t = np.empty(m)
+            out_g = np.empty_like(zp)
+            _norm_target_kernel(zp, int(self._n_h_cols), self._t_nodes, self._t_weights,
+                                out_t, out_g)
+            scale = self.norm.coef * self.v_rho * self._alpha
+            t += scale * out_t
+            g += scale * out_g[:, self._inv_perm]
+        return t, g
+
+    def interaction_terms(self, a, z, w):
+        """S_j = Σ_k w_k a_k κ̃(z_j, z_k) and ∇_z S_j."""
+        s, g = reduced_interaction(z, z, w * a, self.n_explicit, self.nodes, self.weights)
+        return self.v_rho * s, self.v_rho * g
+
+    def gradients(self, a, z, w, rng=None):
+        """(g_a, g_z, F(ν)): potential gradients at every particle and the exact reduced risk."""
+        a, z, w = self._check(a, z, w)
+        s, gs = self.interaction_terms(a, z, w)
+        t, gt = self.target_terms(z)
+        wa = w * a
+        risk = 0.5 * wa @ s - wa @ t + self.energy
+        return s - t, a[:, None] * (gs - gt), risk
+
+    def risk(self, a, z, w):
+        """Exact reduced risk F(ν_m)."""
+        return self.gradients(a, z, w)[2]
+
+    def predict(self, a, z, w, x):
+        """Predictor of the orientation-averaged measure at inputs x (n, d).
+
+        f(x) = Σ_k w_k a_k E_t σ(⟨y_k, x_expl⟩ + Σ_l r_kl ‖x_{B_l}‖ t_l), by the same tensor
+        quadrature. Returns (n,)."""
+        a, z, w = self._check(a, z, w)
+        xz = self.blocks.project(np.atleast_2d(x))
+        p = self.n_explicit
+        lin = z[:, :p] @ xz[:, :p].T  # (m, n)
+        # (m, n, Q): pre-activation at every node
+        red = np.einsum("kl,nl,ql->knq", z[:, p:], xz[:, p:], self.nodes)
+        pre = lin[:, :, None] + red
+        feat = np.maximum(pre, 0.0) @ self.weights  # (m, n)
+        return (w * a) @ feat
+
+
+# ------------------------------------------------------------------------------ driver
+@dataclass
+class ReducedFlowResult:
+    """What :func:`simulate_reduced` produced.
+
+    Attributes
+    ----------
+    t, risk : (r,) arrays
+        Recorded times and the exact reduced risk F(ν_t).
+    snapshots : dict
+        ``step`` (s,), ``t`` (s,), ``a`` (s, m), ``z`` (s, m, p + R).
+    a, z, weights : arrays
+        Final (or last finite) state.
+    status, message : str
+        ``ok``, ``diverged`` or ``interrupted``.
+    n_reflections : int
+        How many times a block norm overshot 0 in a step and was reflected (r ↦ |r|).
+    """
+
+    t: np.ndarray
+    risk: np.ndarray
+    snapshots: dict
+    a: np.ndarray
+    z: np.ndarray
+    weights: np.ndarray
+    status: str
+    message: str
+    wall_time_s: float
+    steps_done: int
+    n_reflections: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def simulate_reduced(backend, a, z, dt, n_steps, weights=None, integrator="euler",
+                     record_every=1, n_snapshots=0, snapshot_spacing="linear", stop=None):
+    """Integrate the reduced flow (a, z)' = −(g_a, g_z) with an integrator of
+    :data:`meanfield.integrators.INTEGRATORS`, reflecting block norms at 0.
+
+    Parameters
+    ----------
+    backend : ReducedBackend
+    a : (m,) array, z : (m, p + R) array
+        Initial reduced particles (block norms ≥ 0).
+    dt : float
+    n_steps : int
+    weights : (m,) array, optional
+        Masses summing to 1 (uniform by default).
+    integrator : str
+    record_every : int
+    n_snapshots : int, snapshot_spacing : str
+    stop : callable, optional
+        Polled every step; a True answer stops the run (status ``interrupted``).
+
+    Returns
+    -------
+    ReducedFlowResult
+    """
+    if not isinstance(backend, ReducedBackend):
+        raise ValueError("backend must be a ReducedBackend")
+    a = np.array(a, dtype=np.float64)
+    z = np.array(z, dtype=np.float64)
+    m = a.shape[0]
+    if a.ndim != 1 or z.shape != (m, backend.blocks.n_coords):
+        raise ValueError(f"need a (m,) and z (m, {backend.blocks.n_coords}), got {a.shape}, "
+                         f"{z.shape}")
+    p = backend.n_explicit
+    if np.any(z[:, p:] < 0):
+        raise ValueError("block norms (the last R columns of z) must be >= 0")
+    w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (m,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+        raise ValueError("weights must be non-negative, shape (m,), summing to 1")
+    if not (np.isfinite(dt) and dt > 0) or int(n_steps) != n_steps or n_steps < 0:
+        raise ValueError(f"need dt > 0 and an integer n_steps >= 0, got {dt}, {n_steps}")
+    if int(record_every) < 1:
+        raise ValueError("record_every must be >= 1")
+    n_steps = int(n_steps)
+    stepper = get_integrator(integrator)
+    buffers = stepper.new_buffers(a, z)
+
+    def field_(aa, zz):
+        ga, gz, risk = backend.gradients(aa, zz, w)
+        return -ga, -gz, risk
+
+    rec_steps = np.arange(0, n_steps + 1, int(record_every))
+    if rec_steps[-1] != n_steps:
+        rec_steps = np.append(rec_steps, n_steps)
+    risks = np.full(rec_steps.size, np.nan)
+    snaps = snapshot_steps(n_steps, n_snapshots, snapshot_spacing)
+    snap_a = np.zeros((snaps.size, m))
+    snap_z = np.zeros((snaps.size,) + z.shape)
+    rec_pos = snap_pos = 0
+    status, message, reflections = "running", "", 0
+    start = time.perf_counter()
+    step = 0
+    while True:
+        while snap_pos < snaps.size and snaps[snap_pos] == step:
+            snap_a[snap_pos], snap_z[snap_pos] = a, z
+            snap_pos += 1
+        if step == n_steps:
+            risk = backend.risk(a, z, w)
+            if rec_pos < rec_steps.size and rec_steps[rec_pos] == step:
+                risks[rec_pos] = risk
+                rec_pos += 1
+            status, message = "ok", f"completed {n_steps} steps (t = {n_steps * dt:.6g})"
+            break
+        if stop is not None and stop():
+            status, message = "interrupted", f"stopped after {step} of {n_steps} steps"
+            break
+        a_new, z_new, buffers, risk, _, _ = stepper.step(field_, a, z, buffers, dt, step * dt)
+        if rec_pos < rec_steps.size and rec_steps[rec_pos] == step:
+            risks[rec_pos] = risk
+            rec_pos += 1
+        if not (np.isfinite(risk) and np.all(np.isfinite(a_new)) and np.all(np.isfinite(z_new))):
+            status = "diverged"
+            message = (f"non-finite state at step {step} (t = {step * dt:.6g}); reduce dt "
+                       f"(now {dt:g})")
+            break
+        negative = z_new[:, p:] < 0
+        if np.any(negative):
+            reflections += int(negative.sum())
+            z_new[:, p:] = np.abs(z_new[:, p:])
+        a, z = a_new, z_new
+        step += 1
+    return ReducedFlowResult(
+        t=rec_steps[:rec_pos] * dt, risk=risks[:rec_pos],
+        snapshots={"step": snaps[:snap_pos], "t": snaps[:snap_pos] * dt,
+                   "a": snap_a[:snap_pos], "z": snap_z[:snap_pos]},
+        a=a, z=z, weights=w, status=status, message=message,
+        wall_time_s=time.perf_counter() - start, steps_done=step, n_reflections=reflections)

@@ -1,0 +1,27 @@
+"""Shared test settings: named tolerances (each with the reason for its size) and fixtures."""
+import numpy as np
+import pytest
+
+# -- tolerances ---------------------------------------------------------------------------
+#: compiled kernel vs NumPy reference of the same formula: only summation order differs.
+RTOL_KERNEL = 1e-12
+#: derivative vs central finite difference with h = 1e-6: O(h²) truncation + O(ε/h) round-off.
+RTOL_FD = 1e-6
+#: Monte Carlo comparisons use this many standard errors (false-alarm rate ~ 6e-7 per check).
+N_SIGMA = 5.0
+#: conservation identities that hold to a few ulp of the quantity's magnitude.
+ULPS = 64
+#: Gauss–Jacobi quadrature against adaptive scipy.integrate.quad (its own error ~1e-10).
+RTOL_QUAD = 1e-8
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def _floating_point_errors_fail():
+    """Turn NumPy floating-point errors into failures (overflow, invalid, divide by zero)."""
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        yield

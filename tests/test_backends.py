@@ -1,0 +1,138 @@
+"""Exact risk and velocity: against Monte Carlo, finite differences, and flow invariances."""
+import numpy as np
+import pytest
+
+import reference as ref
+from conftest import N_SIGMA, RTOL_FD, RTOL_KERNEL
+import meanfield as mf
+from meanfield.backends import ExactBackend, SampledBackend
+
+
+def _targets(d, rng):
+    teacher = mf.Teacher(rng.standard_normal(3), rng.standard_normal((3, d)),
+                         beta=0.5 * rng.standard_normal(d))
+    return {
+        "teacher": teacher,
+        "linear": mf.Teacher(np.zeros(0), np.zeros((0, d)), rng.standard_normal(d)),
+        "norm": mf.NormTarget(2, coef=1.5),
+        "odd_cubic": mf.odd_cubic_target(d, rng),
+        "teacher+norm": (mf.NormTarget(3, 0.7), teacher),
+        "odd+teacher": (mf.OddPowerTarget(rng.standard_normal(d), 0.3, 5), teacher),
+    }
+
+
+CASES = [(t, law, act) for t in ("teacher", "linear", "norm", "odd_cubic", "teacher+norm",
+                                 "odd+teacher")
+         for law in ("gauss", "sphere") for act in ("relu", "linear")
+         if not (law == "sphere" and t.startswith("odd"))]
+
+
+def _law(name):
+    return mf.GaussianLaw(0.8) if name == "gauss" else mf.SphereLaw()
+
+
+@pytest.mark.parametrize("target,law,act", CASES)
+def test_exact_risk_against_monte_carlo(rng, target, law, act):
+    d, n = 5, 400_000
+    problem = mf.Problem(d, _targets(d, rng)[target], _law(law), act)
+    p = mf.init_gaussian(6, d, rng, scale_b=1.0)
+    F = ExactBackend(problem).risk(p.a, p.b, p.weights)
+    errs = []
+    for _ in range(3):  # 1.2e6 samples in total, in chunks
+        x = problem.sample_inputs(rng, n)
+        r = mf.predict(p, x, act) - problem.target_values(x)
+        errs.append(0.5 * r * r)
+    e = np.concatenate(errs)
+    assert abs(F - e.mean()) < N_SIGMA * e.std() / np.sqrt(e.size)
+
+
+@pytest.mark.parametrize("target", ["teacher", "norm", "odd_cubic", "teacher+norm"])
+@pytest.mark.parametrize("act", ["relu", "linear"])
+def test_velocity_is_minus_m_times_gradient_of_risk(rng, target, act):
+    """Particle velocity = −∇_θ V_μ(θ_j) = −m ∂F(μ_m)/∂θ_j for uniform weights (MATH §1)."""
+    d, m = 4, 5
+    problem = mf.Problem(d, _targets(d, rng)[target], mf.GaussianLaw(1.1), act)
+    backend = ExactBackend(problem)
+    p = mf.init_gaussian(m, d, rng, scale_b=1.0)
+    ga, gb, _ = backend.gradients(p.a, p.b, p.weights)
+    fa, fb = ref.finite_difference_gradient(lambda a, b: backend.risk(a, b, p.weights), p.a, p.b)
+    np.testing.assert_allclose(ga, m * fa, rtol=RTOL_FD, atol=RTOL_FD)
+    np.testing.assert_allclose(gb, m * fb, rtol=RTOL_FD, atol=RTOL_FD)
+
+
+def test_risk_matches_dense_reference(rng):
+    """F = ½ΣΣ w_j w_k a_j a_k κ_jk − Σ w_j a_j T_j + ½E f*², written out with the reference κ."""
+    d, m = 4, 6
+    teacher = mf.Teacher(rng.standard_normal(2), rng.standard_normal((2, d)))
+    problem = mf.Problem(d, teacher)
+    p = mf.init_gaussian(m, d, rng)
+    w = rng.random(m)
+    w /= w.sum()
+    F = ExactBackend(problem).risk(p.a, p.b, w)
+    K = np.array([[ref.kappa(u, v) for v in p.b] for u in p.b])
+    T = np.array([[ref.kappa(u, v) for v in teacher.b] for u in p.b]) @ teacher.a
+    KT = np.array([[ref.kappa(u, v) for v in teacher.b] for u in teacher.b])
+    F_ref = 0.5 * (w * p.a) @ K @ (w * p.a) - (w * p.a) @ T + 0.5 * teacher.a @ KT @ teacher.a
+    assert abs(F - F_ref) <= RTOL_KERNEL * max(1.0, abs(F_ref))
+
+
+def test_permuting_particles_permutes_velocities(rng):
+    d, m = 6, 9
+    problem = mf.Problem(d, mf.NormTarget(2))
+    p = mf.init_sphere_rademacher(m, d, rng)
+    backend = ExactBackend(problem)
+    ga, gb, F = backend.gradients(p.a, p.b, p.weights)
+    perm = rng.permutation(m)
+    ga2, gb2, F2 = backend.gradients(p.a[perm].copy(), p.b[perm].copy(), p.weights[perm].copy())
+    np.testing.assert_allclose(ga2, ga[perm], rtol=RTOL_KERNEL, atol=1e-15)
+    np.testing.assert_allclose(gb2, gb[perm], rtol=RTOL_KERNEL, atol=1e-15)
+    assert abs(F2 - F) <= RTOL_KERNEL * abs(F)
+
+
+def test_duplicating_every_particle_changes_nothing(rng):
+    """μ_m is a measure: (1/2m) Σ (δ_θj + δ_θj) = μ_m, so risk and velocities are unchanged."""
+    d, m = 5, 7
+    problem = mf.Problem(d, _targets(d, rng)["teacher"])
+    p = mf.init_gaussian(m, d, rng)
+    q = mf.Particles(np.concatenate([p.a, p.a]), np.concatenate([p.b, p.b]))
+    backend = ExactBackend(problem)
+    ga, gb, F = backend.gradients(p.a, p.b, p.weights)
+    ga2, gb2, F2 = backend.gradients(q.a, q.b, q.weights)
+    np.testing.assert_allclose(ga2[:m], ga, rtol=RTOL_KERNEL, atol=1e-15)
+    np.testing.assert_allclose(gb2[m:], gb, rtol=RTOL_KERNEL, atol=1e-15)
+    assert abs(F2 - F) <= RTOL_KERNEL * abs(F)
+
+
+def test_sampled_backend_on_fixed_data_matches_reference(rng):
+    d, m, n = 4, 5, 64
+    x = rng.standard_normal((n, d))
+    teacher = mf.Teacher(rng.standard_normal(2), rng.standard_normal((2, d)))
+    problem = mf.Problem(d, teacher, mf.SampledLaw(data=x))
+    p = mf.init_gaussian(m, d, rng)
+    ga, gb, F = SampledBackend(problem, batch_size=None).gradients(p.a, p.b, p.weights, rng)
+    ga_r, gb_r, F_r = ref.sampled_gradients(x, teacher(x), p.a, p.b, p.weights)
+    np.testing.assert_allclose(ga, ga_r, rtol=RTOL_KERNEL, atol=1e-15)
+    np.testing.assert_allclose(gb, gb_r, rtol=RTOL_KERNEL, atol=1e-15)
+    assert abs(F - F_r) <= RTOL_KERNEL * F_r
+
+
+def test_sampled_gradient_is_unbiased_for_exact_gradient(rng):
+    """Averaged over fresh Gaussian batches, the sampled gradient tends to the exact one."""
+    d, m = 3, 4
+    problem = mf.Problem(d, mf.NormTarget(2))
+    p = mf.init_gaussian(m, d, rng, scale_b=1.0)
+    ga, gb, _ = ExactBackend(problem).gradients(p.a, p.b, p.weights)
+    sb = SampledBackend(problem, batch_size=20_000)
+    draws = [sb.gradients(p.a, p.b, p.weights, rng) for _ in range(50)]
+    ga_s = np.array([g[0] for g in draws])
+    se = ga_s.std(0) / np.sqrt(len(draws))
+    assert np.all(np.abs(ga_s.mean(0) - ga) < N_SIGMA * se)
+
+
+def test_exact_backend_refuses_what_it_cannot_do(rng):
+    with pytest.raises(ValueError, match="sampled"):
+        ExactBackend(mf.Problem(3, mf.NormTarget(1), mf.rademacher_law()))
+    with pytest.raises(ValueError, match="sampled"):
+        ExactBackend(mf.Problem(3, mf.NormTarget(1), activation="tanh"))
+    with pytest.raises(ValueError, match="sampled"):
+        ExactBackend(mf.Problem(3, mf.odd_cubic_target(3, rng), mf.SphereLaw()))

@@ -1,0 +1,211 @@
+"""End-to-end runs of ``python -m meanfield.simulate`` in temporary folders."""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import meanfield as mf
+from meanfield.cli import main
+
+SMALL = ["--set", "n_particles=24", "--set", "n_steps=60", "--set", "d=4"]
+
+
+def run_cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def same_trajectory(dir_a, dir_b):
+    a, b = mf.load_run(dir_a).trajectory, mf.load_run(dir_b).trajectory
+    assert set(a) == set(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_default_run_without_arguments(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli()
+    assert code == 0, err
+    assert "flow: ok" in out and "risk_final" in out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    run = mf.load_run(run_dir)
+    assert run.summary["status"] == "ok"
+    assert run.summary["risk_final"] < 0.05 * run.summary["risk_initial"]
+
+
+def test_outputs_exist_and_reload(tmp_path):
+    code, out, err = run_cli("flow", *SMALL, "--out", str(tmp_path / "r"), "--quiet")
+    assert code == 0, err
+    assert out == ""
+    run = mf.load_run(tmp_path / "r")
+    for name in ("config.json", "summary.json", "trajectory.npz", "risk.png", "q_drift.png"):
+        assert (tmp_path / "r" / name).exists(), name
+    cfg = run.config
+    assert cfg["experiment"] == "flow" and cfg["config"]["n_particles"] == 24
+    assert {"numpy", "numba", "scipy", "meanfield"} <= set(cfg["versions"])
+    assert cfg["threads"] >= 1 and cfg["seed"] == 0
+    s = run.summary
+    for key in ("risk_final", "max_abs_Q_drift", "status", "wall_time_s"):
+        assert key in s
+    t = run.trajectory
+    assert t["t"].shape == t["risk"].shape == (61,)
+    assert t["a"].shape == (24,) and t["b"].shape == (24, 4)
+    assert t["risk"][-1] == s["risk_final"]
+
+
+def test_config_file_and_set_give_the_same_run(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('n_particles = 24\nn_steps = 60\nd = 4\nintegrator = "heun"\n')
+    assert run_cli("flow", "--config", str(toml), "--out", str(tmp_path / "a"), "--quiet")[0] == 0
+    assert run_cli("flow", *SMALL, "--set", "integrator=heun", "--out", str(tmp_path / "b"),
+                   "--quiet")[0] == 0
+    same_trajectory(tmp_path / "a", tmp_path / "b")
+    # --set wins over --config
+    assert run_cli("flow", "--config", str(toml), "--set", "n_steps=10", "--show-config")[1] \
+        .count('"n_steps": 10') == 1
+
+
+LONG = ["flow", "--set", "n_particles=48", "--set", "d=6", "--set", "n_steps=2000",
+        "--set", "checkpoint_every=25", "--set", "backend=sampled", "--set", "batch_size=64",
+        "--quiet"]
+
+
+def _spawn(out_dir):
+    return subprocess.Popen([sys.executable, "-m", "meanfield.simulate", *LONG, "--out",
+                             str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_checkpoint(out_dir, proc, timeout=120):
+    ckpt = out_dir / "checkpoint.npz"
+    start = time.time()
+    while not ckpt.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() - start < timeout
+        time.sleep(0.05)
+    time.sleep(0.3)
+
+
+def _checkpoint_step(out_dir):
+    with np.load(out_dir / "checkpoint.npz") as data:
+        return int(data["step_index"])
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    """A run killed with SIGKILL at an arbitrary moment and resumed equals an uninterrupted run
+    (sampled backend, so the minibatch generator's state must be restored too)."""
+    assert run_cli(*LONG, "--out", str(tmp_path / "full"))[0] == 0
+    proc = _spawn(tmp_path / "killed")
+    _wait_for_checkpoint(tmp_path / "killed", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = _checkpoint_step(tmp_path / "killed")
+    assert 0 < step < 2000, "the run finished before it could be killed: make it longer"
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    code, _, err = run_cli("--resume", str(tmp_path / "killed"), "--quiet")
+    assert code == 0, err
+    same_trajectory(tmp_path / "full", tmp_path / "killed")
+
+
+def test_ctrl_c_writes_checkpoint_and_exits_cleanly(tmp_path):
+    proc = _spawn(tmp_path / "int")
+    _wait_for_checkpoint(tmp_path / "int", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert b"Traceback" not in err and b"--resume" in err
+    summary = json.loads((tmp_path / "int" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    step = _checkpoint_step(tmp_path / "int")
+    assert 0 < step < 2000
+    assert run_cli("--resume", str(tmp_path / "int"), "--quiet")[0] == 0
+    assert json.loads((tmp_path / "int" / "summary.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("args,key", [
+    (["flow", "--set", "dt=0"], "dt"),
+    (["flow", "--set", "dt=abc"], "dt"),
+    (["flow", "--set", "n_particles=0"], "n_particles"),
+    (["flow", "--set", "target=norm", "--set", "d=3", "--set", "d_H=5"], "d_H"),
+    (["flow", "--set", "integrator=leapfrog"], "integrator"),
+    (["flow", "--set", "colour=blue"], "colour"),
+    (["flow", "--set", "init=file", "--set", "init_file=/no/such/file.npz"], "init_file"),
+    (["flow", "--set", "backend=exact", "--set", "input=rademacher"], "backend"),
+    (["not-an-experiment"], "experiment"),
+    (["flow", "--config", "/no/such/config.toml"], "--config"),
+])
+def test_bad_input_exits_2_names_the_key_and_writes_nothing(tmp_path, args, key):
+    out_dir = tmp_path / "never"
+    code, out, err = run_cli(*args, "--out", str(out_dir))
+    assert code == 2
+    assert err.startswith("error: ") and key in err and err.count("\n") == 1
+    assert "Traceback" not in err
+    assert not out_dir.exists()
+
+
+def test_malformed_init_file_is_rejected(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, a=np.ones(3), b=np.ones((3, 7)))  # wrong d
+    code, _, err = run_cli("flow", "--set", "init=file", "--set", f"init_file={bad}",
+                           "--out", str(tmp_path / "x"))
+    assert code == 2 and "init_file" in err and "d = 7" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_init_and_teacher_files_are_used(tmp_path, rng):
+    d = 4
+    np.savez(tmp_path / "init.npz", a=np.array([1.0, -1.0, 0.5]), b=rng.standard_normal((3, d)))
+    np.savez(tmp_path / "teacher.npz", a=np.array([2.0]), b=rng.standard_normal((1, d)),
+             beta=rng.standard_normal(d))
+    code, _, err = run_cli("flow", "--set", f"d={d}", "--set", "init=file", "--set",
+                           f"init_file={tmp_path / 'init.npz'}", "--set",
+                           f"teacher_file={tmp_path / 'teacher.npz'}", "--set", "n_steps=5",
+                           "--out", str(tmp_path / "r"), "--quiet")
+    assert code == 0, err
+    t = mf.load_run(tmp_path / "r").trajectory
+    assert t["a"].shape == (3,)
+
+
+def test_failed_run_exits_1_and_keeps_last_good_state(tmp_path):
+    code, _, err = run_cli("flow", *SMALL, "--set", "dt=50", "--out", str(tmp_path / "f"),
+                           "--quiet")
+    assert code == 1 and "reduce dt" in err
+    run = mf.load_run(tmp_path / "f")
+    assert run.summary["status"] == "failed" and "reduce dt" in run.summary["reason"]
+    assert np.all(np.isfinite(run.trajectory["a"]))
+
+
+def test_out_dir_that_exists_is_refused(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("precious")
+    code, _, err = run_cli("flow", "--out", str(tmp_path / "x"))
+    assert code == 2 and "--resume" in err
+    assert (tmp_path / "x" / "keep.txt").read_text() == "precious"
+
+
+def test_list_names_every_experiment():
+    code, out, _ = run_cli("--list")
+    assert code == 0
+    assert out.startswith("flow") or "\nflow " in out or out.split()[0]
+    assert any(line.split()[0] == "flow" for line in out.splitlines())
+
+
+def test_module_entry_point_runs(tmp_path):
+    env = dict(os.environ)
+    r = subprocess.run([sys.executable, "-m", "meanfield.simulate", "--list"], capture_output=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0 and b"flow" in r.stdout
+
+
+def test_library_simulate_is_still_callable_after_importing_the_cli_module(rng):
+    import meanfield.simulate  # noqa: F401  (binds the name meanfield.simulate to the module)
+
+    problem = mf.Problem(3, mf.NormTarget(1))
+    r = mf.simulate(problem, mf.init_gaussian(4, 3, rng), 0.1, 2)
+    assert r.status == "ok"

@@ -1,0 +1,138 @@
+"""Every compiled kernel against its slow NumPy reference, Monte Carlo, and thread counts."""
+import numba
+import numpy as np
+import pytest
+
+import reference as ref
+from conftest import N_SIGMA, RTOL_FD, RTOL_KERNEL, RTOL_QUAD
+from meanfield.gaussian import interaction, norm_target_terms, sphere_coordinate_quadrature
+from meanfield.sampled import potential_gradients, predict_batch
+
+
+def _hard_points(rng, d):
+    """Generic points plus the hard cases: parallel, antiparallel, orthogonal, tiny, zero."""
+    u = rng.standard_normal((6, d))
+    v = np.vstack([rng.standard_normal((4, d)), 2.5 * u[0], -0.3 * u[1],
+                   1e-9 * rng.standard_normal(d), np.zeros(d)])
+    if d >= 2:  # an exactly orthogonal pair
+        w = np.zeros(d)
+        w[0], w[1] = -u[2][1], u[2][0]
+        u[2, 2:] = 0
+        v = np.vstack([v, w])
+    return u, v
+
+
+@pytest.mark.parametrize("d", [1, 3, 17])
+def test_interaction_matches_reference(rng, d):
+    u, v = _hard_points(rng, d)
+    c = rng.standard_normal(v.shape[0])
+    S, G = interaction(u, v, c)
+    S_ref, G_ref = ref.interaction(u, v, c)
+    scale = np.abs(c).sum() * np.linalg.norm(u, axis=1).max() * np.linalg.norm(v, axis=1).max()
+    np.testing.assert_allclose(S, S_ref, rtol=0, atol=RTOL_KERNEL * scale)
+    # arccos in the reference loses ~√ε at γ ≈ 0, π: compare gradients at 1e-7 there
+    np.testing.assert_allclose(G, G_ref, rtol=0, atol=1e-7 * np.abs(c).sum() * 3)
+
+
+def test_interaction_gradient_is_derivative_of_kappa(rng):
+    d = 5
+    u = rng.standard_normal((3, d))
+    v = rng.standard_normal((4, d))
+    c = rng.standard_normal(4)
+    _, G = interaction(u, v, c)
+    h = 1e-6
+    for i in range(3):
+        for l in range(d):
+            up, um = u.copy(), u.copy()
+            up[i, l] += h
+            um[i, l] -= h
+            fd = (interaction(up, v, c)[0][i] - interaction(um, v, c)[0][i]) / (2 * h)
+            assert abs(G[i, l] - fd) <= RTOL_FD * max(1.0, abs(fd))
+
+
+def test_interaction_against_monte_carlo(rng):
+    d, n = 4, 1_000_000
+    u = rng.standard_normal((3, d))
+    v = rng.standard_normal((2, d))
+    c = np.array([0.7, -1.3])
+    S, _ = interaction(u, v, c)
+    x = rng.standard_normal((n, d))
+    samples = np.maximum(x @ u.T, 0) * (np.maximum(x @ v.T, 0) @ c)[:, None]
+    se = samples.std(0) / np.sqrt(n)
+    assert np.all(np.abs(S - samples.mean(0)) < N_SIGMA * se)
+
+
+@pytest.mark.parametrize("d_H,d", [(1, 4), (2, 5), (3, 3), (5, 9)])
+def test_norm_target_matches_quadrature_reference(rng, d_H, d):
+    b = rng.standard_normal((4, d))
+    b[1, d_H:] = 0.0  # b inside H
+    if d > d_H:
+        b[2, :d_H] = 0.0  # b orthogonal to H
+    T, G = norm_target_terms(b, d_H)
+    T_ref = np.array([ref.norm_target_T(bi, d_H) for bi in b])
+    np.testing.assert_allclose(T, T_ref, rtol=RTOL_QUAD)
+    h = 1e-6
+    for i in (0, 3):
+        for l in range(d):
+            bp, bm = b[i].copy(), b[i].copy()
+            bp[l] += h
+            bm[l] -= h
+            fd = (ref.norm_target_T(bp, d_H) - ref.norm_target_T(bm, d_H)) / (2 * h)
+            assert abs(G[i, l] - fd) <= 1e-5 * max(1.0, abs(fd))
+
+
+def test_norm_target_against_monte_carlo(rng):
+    d, d_H, n = 6, 3, 1_000_000
+    b = rng.standard_normal((2, d))
+    T, _ = norm_target_terms(b, d_H)
+    x = rng.standard_normal((n, d))
+    samples = np.linalg.norm(x[:, :d_H], axis=1)[:, None] * np.maximum(x @ b.T, 0)
+    se = samples.std(0) / np.sqrt(n)
+    assert np.all(np.abs(T - samples.mean(0)) < N_SIGMA * se)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7])
+def test_sphere_coordinate_quadrature_moments(k):
+    """E t² = 1/k and E t⁴ = 3/(k(k+2)) for one coordinate of a uniform point on S^{k−1}."""
+    t, w = sphere_coordinate_quadrature(k, 16)
+    assert abs(w.sum() - 1) < 1e-14
+    assert abs(w @ t ** 2 - 1 / k) < 1e-14
+    assert abs(w @ t ** 4 - 3 / (k * (k + 2))) < 1e-14
+
+
+@pytest.mark.parametrize("kind,code", [("relu", 0), ("linear", 1), ("leaky_relu", 2), ("tanh", 3)])
+def test_sampled_kernels_match_reference(rng, kind, code):
+    n, m, d = 50, 7, 4
+    x = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    a = rng.standard_normal(m)
+    b = rng.standard_normal((m, d))
+    w = rng.random(m)
+    w /= w.sum()
+    f = predict_batch(x, a, b, w, code)
+    ga, gb = potential_gradients(x, f - y, a, b, code)
+    ga_ref, gb_ref, _ = ref.sampled_gradients(x, y, a, b, w, kind)
+    np.testing.assert_allclose(f, ref.act(x @ b.T, kind) @ (w * a), rtol=RTOL_KERNEL, atol=1e-14)
+    np.testing.assert_allclose(ga, ga_ref, rtol=RTOL_KERNEL, atol=1e-14)
+    np.testing.assert_allclose(gb, gb_ref, rtol=RTOL_KERNEL, atol=1e-14)
+
+
+def test_results_identical_for_any_thread_count(rng):
+    m, d = 203, 7  # not a multiple of any tile or thread count
+    b = rng.standard_normal((m, d))
+    c = rng.standard_normal(m)
+    x = rng.standard_normal((301, d))
+    before = numba.get_num_threads()
+    outs = []
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            S, G = interaction(b, b, c)
+            T, GT = norm_target_terms(b, 3)
+            f = predict_batch(x, c, b, np.full(m, 1 / m), 0)
+            ga, gb = potential_gradients(x, f, c, b, 0)
+            outs.append((S, G, T, GT, f, ga, gb))
+    finally:
+        numba.set_num_threads(before)
+    for first, other in zip(outs[0], outs[-1]):
+        assert np.array_equal(first, other)

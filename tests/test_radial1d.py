@@ -1,0 +1,125 @@
+"""The balanced 1-D model (meanfield.radial1d): tables, time convention, invariants."""
+from math import pi
+
+import numpy as np
+import pytest
+
+import meanfield as mf
+from meanfield.lowdim import reduced_from_radial, sample_radial_init
+from meanfield.radial1d import (RadialKernel, fold_angle, monte_carlo_field, simulate_radial)
+from meanfield.reduced import BlockReduction, ReducedBackend, simulate_reduced
+
+#: spectral tables vs direct quadrature for d_H = 5, d⊥ = 25 (measured ~1e-13)
+TABLE_TOL_SMOOTH = 1e-10
+#: d_H = 2 (Chebyshev weight, least smooth corner at θ = 0); measured 1e-9 (K), 1e-7 (K')
+TABLE_TOL_DH2 = 1e-6
+#: 1-D velocities vs the (a, ‖b_H‖, ‖b⊥‖) reduced velocities: same formulas, both quadratures
+#: converged (measured 1e-11)
+IDENTITY_TOL = 1e-8
+#: RK4 trajectories in two coordinate systems, dt = 0.01, 50 steps: O(dt⁴) apart
+TRAJECTORY_TOL = 1e-6
+#: Monte Carlo agreement, in standard errors
+MC_SIGMAS = 5.0
+
+
+@pytest.fixture(scope="module")
+def kernel_5_25():
+    return RadialKernel(5, 25, n_terms=48, table_nodes=64)
+
+
+def test_tables_match_direct_quadrature(kernel_5_25):
+    acc = kernel_5_25.accuracy(n_points=16, reference_nodes=96)
+    for key in ("K", "dK", "A", "dA"):
+        assert acc[key] < TABLE_TOL_SMOOTH, acc
+
+
+def test_tables_for_two_dimensional_H():
+    acc = RadialKernel(2, 18, n_terms=64, table_nodes=64).accuracy(n_points=12,
+                                                                   reference_nodes=96)
+    for key in ("K", "dK", "A", "dA"):
+        assert acc[key] < TABLE_TOL_DH2, acc
+
+
+def test_velocities_equal_those_of_the_norm_reduced_model():
+    # the time convention: c' = 2εcG, θ' = εG' are the (a, ‖b_H‖, ‖b⊥‖) velocities
+    d, d_H, m = 12, 3, 24
+    rng = np.random.default_rng(0)
+    eps, _, theta = sample_radial_init(m, d, d_H, rng)
+    c = rng.uniform(0.2, 2.0, m)
+    w = rng.dirichlet(np.ones(m))
+    kernel = RadialKernel(d_H, d - d_H, n_terms=64, table_nodes=64)
+    g, dg, risk1 = kernel.field(eps, c, theta, w)
+    backend = ReducedBackend(mf.Problem(d, mf.NormTarget(d_H)),
+                             BlockReduction.subspace(d, d_H, reduce_H=True), n_nodes=48)
+    a, z = reduced_from_radial(eps, c, theta)
+    ga, gz, risk2 = backend.gradients(a, z, w)
+    va, vz = -ga, -gz
+    rho = np.linalg.norm(z, axis=1)
+    vc = np.sign(a) * va * rho + np.abs(a) * np.einsum("ij,ij->i", z, vz) / rho
+    vtheta = (z[:, 0] * vz[:, 1] - z[:, 1] * vz[:, 0]) / rho ** 2
+    assert risk1 == pytest.approx(risk2, abs=IDENTITY_TOL)
+    assert np.allclose(2 * eps * c * g, vc, atol=IDENTITY_TOL)
+    assert np.allclose(eps * dg, vtheta, atol=IDENTITY_TOL)
+
+
+def test_trajectory_equals_norm_reduced_trajectory():
+    d, d_H, m = 10, 2, 16
+    eps, c, theta = sample_radial_init(m, d, d_H, np.random.default_rng(1))
+    kernel = RadialKernel(d_H, d - d_H, n_terms=64, table_nodes=64)
+    one = simulate_radial(kernel, eps, c, theta, 0.01, 50, integrator="rk4")
+    backend = ReducedBackend(mf.Problem(d, mf.NormTarget(d_H)),
+                             BlockReduction.subspace(d, d_H, reduce_H=True), n_nodes=48)
+    a, z = reduced_from_radial(eps, c, theta)
+    red = simulate_reduced(backend, a, z, 0.01, 50, integrator="rk4")
+    assert np.allclose(one.risk, red.risk, atol=TRAJECTORY_TOL)
+    assert np.allclose(one.c, np.abs(red.a) * np.linalg.norm(red.z, axis=1), atol=TRAJECTORY_TOL)
+    assert np.allclose(one.theta, np.arctan2(red.z[:, 1], red.z[:, 0]), atol=TRAJECTORY_TOL)
+
+
+def test_angles_stay_in_range_masses_nonnegative_risk_decreasing(kernel_5_25):
+    eps, c, theta = sample_radial_init(128, 30, 5, np.random.default_rng(2))
+    res = simulate_radial(kernel_5_25, eps, c, theta, 5e-3, 400, n_snapshots=20)
+    assert res.status == "ok"
+    th = res.snapshots["theta"]
+    assert np.all((th >= 0) & (th <= 0.5 * pi))
+    assert np.all(res.snapshots["c"] >= 0)
+    assert np.all(np.diff(res.risk) <= 1e-12)
+    # F starts at ½E f*² + O(1/√m) from a zero-mean predictor
+    assert res.risk[0] == pytest.approx(2.5, abs=0.5)
+
+
+def test_theta_zero_and_right_angle_are_invariant(kernel_5_25):
+    m = 8
+    eps = np.array([1.0, -1.0] * 4)
+    theta = np.linspace(0.0, 0.5 * pi, m)
+    _, dg, _ = kernel_5_25.field(eps, np.ones(m), theta, np.full(m, 1.0 / m))
+    assert abs(dg[0]) < 1e-12 and abs(dg[-1]) < 1e-12
+
+
+def test_fold_angle_uses_the_symmetries():
+    th = np.array([-0.3, 0.2, 1.9, pi + 0.1, 0.5 * pi])
+    assert np.allclose(fold_angle(th), [0.3, 0.2, pi - 1.9, 0.1, 0.5 * pi])
+
+
+def test_monte_carlo_estimator_is_unbiased(kernel_5_25):
+    rng = np.random.default_rng(3)
+    m = 6
+    eps = np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0])
+    c = rng.uniform(0.5, 1.5, m)
+    theta = rng.uniform(0.0, 0.5 * pi, m)
+    w = np.full(m, 1.0 / m)
+    g, dg, _ = kernel_5_25.field(eps, c, theta, w)
+    draws = np.array([np.concatenate(monte_carlo_field(kernel_5_25, eps, c, theta, w, rng,
+                                                       2000)[:2]) for _ in range(300)])
+    se = draws.std(axis=0) / np.sqrt(draws.shape[0])
+    assert np.all(np.abs(draws.mean(axis=0) - np.concatenate([g, dg])) < MC_SIGMAS * se)
+
+
+def test_input_validation(kernel_5_25):
+    with pytest.raises(ValueError, match="theta"):
+        simulate_radial(kernel_5_25, np.ones(2), np.ones(2), np.array([0.1, 2.0]), 0.01, 1)
+    with pytest.raises(ValueError, match="estimator"):
+        simulate_radial(kernel_5_25, np.ones(2), np.ones(2), np.zeros(2), 0.01, 1,
+                        estimator="magic")
+    with pytest.raises(ValueError):
+        RadialKernel(0, 3)
