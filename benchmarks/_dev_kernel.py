@@ -2,6 +2,7 @@
 import math
 import time
 
+import numba
 import numpy as np
 
 from meanfield._numba import kernel, parallel_kernel, prange
@@ -227,3 +228,649 @@ def elementwise_only(dots, ni2, nk2, ck, w, xs, reps):
                 w[ii, kk] = c * th
                 acc += c * cross
             xs[ii] += acc
+
+
+# ------------------------------------------------ pure-Numba tile GEMMs (no BLAS inside prange)
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def gram_tile_r1(a, i0, ni, bT, k0, nk, dots):
+    """dots[ii, kk] = <a[i0+ii], b[k0+kk]> by rank-1 updates vectorised over kk, 4 rows at once."""
+    d = a.shape[1]
+    ii = 0
+    while ii < ni:
+        if ii + 4 <= ni:
+            r0 = dots[ii]
+            r1 = dots[ii + 1]
+            r2 = dots[ii + 2]
+            r3 = dots[ii + 3]
+            a0 = a[i0 + ii, 0]
+            a1 = a[i0 + ii + 1, 0]
+            a2 = a[i0 + ii + 2, 0]
+            a3 = a[i0 + ii + 3, 0]
+            bl = bT[0]
+            for kk in range(nk):
+                v = bl[k0 + kk]
+                r0[kk] = a0 * v
+                r1[kk] = a1 * v
+                r2[kk] = a2 * v
+                r3[kk] = a3 * v
+            for l in range(1, d):
+                a0 = a[i0 + ii, l]
+                a1 = a[i0 + ii + 1, l]
+                a2 = a[i0 + ii + 2, l]
+                a3 = a[i0 + ii + 3, l]
+                bl = bT[l]
+                for kk in range(nk):
+                    v = bl[k0 + kk]
+                    r0[kk] += a0 * v
+                    r1[kk] += a1 * v
+                    r2[kk] += a2 * v
+                    r3[kk] += a3 * v
+            ii += 4
+        else:
+            r0 = dots[ii]
+            for kk in range(nk):
+                r0[kk] = 0.0
+            for l in range(d):
+                a0 = a[i0 + ii, l]
+                bl = bT[l]
+                for kk in range(nk):
+                    r0[kk] += a0 * bl[k0 + kk]
+            ii += 1
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def gram_tile_dot(a, i0, ni, b, k0, nk, dots):
+    """dots by dot products over l (reassoc), 2x4 register block."""
+    d = a.shape[1]
+    for ii in range(ni):
+        x = a[i0 + ii]
+        kk = 0
+        while kk + 4 <= nk:
+            y0 = b[k0 + kk]
+            y1 = b[k0 + kk + 1]
+            y2 = b[k0 + kk + 2]
+            y3 = b[k0 + kk + 3]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for l in range(d):
+                xl = x[l]
+                s0 += xl * y0[l]
+                s1 += xl * y1[l]
+                s2 += xl * y2[l]
+                s3 += xl * y3[l]
+            dots[ii, kk] = s0
+            dots[ii, kk + 1] = s1
+            dots[ii, kk + 2] = s2
+            dots[ii, kk + 3] = s3
+            kk += 4
+        while kk < nk:
+            y0 = b[k0 + kk]
+            s0 = 0.0
+            for l in range(d):
+                s0 += x[l] * y0[l]
+            dots[ii, kk] = s0
+            kk += 1
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def reduce_tile_dot(w, ni, nk, bT, k0, g):
+    """g[ii, l] += sum_kk w[ii, kk] b[k0+kk, l], dots over kk (reassoc), 2 rows x 4 coords."""
+    d = g.shape[1]
+    ii = 0
+    while ii < ni:
+        two = ii + 2 <= ni
+        w0 = w[ii]
+        w1 = w[ii + 1] if two else w[ii]
+        l = 0
+        while l + 4 <= d:
+            v0 = bT[l]
+            v1 = bT[l + 1]
+            v2 = bT[l + 2]
+            v3 = bT[l + 3]
+            s00 = 0.0
+            s01 = 0.0
+            s02 = 0.0
+            s03 = 0.0
+            s10 = 0.0
+            s11 = 0.0
+            s12 = 0.0
+            s13 = 0.0
+            for kk in range(nk):
+                x0 = w0[kk]
+                x1 = w1[kk]
+                s00 += x0 * v0[k0 + kk]
+                s01 += x0 * v1[k0 + kk]
+                s02 += x0 * v2[k0 + kk]
+                s03 += x0 * v3[k0 + kk]
+                s10 += x1 * v0[k0 + kk]
+                s11 += x1 * v1[k0 + kk]
+                s12 += x1 * v2[k0 + kk]
+                s13 += x1 * v3[k0 + kk]
+            g[ii, l] += s00
+            g[ii, l + 1] += s01
+            g[ii, l + 2] += s02
+            g[ii, l + 3] += s03
+            if two:
+                g[ii + 1, l] += s10
+                g[ii + 1, l + 1] += s11
+                g[ii + 1, l + 2] += s12
+                g[ii + 1, l + 3] += s13
+            l += 4
+        while l < d:
+            v0 = bT[l]
+            s00 = 0.0
+            s10 = 0.0
+            for kk in range(nk):
+                s00 += w0[kk] * v0[k0 + kk]
+                s10 += w1[kk] * v0[k0 + kk]
+            g[ii, l] += s00
+            if two:
+                g[ii + 1, l] += s10
+            l += 1
+        ii += 2
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def reduce_tile_r1(w, ni, nk, b, k0, g):
+    """g[ii, :] += sum_kk w[ii, kk] b[k0+kk, :], rank-1 updates vectorised over l."""
+    d = g.shape[1]
+    for ii in range(ni):
+        gi = g[ii]
+        wi = w[ii]
+        for kk in range(nk):
+            x = wi[kk]
+            y = b[k0 + kk]
+            for l in range(d):
+                gi[l] += x * y[l]
+
+
+@kernel(error_model="numpy", fastmath={"contract"})
+def gram_tile_slp(a, i0, ni, bT, k0, nk, dots):
+    """dots by an explicit 4 x 8 register block (SLP-vectorised), rows in steps of 4, cols 8.
+
+    Preconditions: ni % 4 == 0, nk % 8 == 0.
+    """
+    d = a.shape[1]
+    for ii in range(0, ni, 4):
+        for kk in range(0, nk, 8):
+            c00 = 0.0
+            c01 = 0.0
+            c02 = 0.0
+            c03 = 0.0
+            c04 = 0.0
+            c05 = 0.0
+            c06 = 0.0
+            c07 = 0.0
+            c10 = 0.0
+            c11 = 0.0
+            c12 = 0.0
+            c13 = 0.0
+            c14 = 0.0
+            c15 = 0.0
+            c16 = 0.0
+            c17 = 0.0
+            c20 = 0.0
+            c21 = 0.0
+            c22 = 0.0
+            c23 = 0.0
+            c24 = 0.0
+            c25 = 0.0
+            c26 = 0.0
+            c27 = 0.0
+            c30 = 0.0
+            c31 = 0.0
+            c32 = 0.0
+            c33 = 0.0
+            c34 = 0.0
+            c35 = 0.0
+            c36 = 0.0
+            c37 = 0.0
+            for l in range(d):
+                a0 = a[i0 + ii + 0, l]
+                a1 = a[i0 + ii + 1, l]
+                a2 = a[i0 + ii + 2, l]
+                a3 = a[i0 + ii + 3, l]
+                bl = bT[l]
+                v0 = bl[k0 + kk + 0]
+                v1 = bl[k0 + kk + 1]
+                v2 = bl[k0 + kk + 2]
+                v3 = bl[k0 + kk + 3]
+                v4 = bl[k0 + kk + 4]
+                v5 = bl[k0 + kk + 5]
+                v6 = bl[k0 + kk + 6]
+                v7 = bl[k0 + kk + 7]
+                c00 += a0 * v0
+                c01 += a0 * v1
+                c02 += a0 * v2
+                c03 += a0 * v3
+                c04 += a0 * v4
+                c05 += a0 * v5
+                c06 += a0 * v6
+                c07 += a0 * v7
+                c10 += a1 * v0
+                c11 += a1 * v1
+                c12 += a1 * v2
+                c13 += a1 * v3
+                c14 += a1 * v4
+                c15 += a1 * v5
+                c16 += a1 * v6
+                c17 += a1 * v7
+                c20 += a2 * v0
+                c21 += a2 * v1
+                c22 += a2 * v2
+                c23 += a2 * v3
+                c24 += a2 * v4
+                c25 += a2 * v5
+                c26 += a2 * v6
+                c27 += a2 * v7
+                c30 += a3 * v0
+                c31 += a3 * v1
+                c32 += a3 * v2
+                c33 += a3 * v3
+                c34 += a3 * v4
+                c35 += a3 * v5
+                c36 += a3 * v6
+                c37 += a3 * v7
+            dots[ii + 0, kk + 0] = c00
+            dots[ii + 0, kk + 1] = c01
+            dots[ii + 0, kk + 2] = c02
+            dots[ii + 0, kk + 3] = c03
+            dots[ii + 0, kk + 4] = c04
+            dots[ii + 0, kk + 5] = c05
+            dots[ii + 0, kk + 6] = c06
+            dots[ii + 0, kk + 7] = c07
+            dots[ii + 1, kk + 0] = c10
+            dots[ii + 1, kk + 1] = c11
+            dots[ii + 1, kk + 2] = c12
+            dots[ii + 1, kk + 3] = c13
+            dots[ii + 1, kk + 4] = c14
+            dots[ii + 1, kk + 5] = c15
+            dots[ii + 1, kk + 6] = c16
+            dots[ii + 1, kk + 7] = c17
+            dots[ii + 2, kk + 0] = c20
+            dots[ii + 2, kk + 1] = c21
+            dots[ii + 2, kk + 2] = c22
+            dots[ii + 2, kk + 3] = c23
+            dots[ii + 2, kk + 4] = c24
+            dots[ii + 2, kk + 5] = c25
+            dots[ii + 2, kk + 6] = c26
+            dots[ii + 2, kk + 7] = c27
+            dots[ii + 3, kk + 0] = c30
+            dots[ii + 3, kk + 1] = c31
+            dots[ii + 3, kk + 2] = c32
+            dots[ii + 3, kk + 3] = c33
+            dots[ii + 3, kk + 4] = c34
+            dots[ii + 3, kk + 5] = c35
+            dots[ii + 3, kk + 6] = c36
+            dots[ii + 3, kk + 7] = c37
+
+
+@kernel
+def rep_tiles(fn_code, reps, a, b, bT, ti, tk, dots, w, g):
+    for r in range(reps):
+        if fn_code == 0:
+            gram_tile_r1(a, 0, ti, bT, 0, tk, dots)
+        elif fn_code == 1:
+            gram_tile_dot(a, 0, ti, b, 0, tk, dots)
+        elif fn_code == 4:
+            gram_tile_slp(a, 0, ti, bT, 0, tk, dots)
+        elif fn_code == 2:
+            reduce_tile_dot(w, ti, tk, bT, 0, g)
+        else:
+            reduce_tile_r1(w, ti, tk, b, 0, g)
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def abt_tile(x, xr, xc, nx, y, yr, yc, ny, n, out, accumulate):
+    """out[i, j] (+)= sum_t x[xr+i, xc+t] * y[yr+j, yc+t], i < nx, j < ny, t < n.
+
+    2 x 4 register block, reduction over the contiguous t (vectorised, reassoc).
+    """
+    i = 0
+    while i < nx:
+        two = i + 2 <= nx
+        x0 = x[xr + i, xc:xc + n]
+        x1 = x[xr + i + 1, xc:xc + n] if two else x0
+        j = 0
+        while j + 4 <= ny:
+            y0 = y[yr + j, yc:yc + n]
+            y1 = y[yr + j + 1, yc:yc + n]
+            y2 = y[yr + j + 2, yc:yc + n]
+            y3 = y[yr + j + 3, yc:yc + n]
+            s00 = 0.0
+            s01 = 0.0
+            s02 = 0.0
+            s03 = 0.0
+            s10 = 0.0
+            s11 = 0.0
+            s12 = 0.0
+            s13 = 0.0
+            for t in range(n):
+                u0 = x0[t]
+                u1 = x1[t]
+                v0 = y0[t]
+                v1 = y1[t]
+                v2 = y2[t]
+                v3 = y3[t]
+                s00 += u0 * v0
+                s01 += u0 * v1
+                s02 += u0 * v2
+                s03 += u0 * v3
+                s10 += u1 * v0
+                s11 += u1 * v1
+                s12 += u1 * v2
+                s13 += u1 * v3
+            if accumulate:
+                out[i, j] += s00
+                out[i, j + 1] += s01
+                out[i, j + 2] += s02
+                out[i, j + 3] += s03
+                if two:
+                    out[i + 1, j] += s10
+                    out[i + 1, j + 1] += s11
+                    out[i + 1, j + 2] += s12
+                    out[i + 1, j + 3] += s13
+            else:
+                out[i, j] = s00
+                out[i, j + 1] = s01
+                out[i, j + 2] = s02
+                out[i, j + 3] = s03
+                if two:
+                    out[i + 1, j] = s10
+                    out[i + 1, j + 1] = s11
+                    out[i + 1, j + 2] = s12
+                    out[i + 1, j + 3] = s13
+            j += 4
+        while j < ny:
+            y0 = y[yr + j, yc:yc + n]
+            s00 = 0.0
+            s10 = 0.0
+            for t in range(n):
+                s00 += x0[t] * y0[t]
+                s10 += x1[t] * y0[t]
+            if accumulate:
+                out[i, j] += s00
+                if two:
+                    out[i + 1, j] += s10
+            else:
+                out[i, j] = s00
+                if two:
+                    out[i + 1, j] = s10
+            j += 1
+        i += 2
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def tile_elementwise(dots, ni, nk, nt2, i0, ns2, cs, k0, w, xs):
+    """w[ii,kk] = c_k theta_ik; xs[ii] += sum_kk c_k cross_ik."""
+    for ii in range(ni):
+        n_i = nt2[i0 + ii]
+        acc = 0.0
+        drow = dots[ii]
+        wrow = w[ii]
+        for kk in range(nk):
+            dot = drow[kk]
+            cross = sqrt(max(n_i * ns2[k0 + kk] - dot * dot, 0.0))
+            th = atan2_vec(cross, -dot)
+            c = cs[k0 + kk]
+            wrow[kk] = c * th
+            acc += c * cross
+        xs[ii] += acc
+
+
+@parallel_kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def pair_sums_tiled(bt, nt2, bs, bsT, ns2, cs, out_s, out_g, ti, tk, small_d):
+    """Variant A: pure-Numba tiles (Gram tile, vectorised elementwise, reduction tile)."""
+    mt, d = bt.shape
+    ms = bs.shape[0]
+    nbi = (mt + ti - 1) // ti
+    for ib in prange(nbi):
+        i0 = ib * ti
+        ni = min(ti, mt - i0)
+        dots = np.empty((ti, tk))
+        w = np.empty((ti, tk))
+        g = np.zeros((ti, d))
+        xs = np.zeros(ti)
+        for k0 in range(0, ms, tk):
+            nk = min(tk, ms - k0)
+            if small_d & 1:
+                gram_tile_r1(bt, i0, ni, bsT, k0, nk, dots)
+            elif not small_d & 8:
+                abt_tile(bt, i0, 0, ni, bs, k0, 0, nk, d, dots, False)
+            if not small_d & 2:
+                tile_elementwise(dots, ni, nk, nt2, i0, ns2, cs, k0, w, xs)
+            if not small_d & 4:
+                abt_tile(w, 0, 0, ni, bsT, 0, k0, d, nk, g, True)
+        for ii in range(ni):
+            i = i0 + ii
+            s = xs[ii]
+            for l in range(d):
+                s += bt[i, l] * g[ii, l]
+            out_s[i] = s * INV_2PI
+            radial = xs[ii] / nt2[i] if nt2[i] > 0.0 else 0.0
+            for l in range(d):
+                out_g[i, l] = (g[ii, l] + radial * bt[i, l]) * INV_2PI
+
+
+def interaction_tiled(b_out, b_src, c, ti=64, tk=256, small_d=None):
+    out_s = np.empty(b_out.shape[0])
+    out_g = np.empty_like(b_out)
+    if small_d is None:
+        small_d = int(b_out.shape[1] < 32)
+    pair_sums_tiled(b_out, np.einsum("ij,ij->i", b_out, b_out), b_src, np.ascontiguousarray(b_src.T),
+                    np.einsum("ij,ij->i", b_src, b_src), c, out_s, out_g, ti, tk, small_d)
+    return out_s, out_g
+
+
+# ------------------------------------------- variant B: Python panels, numpy BLAS, Numba elementwise
+@parallel_kernel(error_model="numpy")
+def panel_theta_cross(dots, nr, nr0, nc, nc0, cross):
+    """In place: dots[i, k] -> theta = pi - angle; cross[i, k] = |u||v| sin(angle)."""
+    p, q = dots.shape
+    for i in prange(p):
+        n_i = nr[nr0 + i]
+        drow = dots[i]
+        crow = cross[i]
+        for k in range(q):
+            dot = drow[k]
+            cr = sqrt(max(n_i * nc[nc0 + k] - dot * dot, 0.0))
+            drow[k] = atan2_vec(cr, -dot)
+            crow[k] = cr
+
+
+def interaction_panels(b, bs, c, p=256, q=4096, symmetric=False):
+    m, d = b.shape
+    n = bs.shape[0]
+    nr = np.einsum("ij,ij->i", b, b)
+    nc = np.einsum("ij,ij->i", bs, bs)
+    g = np.zeros((m, d))
+    xs = np.zeros(m)
+    cb = c[:, None] * bs
+    buf_d = np.empty(p * q)
+    buf_c = np.empty(p * q)
+    for i0 in range(0, m, p):
+        i1 = min(i0 + p, m)
+        bi = b[i0:i1]
+        k_start = i0 if symmetric else 0
+        for k0 in range(k_start, n, q):
+            k1 = min(k0 + q, n)
+            dots = buf_d[:(i1 - i0) * (k1 - k0)].reshape(i1 - i0, k1 - k0)
+            cross = buf_c[:(i1 - i0) * (k1 - k0)].reshape(i1 - i0, k1 - k0)
+            np.dot(bi, bs[k0:k1].T, out=dots)
+            panel_theta_cross(dots, nr, i0, nc, k0, cross)
+            g[i0:i1] += dots @ cb[k0:k1]
+            xs[i0:i1] += cross @ c[k0:k1]
+            if symmetric:
+                # transposed contributions, excluding the diagonal block i0:i1
+                j0 = max(k0, i1)
+                if j0 < k1:
+                    t = dots[:, j0 - k0:]
+                    g[j0:k1] += t.T @ cb[i0:i1]
+                    xs[j0:k1] += cross[:, j0 - k0:].T @ c[i0:i1]
+    s = (xs + np.einsum("ij,ij->i", b, g)) / (2 * np.pi)
+    radial = np.where(nr > 0, xs / np.where(nr > 0, nr, 1.0), 0.0)
+    return s, (g + radial[:, None] * b) / (2 * np.pi)
+
+
+@kernel(error_model="numpy", fastmath={"contract"})
+def ay_tile(a, ar, ac, ni, nt, y, yr, yc, nk, out, accumulate):
+    """out[i, j] (+)= sum_t a[ar+i, ac+t] * y[yr+t, yc+j]: rank-4 updates of out rows,
+    vectorised over the contiguous j (no reassociation needed)."""
+    for i in range(ni):
+        orow = out[i]
+        if not accumulate:
+            for j in range(nk):
+                orow[j] = 0.0
+        t = 0
+        while t + 4 <= nt:
+            a0 = a[ar + i, ac + t]
+            a1 = a[ar + i, ac + t + 1]
+            a2 = a[ar + i, ac + t + 2]
+            a3 = a[ar + i, ac + t + 3]
+            y0 = y[yr + t]
+            y1 = y[yr + t + 1]
+            y2 = y[yr + t + 2]
+            y3 = y[yr + t + 3]
+            for j in range(nk):
+                orow[j] += a0 * y0[yc + j] + a1 * y1[yc + j] + a2 * y2[yc + j] + a3 * y3[yc + j]
+            t += 4
+        while t < nt:
+            a0 = a[ar + i, ac + t]
+            y0 = y[yr + t]
+            for j in range(nk):
+                orow[j] += a0 * y0[yc + j]
+            t += 1
+
+
+@kernel
+def rep_tiles2(code, reps, a, b, bT, ti, tk, dots):
+    for r in range(reps):
+        if code == 0:
+            ay_tile(a, 0, 0, ti, a.shape[1], bT, 0, 0, tk, dots, False)
+        else:
+            abt_tile(a, 0, 0, ti, b, 0, 0, tk, a.shape[1], dots, False)
+
+
+@kernel(error_model="numpy", fastmath={"reassoc"})
+def sym_elementwise(dots, ni, nk, n2, i0, k0, cs, w1, th, xs_row, xs_col, diag):
+    """Off-diagonal (diag False) or diagonal tile: w1 = c_k theta, th = theta,
+    xs_row[ii] += sum_k c_k cross, xs_col[kk] += sum_i c_i cross (off-diagonal only)."""
+    for ii in range(ni):
+        n_i = n2[i0 + ii]
+        c_i = cs[i0 + ii]
+        acc = 0.0
+        drow = dots[ii]
+        wrow = w1[ii]
+        trow = th[ii]
+        for kk in range(nk):
+            dot = drow[kk]
+            cross = sqrt(max(n_i * n2[k0 + kk] - dot * dot, 0.0))
+            t = atan2_vec(cross, -dot)
+            c = cs[k0 + kk]
+            wrow[kk] = c * t
+            trow[kk] = t
+            acc += c * cross
+            xs_col[kk] += c_i * cross
+        xs_row[ii] += acc
+
+
+@parallel_kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def pair_sums_sym(b, bT, cbT, cs, n2, out_s, out_g, tb, small_d):
+    """Variant A-sym: b_out is b_src; each unordered pair of tiles once, round-robin rounds."""
+    m, d = b.shape
+    nb = (m + tb - 1) // tb
+    g = np.zeros((m, d))
+    xs = np.zeros(m)
+    # round 0: diagonal tiles; their Gram diagonal defines n2 (so cross_ii = 0 exactly)
+    for ib in prange(nb):
+        i0 = ib * tb
+        ni = min(tb, m - i0)
+        dots = np.empty((tb, tb))
+        w1 = np.empty((tb, tb))
+        th = np.empty((tb, tb))
+        col = np.zeros(tb)
+        if small_d & 1:
+            ay_tile(b, i0, 0, ni, d, bT, 0, i0, ni, dots, False)
+        else:
+            abt_tile(b, i0, 0, ni, b, i0, 0, ni, d, dots, False)
+        for ii in range(ni):
+            n2[i0 + ii] = dots[ii, ii]
+        sym_elementwise(dots, ni, ni, n2, i0, i0, cs, w1, th, xs[i0:i0 + ni], col, True)
+        abt_tile(w1, 0, 0, ni, bT, 0, i0, d, ni, g[i0:i0 + ni], True)
+    nbe = nb + (nb & 1)
+    nth = numba.get_num_threads()
+    s_dots = np.empty((nth, tb, tb))
+    s_w1 = np.empty((nth, tb, tb))
+    s_th = np.empty((nth, tb, tb))
+    s_col = np.empty((nth, tb))
+    s_outT = np.empty((nth, d, tb))
+    for r in range(nbe - 1):
+        for p in prange(nbe // 2):
+            if p == 0:
+                ib = r
+                kb = nbe - 1
+            else:
+                ib = (r + p) % (nbe - 1)
+                kb = (r - p + nbe - 1) % (nbe - 1)
+            if ib >= nb or kb >= nb:
+                continue
+            i0 = ib * tb
+            ni = min(tb, m - i0)
+            k0 = kb * tb
+            nk = min(tb, m - k0)
+            tid = numba.get_thread_id()
+            dots = s_dots[tid]
+            w1 = s_w1[tid]
+            th = s_th[tid]
+            col = s_col[tid]
+            col[:] = 0.0
+            outT = s_outT[tid]
+            if small_d & 1:
+                ay_tile(b, i0, 0, ni, d, bT, 0, k0, nk, dots, False)
+            elif not small_d & 16:
+                abt_tile(b, i0, 0, ni, b, k0, 0, nk, d, dots, False)
+            if not small_d & 2:
+                sym_elementwise(dots, ni, nk, n2, i0, k0, cs, w1, th, xs[i0:i0 + ni], col, False)
+            if not small_d & 4:
+                abt_tile(w1, 0, 0, ni, bT, 0, k0, d, nk, g[i0:i0 + ni], True)
+            if not small_d & 8:
+                ay_tile(cbT, 0, i0, d, ni, th, 0, 0, nk, outT, False)
+                for kk in range(nk):
+                    xs[k0 + kk] += col[kk]
+                    for l in range(d):
+                        g[k0 + kk, l] += outT[l, kk]
+    for i in prange(m):
+        s = xs[i]
+        for l in range(d):
+            s += b[i, l] * g[i, l]
+        out_s[i] = s * INV_2PI
+        radial = xs[i] / n2[i] if n2[i] > 0.0 else 0.0
+        for l in range(d):
+            out_g[i, l] = (g[i, l] + radial * b[i, l]) * INV_2PI
+
+
+def interaction_sym(b, c, tb=128, small_d=None):
+    m, d = b.shape
+    out_s = np.empty(m)
+    out_g = np.empty_like(b)
+    if small_d is None:
+        small_d = int(d < 32)
+    pair_sums_sym(b, np.ascontiguousarray(b.T), np.ascontiguousarray((c[:, None] * b).T), c,
+                  np.empty(m), out_s, out_g, tb, small_d)
+    return out_s, out_g
+
+
+def numpy_reference_sym(b, c):
+    """Dense reference for b_src = b_out with the Gram's own diagonal as squared norms
+    (so the self-pair has cross = 0 exactly)."""
+    dots = b @ b.T
+    n = np.diag(dots).copy()
+    cross = np.sqrt(np.maximum(n[:, None] * n[None, :] - dots ** 2, 0.0))
+    np.fill_diagonal(cross, 0.0)
+    theta = np.pi - np.arctan2(cross, dots)
+    s = (cross + theta * dots) @ c / (2 * np.pi)
+    radial = np.where(n > 0, (cross @ c) / np.where(n > 0, n, 1.0), 0.0)
+    g = ((theta * c) @ b + radial[:, None] * b) / (2 * np.pi)
+    return s, g

@@ -1,37 +1,50 @@
 """Conservation laws of the particle flow (Noether), with measured and predicted drift.
 
 Every symmetry of the risk constrains the gradient path (MATH §6). For particles
-θ_j = (a_j, b_j) with masses w_j, velocities v_j = −η ∘ (∇_θ V_μ(θ_j) + λ θ_j) (per-layer rates
-η = (η_a, η_b), weight decay λ, as :class:`meanfield.engine.Simulation` defines them):
+θ_j = (a_j, b_j) with masses w_j and velocities v_j = −η ∘ ∇_θ V_μ(θ_j) − λ θ_j (per-layer
+rates η = (η_a, η_b) on the gradient, weight decay λ decoupled from them, as
+:class:`meanfield.engine.Simulation` defines them), with the quadratic form
+⟨x, y⟩_S = x_a y_a/η_a − ⟨x_b, y_b⟩/η_b:
 
-* **Rescaling charge** (σ 1-homogeneous): Q_j = a_j²/η_a − ‖b_j‖²/η_b. Because
-  a g_a = ⟨b, g_b⟩ (Euler's identity for 1-homogeneous σ), dQ_j/dt = −2λ(a_j² − ‖b_j‖²).
-  This closes when λ = 0 (Q_j conserved) or η_a = η_b = η (Q_j(t) = e^{−2ηλt} Q_j(0)); with
-  λ > 0 and η_a ≠ η_b there is no such law. Mean-field form: the law of Q under μ_t is
-  constant (up to the same scaling), measured by a weighted 1-D Wasserstein distance.
-* **Balance matrix** (linear σ only): M = B Bᵀ/η_b − a aᵀ/η_a, every entry; diag M = −Q.
+* **Rescaling charge** (σ 1-homogeneous): Q_j = ⟨θ_j, θ_j⟩_S = a_j²/η_a − ‖b_j‖²/η_b.
+  Noether's identity ⟨θ, v(θ)⟩_S = −a g_a + ⟨b, g_b⟩ − λQ = −λQ (Euler's identity
+  a g_a = ⟨b, g_b⟩ for 1-homogeneous σ) gives dQ_j/dt = −2λ Q_j, so Q_j(t) = e^{−2λt} Q_j(0)
+  for any rates and any λ ≥ 0. Mean-field form: the law of e^{2λt} Q under μ_t is constant,
+  measured by a weighted 1-D Wasserstein distance.
+* **Balance matrix** (linear σ only): M = B Bᵀ/η_b − a aᵀ/η_a, every entry, M(t) = e^{−2λt} M(0);
+  diag M = −Q.
 * **Zero angular momentum** (rotations of a coordinate block that leave ρ and f* invariant):
   L = Σ_j w_j (P b_j (P v_j)ᵀ − P v_j (P b_j)ᵀ) = 0 at every state, for the exact population
   field; a finite batch breaks it.
-* **Energy identity** (time translation): E(t) + ∫_0^t D ds = E(0) with
-  E = F + (λ/2) Σ_j w_j ‖θ_j‖² and D = Σ_j w_j (v_{a,j}²/η_a + ‖v_{b,j}‖²/η_b).
+* **Energy identity** (time translation): the flow is the gradient flow of
+  E = F + (λ/2) Σ_j w_j (a_j²/η_a + ‖b_j‖²/η_b) in the metric Σ_j w_j (δa²/η_a + ‖δb‖²/η_b)
+  (v_j = −η ∘ ∂E/∂θ_j / w_j), so E(t) + ∫_0^t D ds = E(0) with
+  D = Σ_j w_j (v_{a,j}²/η_a + ‖v_{b,j}‖²/η_b).
 
 Discrete versions (derived here). For a Runge–Kutta step θ⁺ = θ + dt Σ_i β_i k_i with stage
-points Y_i = θ + dt Σ_l α_il k_l and k_i = v(Y_i), the quadratic form ⟨x, y⟩_S =
-x_a y_a/η_a − ⟨x_b, y_b⟩/η_b gives the exact algebraic identity
+points Y_i = θ + dt Σ_l α_il k_l and k_i = v(Y_i), writing θ = Y_i − dt Σ_l α_il k_l in the
+cross term of ⟨θ⁺, θ⁺⟩_S gives the exact algebraic identity
 
     Q⁺ − Q = 2 dt Σ_i β_i ⟨Y_i, k_i⟩_S + dt² Σ_il c_il ⟨k_i, k_l⟩_S,
     c_il = β_i β_l − β_i α_il − β_l α_li        (Cooper's matrix),
 
-and Noether's identity ⟨Y, v(Y)⟩_S = −λ(a_Y² − ‖b_Y‖²) turns it into a prediction that uses
-only the stage velocities. Euler: Q⁺ − Q = −2λ dt (a² − ‖b‖²) + dt² ⟨k, k⟩_S, which for
-η = 1 is (1 − λdt)² Q + dt² (g_a² − ‖g_b‖²) − Q, the η²(g_a² − ‖g_b‖²) law of MATH §6.
-Heun: dt²/4 ⟨k_1 − k_2, k_1 − k_2⟩_S = O(dt⁴) per step, so its fixed-horizon drift is O(dt³).
-Projected Euler restores Q exactly: zero. Heavy-ball momentum (u⁺ = μu + dt k, θ⁺ = θ + u⁺):
-Q⁺ − Q = 2μ⟨θ, u⟩_S − 2λ dt (a² − ‖b‖²) + ⟨u⁺, u⁺⟩_S; the first term does not cancel, so
-momentum breaks the law. At fixed μ the drift is still O(dt) over a fixed horizon (the
-iteration is a consistent, rescaled gradient-flow discretisation); at fixed friction γ
-(μ = 1 − γ√dt, the heavy-ball ODE θ'' + γθ' = v) it tends to a non-zero limit.
+and Noether's identity at every stage, ⟨Y_i, k_i⟩_S = −λ Q(Y_i), turns it into a prediction
+that uses only the stage points and velocities:
+
+    Q⁺ − Q = −2λ dt Σ_i β_i Q(Y_i) + dt² Σ_il c_il ⟨k_i, k_l⟩_S.
+
+Euler: Q⁺ − Q = −2λ dt Q + dt² ⟨k, k⟩_S, and with k = −η ∘ g − λθ,
+⟨k, k⟩_S = η_a g_a² − η_b ‖g_b‖² + λ² Q, so Q⁺ = (1 − λdt)² Q + dt² (η_a g_a² − η_b ‖g_b‖²):
+the law of MATH §6 (step η = dt) for any rates. Against e^{−2λt} the Euler drift is O(dt)
+both from the dt² term and from (1 − λdt)² = e^{−2λdt} + O(dt²). Heun (λ = 0):
+dt²/4 ⟨k_1 − k_2, k_1 − k_2⟩_S = O(dt⁴) per step, so its fixed-horizon drift is O(dt³).
+Projected Euler restores Q to e^{−2λt} Q(0) exactly: zero. Heavy-ball momentum
+(u⁺ = μu + dt k, θ⁺ = θ + u⁺): Q⁺ − Q = 2μ⟨θ, u⟩_S − 2λ dt Q + ⟨u⁺, u⁺⟩_S; the first term
+does not cancel, so momentum breaks the law. At fixed μ the drift is still O(dt) over a fixed
+horizon (the iteration is a consistent, rescaled gradient-flow discretisation); at fixed
+friction γ (μ = 1 − γ√dt, the heavy-ball ODE θ'' + γθ' = v) it tends to a non-zero limit.
+The balance matrix obeys the same identities with ⟨x, y⟩_S replaced by the matrix form
+X_b Y_bᵀ/η_b − x_a y_aᵀ/η_a (symmetrised) and Q by M.
 
 :class:`LawMonitor` follows a :class:`~meanfield.engine.Simulation` step by step, captures
 the stage velocities the integrator really used (no extra evaluations) and checks every
@@ -90,7 +103,8 @@ def rescaling_charge(a, b, rate_a=1.0, rate_b=1.0):
     a : (m,) array
     b : (m, d) array
     rate_a, rate_b : float
-        Per-layer rates η_a, η_b (the velocity of a is multiplied by η_a, of b by η_b).
+        Per-layer rates η_a, η_b (the gradient of a is multiplied by η_a, of b by η_b; the
+        weight decay is not).
 
     Returns
     -------
@@ -113,26 +127,32 @@ def charge_scale(a, b, rate_a=1.0, rate_b=1.0):
 
 @dataclass(frozen=True)
 class ChargeLaw:
-    """What the flow says about Q_j: Q_j(t) = e^{−decay_rate·t} Q_j(0), when ``applies``.
+    """What the flow says about Q_j: Q_j(t) = e^{−decay_rate·t} Q_j(0).
 
     Attributes
     ----------
-    applies : bool
     decay_rate : float
-        2ηλ (0 without weight decay); NaN when the law does not apply.
+        2λ (0 without weight decay), whatever the rates.
     statement : str
-        The law in words, or why there is none.
+        The law in words.
     """
 
-    applies: bool
     decay_rate: float
     statement: str
 
 
 def charge_law(weight_decay=0.0, rate_a=1.0, rate_b=1.0):
-    """The rescaling-charge law for the engine's velocity v = −η ∘ (g + λθ).
+    """The rescaling-charge law for the engine's velocity v = −η ∘ g − λθ.
 
-    dQ/dt = −2λ(a² − ‖b‖²) closes on Q only if λ = 0 or η_a = η_b.
+    ⟨θ, v⟩_S = −λQ (Noether) gives dQ/dt = −2λQ, Q = a²/η_a − ‖b‖²/η_b: the law closes for
+    any rates η_a, η_b > 0 and any λ ≥ 0 because the decay is not multiplied by the rates.
+
+    Parameters
+    ----------
+    weight_decay : float
+        λ ≥ 0.
+    rate_a, rate_b : float
+        η_a, η_b > 0 (they define Q, not the decay rate).
 
     Returns
     -------
@@ -140,26 +160,24 @@ def charge_law(weight_decay=0.0, rate_a=1.0, rate_b=1.0):
     """
     ra, rb = _rates(rate_a, rate_b)
     lam = float(weight_decay)
-    if lam < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not (np.isfinite(lam) and lam >= 0):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
+    charge = "a² − ‖b‖²" if (ra, rb) == (1.0, 1.0) else "a²/η_a − ‖b‖²/η_b"
     if lam == 0.0:
-        return ChargeLaw(True, 0.0, "a²/η_a − ‖b‖²/η_b conserved per particle")
-    if ra == rb:
-        return ChargeLaw(True, 2.0 * ra * lam,
-                         f"a²/η − ‖b‖²/η = e^(−2ηλt) × initial (η = {ra:g}, λ = {lam:g})")
-    return ChargeLaw(False, float("nan"),
-                     "no law: with weight decay the engine multiplies λθ by the rates, so "
-                     "dQ/dt = −2λ(a² − ‖b‖²) does not close when η_a ≠ η_b")
+        return ChargeLaw(0.0, f"{charge} conserved per particle")
+    return ChargeLaw(2.0 * lam, f"{charge} = e^(−2λt) × initial per particle (λ = {lam:g}"
+                     + (f", η = ({ra:g}, {rb:g}))" if (ra, rb) != (1.0, 1.0) else ")"))
 
 
 def charge_drift(q0, q, t, decay_rate=0.0):
-    """Q_j(t) − e^{−κt} Q_j(0) for every particle, shape (m,)."""
+    """Q_j(t) − e^{−κt} Q_j(0) for every particle, shape (m,); κ = 2λ is
+    ``charge_law(...).decay_rate``."""
     q0 = np.asarray(q0, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     if q0.shape != q.shape or q0.ndim != 1:
         raise ValueError(f"q0 and q must be 1-D arrays of one shape, got {q0.shape}, {q.shape}")
     if not np.isfinite(decay_rate):
-        raise ValueError("decay_rate is NaN: the charge law does not apply to these settings")
+        raise ValueError(f"decay_rate must be a finite number (2λ), got {decay_rate}")
     return q - np.exp(-decay_rate * t) * q0
 
 
@@ -187,8 +205,8 @@ def charge_law_distance(q0, q, weights, t=0.0, decay_rate=0.0):
 def balance_matrix(a, b, rate_a=1.0, rate_b=1.0):
     """M = B Bᵀ/η_b − a aᵀ/η_a, entries ⟨b_i, b_j⟩/η_b − a_i a_j/η_a, shape (m, m).
 
-    Conserved entry by entry for the linear activation (with weight decay and η_a = η_b = η:
-    M(t) = e^{−2ηλt} M(0)); for ReLU only its diagonal (−Q_j) is.
+    Conserved entry by entry for the linear activation (with weight decay λ, for any rates:
+    M(t) = e^{−2λt} M(0)); for ReLU only its diagonal (−Q_j) is.
     """
     a, b = _ab(a, b)
     ra, rb = _rates(rate_a, rate_b)
@@ -242,6 +260,9 @@ def angular_momentum(b, vb, weights, block, block2=None):
     w = _weights(weights, b.shape[0])
     p1 = _block_basis(block, b.shape[1])
     p2 = p1 if block2 is None else _block_basis(block2, b.shape[1])
+    if block2 is None:
+        x = (w[:, None] * p1(b)).T @ p1(vb)
+        return x - x.T  # exactly antisymmetric
     b1, v1, b2, v2 = p1(b), p1(vb), p2(b), p2(vb)
     return (w[:, None] * b1).T @ v2 - (w[:, None] * v1).T @ b2
 
@@ -353,15 +374,18 @@ def _check_stages(stages):
         raise ValueError("stages is empty: pass the (Y_a, Y_b, k_a, k_b) of every stage")
     for st in stages:
         if len(st) != 4:
-            raise ValueError("each stage must be a tuple (Y_a (m,), Y_b (m, d), k_a (m,), k_b (m, d))")
+            raise ValueError("each stage must be a tuple "
+                             "(Y_a (m,), Y_b (m, d), k_a (m,), k_b (m, d))")
 
 
 def predicted_charge_increment(stages, dt, integrator, weight_decay=0.0, rate_a=1.0, rate_b=1.0):
-    """Predicted Q⁺ − Q (per particle) of one Runge–Kutta step from its stages.
+    """Predicted Q⁺ − Q (per particle) of one Runge–Kutta step from its stages:
 
-    Uses the Noether identity ⟨Y_i, k_i⟩_S = −λ(a_{Y_i}² − ‖b_{Y_i}‖²) instead of the
-    computed inner product, so a measured increment that matches it to a few ulp checks
-    a g_a = ⟨b, g_b⟩ at every stage.
+        −2λ dt Σ_i β_i Q(Y_i) + dt² Σ_il c_il ⟨k_i, k_l⟩_S,   Q(Y) = Y_a²/η_a − ‖Y_b‖²/η_b.
+
+    Uses the Noether identity ⟨Y_i, k_i⟩_S = −λ Q(Y_i) (velocity k = −η ∘ g − λY, weight
+    decay outside the rates) instead of the computed inner product, so a measured increment
+    that matches it to a few ulp checks a g_a = ⟨b, g_b⟩ at every stage.
 
     Parameters
     ----------
@@ -370,6 +394,10 @@ def predicted_charge_increment(stages, dt, integrator, weight_decay=0.0, rate_a=
     dt : float
     integrator : str
         ``euler``, ``euler_projected`` (the Euler part, before projection), ``heun`` or ``rk4``.
+    weight_decay : float
+        λ of the run.
+    rate_a, rate_b : float
+        η_a, η_b of the run (they define ⟨·,·⟩_S).
 
     Returns
     -------
@@ -385,7 +413,7 @@ def predicted_charge_increment(stages, dt, integrator, weight_decay=0.0, rate_a=
     out = np.zeros_like(np.asarray(stages[0][0], dtype=np.float64))
     if lam:
         for i, (ya, yb, _, _) in enumerate(stages):
-            out -= 2.0 * lam * dt * beta[i] * (ya * ya - np.einsum("ij,ij->i", yb, yb))
+            out -= 2.0 * lam * dt * beta[i] * _sform(ya, yb, ya, yb, ra, rb)
     quad = np.zeros_like(out)
     s = len(stages)
     for i in range(s):
@@ -397,10 +425,14 @@ def predicted_charge_increment(stages, dt, integrator, weight_decay=0.0, rate_a=
 
 
 def predicted_balance_increment(stages, dt, integrator, weight_decay=0.0, rate_a=1.0, rate_b=1.0):
-    """Predicted M⁺ − M (m, m) of one Runge–Kutta step, linear activation only.
+    """Predicted M⁺ − M (m, m) of one Runge–Kutta step, linear activation only:
 
-    Noether's identity for the linear network: Y_b K_bᵀ + K_b Y_bᵀ (/η_b) − (Y_a K_aᵀ +
-    K_a Y_aᵀ)/η_a = −2λ(Y_b Y_bᵀ − Y_a Y_aᵀ), for every pair of particles."""
+        −2λ dt Σ_i β_i M(Y_i) + dt² Σ_il c_il (K_{b,i} K_{b,l}ᵀ/η_b − k_{a,i} k_{a,l}ᵀ/η_a).
+
+    Noether's identity for the linear network (g_{a,j} = ⟨b_j, c⟩, g_{b,j} = a_j c with
+    c = E[(f − f*) x]): (Y_b K_bᵀ + K_b Y_bᵀ)/η_b − (Y_a K_aᵀ + K_a Y_aᵀ)/η_a = −2λ M(Y),
+    M(Y) = Y_b Y_bᵀ/η_b − Y_a Y_aᵀ/η_a, for every pair of particles (the gradient parts cancel
+    pairwise, a_i⟨b_j, c⟩ − a_j⟨b_i, c⟩ + a_j⟨b_i, c⟩ − a_i⟨b_j, c⟩ = 0)."""
     _check_stages(stages)
     ra, rb = _rates(rate_a, rate_b)
     c = cooper_matrix(integrator)
@@ -412,7 +444,7 @@ def predicted_balance_increment(stages, dt, integrator, weight_decay=0.0, rate_a
     out = np.zeros((m, m))
     if lam:
         for i, (ya, yb, _, _) in enumerate(stages):
-            out -= 2.0 * lam * dt * beta[i] * _mform(ya, yb, ya, yb, 1.0, 1.0)
+            out -= 2.0 * lam * dt * beta[i] * _mform(ya, yb, ya, yb, ra, rb)
     s = len(stages)
     for i in range(s):
         for l in range(s):
@@ -425,7 +457,8 @@ def predicted_balance_increment(stages, dt, integrator, weight_decay=0.0, rate_a
 def momentum_charge_increment(a, b, ua, ub, ka, kb, dt, momentum, weight_decay=0.0, rate_a=1.0,
                               rate_b=1.0):
     """Predicted Q⁺ − Q of one heavy-ball step u⁺ = μu + dt k, θ⁺ = θ + u⁺:
-    2μ⟨θ, u⟩_S − 2λ dt (a² − ‖b‖²) + ⟨u⁺, u⁺⟩_S. The first term is why momentum breaks the law.
+    2μ⟨θ, u⟩_S − 2λ dt Q + ⟨u⁺, u⁺⟩_S (from Q⁺ − Q = 2⟨θ, u⁺⟩_S + ⟨u⁺, u⁺⟩_S and
+    ⟨θ, k⟩_S = −λQ). The first term is why momentum breaks the law.
 
     Parameters
     ----------
@@ -438,13 +471,14 @@ def momentum_charge_increment(a, b, ua, ub, ka, kb, dt, momentum, weight_decay=0
     ub1 = mu * ub + dt * kb
     lin = 2.0 * mu * _sform(a, b, ua, ub, ra, rb)
     if weight_decay:
-        lin -= 2.0 * weight_decay * dt * (a * a - np.einsum("ij,ij->i", b, b))
+        lin -= 2.0 * weight_decay * dt * _sform(a, b, a, b, ra, rb)
     return lin + _sform(ua1, ub1, ua1, ub1, ra, rb)
 
 
 def momentum_balance_increment(a, b, ua, ub, ka, kb, dt, momentum, weight_decay=0.0, rate_a=1.0,
                                rate_b=1.0):
-    """Matrix version of :func:`momentum_charge_increment` (linear activation), (m, m)."""
+    """Matrix version of :func:`momentum_charge_increment` (linear activation), (m, m):
+    μ(N + Nᵀ) − 2λ dt M + U_b⁺ U_b⁺ᵀ/η_b − u_a⁺ u_a⁺ᵀ/η_a with N = B U_bᵀ/η_b − a u_aᵀ/η_a."""
     ra, rb = _rates(rate_a, rate_b)
     mu = float(momentum)
     ua1 = mu * ua + dt * ka
@@ -452,17 +486,35 @@ def momentum_balance_increment(a, b, ua, ub, ka, kb, dt, momentum, weight_decay=
     cross = mu * _mform(a, b, ua, ub, ra, rb)
     out = cross + cross.T
     if weight_decay:
-        out -= 2.0 * weight_decay * dt * _mform(a, b, a, b, 1.0, 1.0)
+        out -= 2.0 * weight_decay * dt * _mform(a, b, a, b, ra, rb)
     return out + _mform(ua1, ub1, ua1, ub1, ra, rb)
 
 
 # ------------------------------------------------------------------------------- energy
-def lyapunov_energy(risk, a, b, weights, weight_decay=0.0):
-    """E = F(μ) + (λ/2) Σ_j w_j (a_j² + ‖b_j‖²): the functional the flow descends."""
+def lyapunov_energy(risk, a, b, weights, weight_decay=0.0, rate_a=1.0, rate_b=1.0):
+    """E = F(μ) + (λ/2) Σ_j w_j (a_j²/η_a + ‖b_j‖²/η_b): the functional the flow descends.
+
+    With v = −η ∘ g − λθ the velocity is −η ∘ ∂E/∂θ_j / w_j (the decay λθ = η ∘ λθ/η), so
+    dE/dt = −Σ_j w_j (v_a²/η_a + ‖v_b‖²/η_b) = −:func:`dissipation`.
+
+    Parameters
+    ----------
+    risk : float
+        F(μ).
+    a : (m,) array
+    b : (m, d) array
+    weights : (m,) array
+    weight_decay : float
+    rate_a, rate_b : float
+
+    Returns
+    -------
+    float
+    """
     a, b = _ab(a, b)
     w = _weights(weights, a.shape[0])
-    reg = 0.5 * weight_decay * float(w @ (a * a + np.einsum("ij,ij->i", b, b))) \
-        if weight_decay else 0.0
+    ra, rb = _rates(rate_a, rate_b)
+    reg = 0.5 * weight_decay * float(w @ charge_scale(a, b, ra, rb)) if weight_decay else 0.0
     return float(risk) + reg
 
 
@@ -595,7 +647,8 @@ class LawMonitor:
     history : dict of arrays after :meth:`run`
         ``t`` (N+1,), ``q_drift`` (max_j |Q_j − e^{−κt}Q_j(0)|), ``q_pred_drift`` (same for
         the cumulative predicted increments), ``step_ulps`` (N,) (max_j |ΔQ_j − ΔQ̂_j|/(EPS M_j)),
-        ``q_law_w1`` (W₁ of the law of Q), ``energy``, ``dissipation``, ``angmom_<name>``,
+        ``q_law_w1`` (W₁ of the law of Q), ``q_law_w1_pred`` (same for the predicted Q),
+        ``energy``, ``dissipation``, ``angmom_<name>``,
         and for the balance matrix ``balance_drift``, ``balance_pred_drift``, ``balance_ulps``.
     """
 
@@ -631,12 +684,14 @@ class LawMonitor:
         if self.balance:
             self.M0 = balance_matrix(self.a0, self.b0, self.ra, self.rb)
             self.M_pred = self.M0.copy()
-        self._rec = {k: [] for k in ("t", "q_drift", "q_pred_drift", "q_law_w1", "energy",
+        self._rec = {k: [] for k in ("t", "q_drift", "q_pred_drift", "q_law_w1",
+                                     "q_law_w1_pred", "energy",
                                      "dissipation", "step_ulps", "balance_drift",
                                      "balance_pred_drift", "balance_ulps")}
         for name in self.blocks:
             self._rec["angmom_" + name] = []
         self._stages = None
+        self._final_recorded = False
         self.history = {}
 
     # -- capture ------------------------------------------------------------------------
@@ -647,23 +702,21 @@ class LawMonitor:
         return va, vb, risk
 
     def _decay(self, t):
-        return np.exp(-self.law.decay_rate * (t - self.t0)) if self.law.applies else np.nan
+        return np.exp(-self.law.decay_rate * (t - self.t0))
 
     def _record_state(self, a, b, t, va, vb, risk):
         rec = self._rec
         rec["t"].append(t)
         q = rescaling_charge(a, b, self.ra, self.rb)
-        if self.law.applies:
-            dec = self._decay(t)
-            rec["q_drift"].append(float(np.max(np.abs(q - dec * self.q0))))
-            rec["q_pred_drift"].append(float(np.max(np.abs(self.q_pred - dec * self.q0))))
-            rec["q_law_w1"].append(charge_law_distance(self.q0, q, self.sim.weights, t - self.t0,
-                                                       self.law.decay_rate))
-        else:
-            for k in ("q_drift", "q_pred_drift", "q_law_w1"):
-                rec[k].append(np.nan)
+        dec = self._decay(t)
+        rec["q_drift"].append(float(np.max(np.abs(q - dec * self.q0))))
+        rec["q_pred_drift"].append(float(np.max(np.abs(self.q_pred - dec * self.q0))))
+        rec["q_law_w1"].append(charge_law_distance(self.q0, q, self.sim.weights, t - self.t0,
+                                                   self.law.decay_rate))
+        rec["q_law_w1_pred"].append(charge_law_distance(self.q0, self.q_pred, self.sim.weights,
+                                                        t - self.t0, self.law.decay_rate))
         w = self.sim.weights
-        rec["energy"].append(lyapunov_energy(risk, a, b, w, self.lam))
+        rec["energy"].append(lyapunov_energy(risk, a, b, w, self.lam, self.ra, self.rb))
         rec["dissipation"].append(dissipation(va, vb, w, self.ra, self.rb))
         for name, blk in self.blocks.items():
             if isinstance(blk, tuple):
@@ -673,13 +726,8 @@ class LawMonitor:
             rec["angmom_" + name].append(r)
         if self.balance:
             M = balance_matrix(a, b, self.ra, self.rb)
-            if self.law.applies:
-                dec = self._decay(t)
-                rec["balance_drift"].append(float(np.max(np.abs(M - dec * self.M0))))
-                rec["balance_pred_drift"].append(float(np.max(np.abs(self.M_pred - dec * self.M0))))
-            else:
-                rec["balance_drift"].append(np.nan)
-                rec["balance_pred_drift"].append(np.nan)
+            rec["balance_drift"].append(float(np.max(np.abs(M - dec * self.M0))))
+            rec["balance_pred_drift"].append(float(np.max(np.abs(self.M_pred - dec * self.M0))))
 
     def _verify_tableau(self, a, b, stages, dt):
         alpha = RK_TABLEAUS[self.integrator][0]
@@ -730,12 +778,9 @@ class LawMonitor:
         scale = np.where(scale > 0, scale, 1.0)
         if self.integrator == "euler_projected":
             # the projection puts Q exactly on the law: the prediction is the law itself
-            if self.law.applies:
-                target = self.q0 * self._decay(t + dt)
-                ulps = np.max(np.abs(q_after - target) / (EPS * scale))
-                self.q_pred = target
-            else:
-                ulps = np.nan
+            target = self.q0 * self._decay(t + dt)
+            ulps = np.max(np.abs(q_after - target) / (EPS * scale))
+            self.q_pred = target
         else:
             ulps = np.max(np.abs((q_after - q_before) - dq) / (EPS * scale))
             self.q_pred = self.q_pred + dq
@@ -759,6 +804,8 @@ class LawMonitor:
     def run(self, n_steps=None, stop=None):
         """Advance the simulation by ``n_steps`` (default: to its end), checking every step.
 
+        May be called repeatedly to continue; the history then covers the whole run.
+
         Returns
         -------
         dict
@@ -766,9 +813,15 @@ class LawMonitor:
         """
         sim = self.sim
         target = sim.n_steps if n_steps is None else min(sim.n_steps, sim.step_index + int(n_steps))
+        if self._final_recorded:  # continuing: the last state is recorded again by its step
+            for key, values in self._rec.items():
+                if key not in ("step_ulps", "balance_ulps") and values:
+                    values.pop()
+            self._final_recorded = False
         self._velocity = sim.velocity
+        previous = vars(sim).get("velocity")
         # Stand in for the bound method on this instance only, so the integrator's stage
-        # evaluations pass through _field; removed again below.
+        # evaluations pass through _field; restored below.
         sim.velocity = self._field
         try:
             while sim.step_index < target and sim.status == "running":
@@ -777,12 +830,16 @@ class LawMonitor:
                 if not self._one_step():
                     break
         finally:
-            del sim.velocity
+            if previous is None:
+                del sim.velocity
+            else:
+                sim.velocity = previous
         if sim.status == "running" and sim.step_index == sim.n_steps:
             sim.finish()
         # the final state
         va, vb, risk = sim.velocity(sim.a, sim.b)
         self._record_state(sim.a, sim.b, sim.t, va, vb, risk)
+        self._final_recorded = True
         self.history = {k: np.asarray(v, dtype=np.float64) for k, v in self._rec.items()}
         if not self.balance:
             for k in ("balance_drift", "balance_pred_drift", "balance_ulps"):
@@ -807,33 +864,31 @@ class LawMonitor:
         s = self.scale0
         name = "Q_j = a²/η_a − ‖b‖²/η_b" if (self.ra, self.rb) != (1.0, 1.0) else "Q_j = a² − ‖b‖²"
         if self.lam:
-            name += " · e^(2ηλt)"
-        if self.law.applies:
-            basis = {"euler_projected": "zero (projection onto the law)",
-                     "momentum": "Σ steps of 2μ⟨θ,u⟩_S − 2λdt(a²−‖b‖²) + ⟨u⁺,u⁺⟩_S (broken)"}.get(
-                self.integrator, "Σ steps of exact RK identity 2dtΣβ⟨Y,k⟩_S + dt²Σc⟨k,k⟩_S")
-            pred = 0.0 if self.integrator == "euler_projected" else h["q_pred_drift"][-1] / s
-            rows.append(LawRow(name, setting, h["q_drift"][-1] / s, pred, "max_j |drift| / max M_j(0)",
-                               basis))
-            rows.append(LawRow("per-step identity for Q_j", setting, np.nanmax(h["step_ulps"]), 0.0,
-                               "ulps of M_j (max over steps)", "exact to rounding"))
-            rows.append(LawRow("law of Q under μ_t (W₁)", setting, h["q_law_w1"][-1] / s,
-                               0.0 if self.integrator == "euler_projected"
-                               else np.nan, "W₁ / max M_j(0)", "0 for the flow; O(dt^p) discrete"))
-        else:
-            rows.append(LawRow(name, setting, np.nan, np.nan, "-", self.law.statement))
+            name += " (law e^(−2λt))"
+        basis = {"euler_projected": "zero (projection onto the law)",
+                 "momentum": "Σ steps of 2μ⟨θ,u⟩_S − 2λdtQ + ⟨u⁺,u⁺⟩_S (broken)"}.get(
+            self.integrator, "Σ steps of exact RK identity −2λdtΣβQ(Y) + dt²Σc⟨k,k⟩_S")
+        pred = 0.0 if self.integrator == "euler_projected" else h["q_pred_drift"][-1] / s
+        rows.append(LawRow(name, setting, h["q_drift"][-1] / s, pred,
+                           "max_j |drift| / max M_j(0)", basis))
+        rows.append(LawRow("per-step identity for Q_j", setting, np.nanmax(h["step_ulps"]), 0.0,
+                           "ulps of M_j (max over steps)", "exact to rounding"))
+        rows.append(LawRow("law of Q under μ_t (W₁)", setting, h["q_law_w1"][-1] / s,
+                           0.0 if self.integrator == "euler_projected"
+                           else h["q_law_w1_pred"][-1] / s, "W₁ / max M_j(0)",
+                           "zero (projection onto the law)" if self.integrator ==
+                           "euler_projected" else "Σ steps: law of the predicted Q_j"))
         if self.balance:
-            if self.law.applies:
-                rows.append(LawRow("balance matrix B Bᵀ − a aᵀ (linear σ)", setting,
-                                   h["balance_drift"][-1] / s,
-                                   h["balance_pred_drift"][-1] / s if self.integrator != "euler_projected"
-                                   else np.nan,
-                                   "max_ij |drift| / max M_j(0)",
-                                   "Σ steps of the matrix RK identity"))
-                if np.any(np.isfinite(h["balance_ulps"])):
-                    rows.append(LawRow("per-step identity for B Bᵀ − a aᵀ", setting,
-                                       np.nanmax(h["balance_ulps"]), 0.0,
-                                       "ulps of √(M_i M_j)", "exact to rounding"))
+            rows.append(LawRow("balance matrix B Bᵀ − a aᵀ (linear σ)", setting,
+                               h["balance_drift"][-1] / s,
+                               h["balance_pred_drift"][-1] / s
+                               if self.integrator != "euler_projected" else np.nan,
+                               "max_ij |drift| / max M_j(0)",
+                               "Σ steps of the matrix RK identity"))
+            if np.any(np.isfinite(h["balance_ulps"])):
+                rows.append(LawRow("per-step identity for B Bᵀ − a aᵀ", setting,
+                                   np.nanmax(h["balance_ulps"]), 0.0,
+                                   "ulps of √(M_i M_j)", "exact to rounding"))
         for bname in self.blocks:
             r = h["angmom_" + bname]
             control = isinstance(self.blocks[bname], tuple)
@@ -870,6 +925,10 @@ def trajectory_laws(t, a, b, weights, activation="relu", weight_decay=0.0, rate_
     a : (s, m) array
     b : (s, m, d) array
     weights : (m,) array
+    activation : str
+        The balance-matrix row is added for ``linear``.
+    weight_decay, rate_a, rate_b : float
+        λ, η_a, η_b of the run: Q_j = a²/η_a − ‖b‖²/η_b is compared with e^{−2λt} Q_j(0).
 
     Returns
     -------
@@ -888,8 +947,6 @@ def trajectory_laws(t, a, b, weights, activation="relu", weight_decay=0.0, rate_
     q = rescaling_charge(a[-1], b[-1], rate_a, rate_b)
     s = float(np.max(charge_scale(a[0], b[0], rate_a, rate_b))) or 1.0
     rows = []
-    if not law.applies:
-        return [LawRow("Q_j", label, np.nan, np.nan, "-", law.statement)]
     dt_ = t[-1] - t[0]
     rows.append(LawRow("Q_j", label, np.max(np.abs(charge_drift(q0, q, dt_, law.decay_rate))) / s,
                        0.0, "max_j |drift| / max M_j(0)", law.statement))

@@ -50,7 +50,8 @@ class FlowResult:
     risk_exact : (r,) array
         Exact risk at recorded times when the problem allows it (NaN otherwise).
     dissipation : (r,) array
-        ∫ |v|² dμ_t at recorded times (energy identity: dF/dt = −dissipation).
+        D = Σ_j w_j (v_a²/η_a + ‖v_b‖²/η_b) at recorded times: −dE/dt for
+        E = F + (λ/2) Σ_j w_j (a_j²/η_a + ‖b_j‖²/η_b) (E = F without weight decay).
     q_drift : (r,) array
         max_j |Q_j(t) − Q_j(0) e^{−2λt}| at recorded times.
     snapshots : dict
@@ -101,9 +102,9 @@ class Simulation:
     batch_size : int or None
         Inputs per evaluation for the sampled backend.
     weight_decay : float
-        L2 weight decay λ ≥ 0 (adds −λθ to the velocity).
+        Weight decay λ ≥ 0: adds −λθ to the velocity, outside the per-layer rates.
     rate_a, rate_b : float
-        Separate step scales for a and b (velocity multiplied by them).
+        Separate step scales η_a, η_b for a and b (they multiply the gradient, not the decay).
     momentum : float
         μ for the ``momentum`` integrator.
     seed : int
@@ -168,11 +169,16 @@ class Simulation:
 
     # -- the velocity field --------------------------------------------------------------
     def velocity(self, a, b):
-        """(v_a, v_b, risk): −(rate) · (∇_θ V + λθ) at every particle."""
+        """(v_a, v_b, risk): v = −η ∘ ∇_θ V − λθ at every particle.
+
+        Weight decay is decoupled from the per-layer rates η = (rate_a, rate_b), so that
+        a²/η_a − ‖b‖²/η_b decays exactly like e^{−2λt} for any rates (with the decay inside
+        the rates, no such law exists when η_a ≠ η_b).
+        """
         ga, gb, risk = self.backend.gradients(a, b, self.weights, self.rng)
         lam = self.weight_decay
-        va = -self.rate_a * (ga + lam * a) if lam else -self.rate_a * ga
-        vb = -self.rate_b * (gb + lam * b) if lam else -self.rate_b * gb
+        va = -self.rate_a * ga - lam * a if lam else -self.rate_a * ga
+        vb = -self.rate_b * gb - lam * b if lam else -self.rate_b * gb
         return va, vb, risk
 
     @property
@@ -201,7 +207,9 @@ class Simulation:
             i = self._rec_pos
             self.rec["risk"][i] = risk
             w = self.weights
-            self.rec["dissipation"][i] = w @ (va * va) + w @ np.einsum("ij,ij->i", vb, vb)
+            # Σ_j w_j (v_a²/η_a + ‖v_b‖²/η_b) = −dF/dt when λ = 0 (the energy identity)
+            self.rec["dissipation"][i] = (w @ (va * va) / self.rate_a
+                                          + w @ np.einsum("ij,ij->i", vb, vb) / self.rate_b)
             self.rec["q_drift"][i] = self.q_drift()
             if self.backend.name == "exact":
                 self.rec["risk_exact"][i] = risk

@@ -4,7 +4,8 @@ Model: ``y = A σ(W x) + ξ`` with ``A`` of shape ``(p, k)``, ``W`` of shape ``(
 ``k ≤ d``, ``k ≤ p``, both of rank ``k``; ``x`` symmetric (``x`` and ``−x`` have the same law);
 ``ξ`` independent of ``x``, mean zero. No gradient descent: a few moments of ``(x, y)`` and
 linear algebra. The paper's text was not available; the algebra below is derived here and
-every identity is tested to round-off on exact Gaussian moments.
+every identity is tested to round-off on exact moments (Gaussian closed forms, Rademacher
+inputs by enumerating the cube).
 
 Derivation (``σ(z) = (z + |z|)/2``; ``z = W x``)
 --------------------------------------------------
@@ -34,7 +35,10 @@ Derivation (``σ(z) = (z + |z|)/2``; ``z = W x``)
 5. **Rank-one extraction** (FOOBI-style: the rank-one elements of a null space). Two generic
    elements ``N_1 = Pᵀ D_1 P``, ``N_2 = Pᵀ D_2 P`` of the null space (``P = Ã^{-1}``) give
    ``N_2 N_1^{-1} = Pᵀ (D_2 D_1^{-1}) P^{-T}``, whose eigenvectors are the ``r_j`` (Jennrich's
-   simultaneous diagonalisation). Each ``r_j`` is known up to scale; its sign is fixed by
+   simultaneous diagonalisation). On estimated moments a random pair can have two nearly equal
+   eigenvalue ratios, which makes its eigenvectors inaccurate; several pairs are tried and the
+   one whose ``r_j r_jᵀ`` the detector rejects least is kept (in trials this cut the 90th
+   percentile of the error several-fold). Each ``r_j`` is known up to scale; its sign is fixed by
    ``E[r_jᵀŷ] = λ_j E[σ(z_j)] > 0`` (``σ ≥ 0`` and ``ξ`` has mean zero). Then
    ``ŵ_j = Bᵀ r_j`` (normalised to ``‖ŵ_j‖ = 1``: the free positive rescaling) and
    ``W = Ŵ U_Wᵀ Σ^{-1/2}``.
@@ -372,10 +376,10 @@ def distinguishing_matrix(A, W, x=None, weights=None):
 def _reduction(moments, k):
     """Whitening and the top-k subspaces of the odd moment.
 
-    Returns ``(Py, Px, B, mean_y_hat, singular values of M)``: ``ŷ = Py y`` (Py = U_Aᵀ,
-    k × p), ``x̂ = Px x`` (Px = U_Wᵀ Σ^{-1/2}, k × d), ``B = 2 E[ŷ x̂ᵀ]`` (k × k).
+    Returns ``(Py, Px, B, E[ŷ], E[ŷŷᵀ], singular values of M)``: ``ŷ = Py y``
+    (Py = U_Aᵀ, k × p), ``x̂ = Px x`` (Px = U_Wᵀ Σ^{-1/2}, k × d), ``B = 2 E[ŷ x̂ᵀ]`` (k × k).
     """
-    sigma, mean_y, cross, _ = moments.second()
+    sigma, mean_y, cross, Eyy = moments.second()
     evals, evecs = np.linalg.eigh(sigma)
     if evals[0] <= 1e-12 * evals[-1]:
         raise ValueError("E[x xᵀ] is singular: the inputs do not span R^d")
@@ -385,7 +389,7 @@ def _reduction(moments, k):
     Py = U[:, :k].T
     Px = Vt[:k] @ inv_half
     B = 2 * Py @ cross @ Px.T
-    return Py, Px, B, Py @ mean_y, s
+    return Py, Px, B, Py @ mean_y, Py @ Eyy @ Py.T, s
 
 
 @dataclass
@@ -447,11 +451,10 @@ def recover(moments, k, a_method="ls", seed=0, n_tries=10):
     if a_method not in ("ls", "moments"):
         raise ValueError(f"a_method must be 'ls' or 'moments', got {a_method!r}")
     t0 = time.perf_counter()
-    Py, Px, B, mean_yh, odd_s = _reduction(moments, k)
+    Py, Px, B, mean_yh, Eyy, odd_s = _reduction(moments, k)
     if k > len(odd_s):
         raise ValueError(f"k = {k} exceeds min(p, d) = {len(odd_s)}")
     Tyy, Tyx = moments.fourth(Py, Px)
-    Eyy = Py @ moments.second()[3] @ Py.T
     # Φ(V)_cd = Σ_ab V_ab K_abcd with q(V) = ŷᵀVŷ − (Bx̂)ᵀVŷ and h_cd = x̂_c x̂_d − δ_cd:
     # K_abcd = E[ŷ_a ŷ_b h_cd] − Σ_e B_ae E[x̂_e ŷ_b h_cd], and E[x̂ ŷᵀ] = Bᵀ/2.
     K = Tyy - np.einsum("ae,becd->abcd", B, Tyx)

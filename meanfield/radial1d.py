@@ -40,16 +40,19 @@ The expansion is separable, so G at all m particles costs O(mP + P²) per step i
 O(m² Q): M_q = Σ_k w_k ε_k c_k cos(2qθ_k), G(θ_i) = Σ_p cos(2pθ_i)(A_p − (C M)_p), and G'
 differentiates the cosines exactly. θ outside [0, π/2] is folded back by the symmetry, which
 the cosine basis respects by construction. :meth:`RadialKernel.accuracy` measures the error
-of K, ∂_θ K, A and A' against direct quadrature at random points (defaults: P = 64 gives
-errors below 1e-9; see the tests).
+of K, ∂_θ K, A and A' against direct quadrature (192 nodes per angle) at random angles and
+the corners. Measured with the defaults (P = 64, 96 table nodes), max absolute errors:
+d_H = 5, d_⊥ = 25: 2e-14 (K), 7e-13 (∂K), 1e-13 (A), 3e-12 (A'); d_H = 35, d_⊥ = 5 and
+d_H = 30, d_⊥ = 10: below 1e-12; d_H = 2, d_⊥ = 38: 1e-9 (K), 4e-8 (∂K), 2e-9 (A), 1e-7
+(A'); d_H = 1: 1e-7 (K), 1e-5 (A'). The least smooth point is θ = θ' = 0 for small d_H.
 
 The seed code's Monte Carlo estimator
 -------------------------------------
 ``estimator="monte_carlo"`` replaces G and G' by sample means over N fresh input samples
-per step, drawn in reduced form (the seed notebook's draws of ‖x_H‖-free coordinates
-t ∼ γ_{d_H}, γ_{d_⊥}, 2N of each): for sample s, s_H ∼ χ_{d_H}, s_⊥ ∼ χ_{d_⊥} are the input
-norms; the other particles see x through (s_H t_H, s_⊥ t_⊥) and the particle being moved
-through (s_H t'_H, s_⊥ t'_⊥), with all t, t' independent. Then
+per step, drawn in reduced form (like the seed notebook, which draws 2N coordinates
+t ∼ γ_{d_H} and 2N coordinates t ∼ γ_{d_⊥} per step): for sample s, s_H ∼ χ_{d_H} and
+s_⊥ ∼ χ_{d_⊥} are the input norms; the other particles see x through (s_H t_H, s_⊥ t_⊥) and
+the particle being moved through (s_H t'_H, s_⊥ t'_⊥), all t, t' independent. Then
 
     r_s = s_H − Σ_k w_k ε_k c_k σ(cos θ_k s_H t_H + sin θ_k s_⊥ t_⊥),
     Ĝ(θ_i) = mean_s r_s σ(z_is),   Ĝ'(θ_i) = mean_s r_s 1[z_is > 0] ∂_θ z_is,

@@ -170,12 +170,13 @@ def run_one(job, config, problem, red, probe, ctx, bar):
         return done
     d = config["d"]
     particles = initial_particles(init, m, d, seed)
+    # SGD runs evaluate the exact risk (O(m² d)) at about 100 of their records
+    exact_every = max(1, _n_records(config) // 100) if backend == "sampled" else None
     sim = Simulation(problem, particles, config["dt"], config["n_steps"],
                      integrator=config["integrator"], backend=backend,
                      batch_size=config["batch_size"],
                      seed=int(np.random.SeedSequence([seed, m, 1]).generate_state(1)[0]),
-                     record_every=config["record_every"],
-                     exact_risk_every=max(1, _n_records(config) // 100) if backend == "sampled" else None)
+                     record_every=config["record_every"], exact_risk_every=exact_every)
     steps = sim.record_steps
     n_rec = steps.size
     even_at = np.unique(np.round(np.linspace(0, n_rec - 1, N_EVEN_CHECKS)).astype(np.int64))
