@@ -719,28 +719,29 @@ def ay_tile(a, ar, ac, ni, nt, y, yr, yc, nk, out, accumulate):
     """out[i, j] (+)= sum_t a[ar+i, ac+t] * y[yr+t, yc+j]: rank-4 updates of out rows,
     vectorised over the contiguous j (no reassociation needed)."""
     for i in range(ni):
-        orow = out[i]
+        orow = out[i, :nk]
+        ai = a[ar + i, ac:ac + nt]
         if not accumulate:
             for j in range(nk):
                 orow[j] = 0.0
         t = 0
         while t + 4 <= nt:
-            a0 = a[ar + i, ac + t]
-            a1 = a[ar + i, ac + t + 1]
-            a2 = a[ar + i, ac + t + 2]
-            a3 = a[ar + i, ac + t + 3]
-            y0 = y[yr + t]
-            y1 = y[yr + t + 1]
-            y2 = y[yr + t + 2]
-            y3 = y[yr + t + 3]
+            a0 = ai[t]
+            a1 = ai[t + 1]
+            a2 = ai[t + 2]
+            a3 = ai[t + 3]
+            y0 = y[yr + t, yc:yc + nk]
+            y1 = y[yr + t + 1, yc:yc + nk]
+            y2 = y[yr + t + 2, yc:yc + nk]
+            y3 = y[yr + t + 3, yc:yc + nk]
             for j in range(nk):
-                orow[j] += a0 * y0[yc + j] + a1 * y1[yc + j] + a2 * y2[yc + j] + a3 * y3[yc + j]
+                orow[j] += a0 * y0[j] + a1 * y1[j] + a2 * y2[j] + a3 * y3[j]
             t += 4
         while t < nt:
-            a0 = a[ar + i, ac + t]
-            y0 = y[yr + t]
+            a0 = ai[t]
+            y0 = y[yr + t, yc:yc + nk]
             for j in range(nk):
-                orow[j] += a0 * y0[yc + j]
+                orow[j] += a0 * y0[j]
             t += 1
 
 
@@ -757,23 +758,37 @@ def rep_tiles2(code, reps, a, b, bT, ti, tk, dots):
 def sym_elementwise(dots, ni, nk, n2, i0, k0, cs, w1, th, xs_row, xs_col, diag):
     """Off-diagonal (diag False) or diagonal tile: w1 = c_k theta, th = theta,
     xs_row[ii] += sum_k c_k cross, xs_col[kk] += sum_i c_i cross (off-diagonal only)."""
+    n2k = n2[k0:k0 + nk]
+    ck = cs[k0:k0 + nk]
+    col = xs_col[:nk]
     for ii in range(ni):
         n_i = n2[i0 + ii]
         c_i = cs[i0 + ii]
         acc = 0.0
-        drow = dots[ii]
-        wrow = w1[ii]
-        trow = th[ii]
+        drow = dots[ii, :nk]
+        wrow = w1[ii, :nk]
+        trow = th[ii, :nk]
         for kk in range(nk):
             dot = drow[kk]
-            cross = sqrt(max(n_i * n2[k0 + kk] - dot * dot, 0.0))
+            cross = sqrt(max(n_i * n2k[kk] - dot * dot, 0.0))
             t = atan2_vec(cross, -dot)
-            c = cs[k0 + kk]
+            c = ck[kk]
             wrow[kk] = c * t
             trow[kk] = t
             acc += c * cross
-            xs_col[kk] += c_i * cross
+            col[kk] += c_i * cross
         xs_row[ii] += acc
+
+
+@kernel(error_model="numpy")
+def scatter_T(outT, col, nk, g, xs):
+    """g[kk, :] += outT[:, kk]; xs[kk] += col[kk]."""
+    d = outT.shape[0]
+    for kk in range(nk):
+        xs[kk] += col[kk]
+        gk = g[kk]
+        for l in range(d):
+            gk[l] += outT[l, kk]
 
 
 @parallel_kernel(error_model="numpy", fastmath={"reassoc", "contract"})
@@ -800,12 +815,6 @@ def pair_sums_sym(b, bT, cbT, cs, n2, out_s, out_g, tb, small_d):
         sym_elementwise(dots, ni, ni, n2, i0, i0, cs, w1, th, xs[i0:i0 + ni], col, True)
         abt_tile(w1, 0, 0, ni, bT, 0, i0, d, ni, g[i0:i0 + ni], True)
     nbe = nb + (nb & 1)
-    nth = numba.get_num_threads()
-    s_dots = np.empty((nth, tb, tb))
-    s_w1 = np.empty((nth, tb, tb))
-    s_th = np.empty((nth, tb, tb))
-    s_col = np.empty((nth, tb))
-    s_outT = np.empty((nth, d, tb))
     for r in range(nbe - 1):
         for p in prange(nbe // 2):
             if p == 0:
@@ -820,13 +829,11 @@ def pair_sums_sym(b, bT, cbT, cs, n2, out_s, out_g, tb, small_d):
             ni = min(tb, m - i0)
             k0 = kb * tb
             nk = min(tb, m - k0)
-            tid = numba.get_thread_id()
-            dots = s_dots[tid]
-            w1 = s_w1[tid]
-            th = s_th[tid]
-            col = s_col[tid]
-            col[:] = 0.0
-            outT = s_outT[tid]
+            dots = np.empty((tb, tb))
+            w1 = np.empty((tb, tb))
+            th = np.empty((tb, tb))
+            col = np.zeros(tb)
+            outT = np.empty((d, tb))
             if small_d & 1:
                 ay_tile(b, i0, 0, ni, d, bT, 0, k0, nk, dots, False)
             elif not small_d & 16:
@@ -837,10 +844,7 @@ def pair_sums_sym(b, bT, cbT, cs, n2, out_s, out_g, tb, small_d):
                 abt_tile(w1, 0, 0, ni, bT, 0, k0, d, nk, g[i0:i0 + ni], True)
             if not small_d & 8:
                 ay_tile(cbT, 0, i0, d, ni, th, 0, 0, nk, outT, False)
-                for kk in range(nk):
-                    xs[k0 + kk] += col[kk]
-                    for l in range(d):
-                        g[k0 + kk, l] += outT[l, kk]
+                scatter_T(outT, col, nk, g[k0:k0 + nk], xs[k0:k0 + nk])
     for i in prange(m):
         s = xs[i]
         for l in range(d):
@@ -874,3 +878,67 @@ def numpy_reference_sym(b, c):
     radial = np.where(n > 0, (cross @ c) / np.where(n > 0, n, 1.0), 0.0)
     g = ((theta * c) @ b + radial[:, None] * b) / (2 * np.pi)
     return s, g
+
+
+@kernel(error_model="numpy")
+def phase_bench(code, reps, b, bT, cbT, cs, n2, tb, d, dots, w1, th, col, xs, g, outT):
+    for r in range(reps):
+        if code == 0:
+            ay_tile(b, 0, 0, tb, d, bT, 0, tb, tb, dots, False)
+        elif code == 1:
+            abt_tile(b, 0, 0, tb, b, tb, 0, tb, d, dots, False)
+        elif code == 2:
+            sym_elementwise(dots, tb, tb, n2, 0, tb, cs, w1, th, xs, col, False)
+        elif code == 3:
+            abt_tile(w1, 0, 0, tb, bT, 0, tb, d, tb, g, True)
+        elif code == 4:
+            ay_tile(cbT, 0, 0, d, tb, th, 0, 0, tb, outT, False)
+        elif code == 5:
+            scatter_T(outT, col, tb, g[tb:2 * tb], xs[tb:2 * tb])
+
+
+@kernel(error_model="numpy")
+def transpose_scale(th, ni, nk, c, out):
+    """out[kk, ii] = th[ii, kk] * c[ii] (blocks of 8 rows)."""
+    ii0 = 0
+    while ii0 + 8 <= ni:
+        c0 = c[ii0]
+        c1 = c[ii0 + 1]
+        c2 = c[ii0 + 2]
+        c3 = c[ii0 + 3]
+        c4 = c[ii0 + 4]
+        c5 = c[ii0 + 5]
+        c6 = c[ii0 + 6]
+        c7 = c[ii0 + 7]
+        t0 = th[ii0, :nk]
+        t1 = th[ii0 + 1, :nk]
+        t2 = th[ii0 + 2, :nk]
+        t3 = th[ii0 + 3, :nk]
+        t4 = th[ii0 + 4, :nk]
+        t5 = th[ii0 + 5, :nk]
+        t6 = th[ii0 + 6, :nk]
+        t7 = th[ii0 + 7, :nk]
+        for kk in range(nk):
+            o = out[kk, ii0:ii0 + 8]
+            o[0] = t0[kk] * c0
+            o[1] = t1[kk] * c1
+            o[2] = t2[kk] * c2
+            o[3] = t3[kk] * c3
+            o[4] = t4[kk] * c4
+            o[5] = t5[kk] * c5
+            o[6] = t6[kk] * c6
+            o[7] = t7[kk] * c7
+        ii0 += 8
+    for ii in range(ii0, ni):
+        ci = c[ii]
+        for kk in range(nk):
+            out[kk, ii] = th[ii, kk] * ci
+
+
+@kernel(error_model="numpy")
+def phase_bench2(code, reps, b, bT, cs, tb, d, th, w2T, g):
+    for r in range(reps):
+        if code == 0:
+            transpose_scale(th, tb, tb, cs, w2T)
+        elif code == 1:
+            abt_tile(w2T, 0, 0, tb, bT, 0, 0, d, tb, g, True)

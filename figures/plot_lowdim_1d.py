@@ -8,7 +8,9 @@ Runs ``python -m meanfield.simulate lowdim-1d`` with its default configuration (
 d_H = 5, m = 1024, dt = 5e-3, 20 000 steps, seed 42; the Monte Carlo run beside it; the sweep
 d_H ∈ {2, …, 35} at d = 40) into runs/figures-lowdim-1d and copies its PNGs here:
 lowdim_1d_risk.png, lowdim_1d_angles.png, lowdim_1d_masses.png, lowdim_1d_sweep.png.
-Runtime: about 10 minutes on 2 shared cores (most of it the Monte Carlo run and the sweep).
+Runtime: 16 minutes measured on 2 heavily shared cores (load average 5-8): the exact 1-D run
+took 14 s, the Monte Carlo run 824 s (its parallel kernel suffers most from the sharing; 7 ms
+per step on one idle thread, i.e. about 2.5 minutes), the ten-point sweep about 2 minutes.
 """
 import shutil
 import subprocess

@@ -1,49 +1,11 @@
-"""Regenerate figures/moments_*.png (seed 004: method-of-moments recovery).
+"""Regenerate figures/moments_*.png (seed 004: method-of-moments recovery)::
 
-Runs the ``moments`` experiment with its default config into a run folder and copies
-its PNGs here::
+    python figures/plot_moments.py [--out RUN_DIR] [--set KEY=VALUE]
 
-    python figures/plot_moments.py [--out RUN_DIR]
-
-Runtime: about 25 s on 2 busy cores; the run folder (default: a new temporary directory)
-keeps ``results.npz`` and the per-sub-run parts.
+Runs ``python -m meanfield.simulate moments`` with its default config. Runtime: about 25 s
+on 2 busy cores; the run folder keeps ``results.npz``, ``summary.json`` and the parts.
 """
-import argparse
-import json
-import shutil
-import sys
-import tempfile
-import time
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
-
-from meanfield.config import resolve_config  # noqa: E402
-from meanfield.experiments import moments as experiment  # noqa: E402
-from meanfield.io import atomic_write_json  # noqa: E402
-from meanfield.runctx import RunContext  # noqa: E402
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", help="run folder (default: a new temporary directory)")
-    args = parser.parse_args()
-    out = Path(args.out or tempfile.mkdtemp(prefix="moments-"))
-    out.mkdir(parents=True, exist_ok=True)
-    config = resolve_config(experiment.DEFAULTS, experiment.CHOICES)
-    experiment.check(config)
-    atomic_write_json(out / "config.json", config)
-    start = time.perf_counter()
-    summary = experiment.run(config, RunContext(out))
-    atomic_write_json(out / "summary.json", summary)
-    for png in sorted(out.glob("moments_*.png")):
-        shutil.copy(png, HERE / png.name)
-        print("wrote", HERE / png.name)
-    print(f"run folder {out}, {time.perf_counter() - start:.1f} s")
-    shown = ("slope", "error_", "gd_")
-    print(json.dumps({k: v for k, v in summary.items() if k.startswith(shown)}, indent=1))
-
+from _regenerate import regenerate
 
 if __name__ == "__main__":
-    main()
+    regenerate("moments", "moments_*.png", __doc__)

@@ -3,16 +3,16 @@ predictor).
 
 Command (from the repository root)::
 
-    python figures/plot_odd.py
+    python figures/plot_odd.py [--threads N]
 
 Runs ``python -m meanfield.simulate odd`` with its default configuration (d = 60, widths
 10, 50, 128, 1024, dt = 0.01, 10 000 Euler steps, exact population gradients; random start
-with seeds 0, 1, 2 and the paired start; the online-SGD batch-512 runs beside them) into
-runs/figures-odd and copies its PNGs here: odd_risk.png (risk and excess risk vs t),
-odd_distance.png (‖w − w*‖ vs t with the bound), odd_gap.png (gap to the reduced ODE vs m,
-log–log, fitted slope), odd_symmetry.png (even part of the predictor vs t).
-Runtime: dominated by the six m = 1024 runs (four exact, two SGD); the measured wall time is
-``wall_time_total_s`` in runs/figures-odd/summary.json (see the closing note of issue 4).
+with seeds 0, 1, 2 and the paired start; the online-SGD batch-512 run of the random start
+beside them) into runs/figures-odd and copies its PNGs here: odd_risk.png (risk and excess
+risk vs t), odd_distance.png (‖w − w*‖ vs t with the bound), odd_gap.png (gap to the reduced
+ODE vs m, log–log, fitted slope), odd_symmetry.png (even part of the predictor vs t).
+Extra arguments (e.g. ``--threads 1`` on a busy machine) are passed to the command line.
+Runtime: RUNTIME_NOTE
 """
 import shutil
 import subprocess
@@ -25,7 +25,8 @@ EXPERIMENT = "odd"
 
 def main():
     out = ROOT / "runs" / f"figures-{EXPERIMENT}"
-    cmd = [sys.executable, "-m", "meanfield.simulate", EXPERIMENT, "--out", str(out)]
+    cmd = [sys.executable, "-m", "meanfield.simulate", EXPERIMENT, "--out", str(out),
+           *sys.argv[1:]]
     if out.exists():  # this script's own scratch folder: start afresh
         shutil.rmtree(out)
     subprocess.run(cmd, cwd=ROOT, check=True)

@@ -5,62 +5,443 @@ For x ∼ N(0, I_d) and γ the angle between u and v (MATH §2):
     κ(u, v)   = E[σ(⟨u,x⟩) σ(⟨v,x⟩)] = (‖u‖‖v‖ sin γ + (π − γ)⟨u, v⟩) / (2π)
     ∇_u κ     = ((π − γ) v + (‖u‖‖v‖ sin γ / ‖u‖²) u) / (2π)
 
-where ``‖u‖‖v‖ sin γ = √max(‖u‖²‖v‖² − ⟨u,v⟩², 0)`` and γ = atan2(that, ⟨u,v⟩), which is
+where ``‖u‖‖v‖ sin γ = √max(‖u‖²‖v‖² − ⟨u,v⟩², 0)`` and π − γ = atan2(that, −⟨u,v⟩), which is
 stable at γ ≈ 0 and γ ≈ π. Other input scales multiply products by v_ρ = E[x_1²]
 (Gaussian N(0, s²I): s²; uniform on the sphere: 1/d).
 
-The one pair kernel :func:`_pair_sums` serves both the particle–particle interaction and
-the teacher term (a teacher is just another set of particles), so the whole exact backend
-is two compiled kernels (this one and the norm-target quadrature).
+How the pair sums are computed (issue 8; numbers in benchmarks/README.md)
+-------------------------------------------------------------------------
+With θ_ik = π − γ_ik and r_ik = ‖b_i‖‖b'_k‖ sin γ_ik, the sums are
+
+    S_i = (Σ_k c_k r_ik + ⟨b_i, Σ_k c_k θ_ik b'_k⟩) / (2π)
+    G_i = (Σ_k c_k θ_ik b'_k + (Σ_k c_k r_ik / ‖b_i‖²) b_i) / (2π)
+
+so the O(m² d) work is two matrix products per tile — the Gram tile ⟨b_i, b'_k⟩ and the
+reduction Σ_k (c_k θ_ik) b'_k — and an O(m²) elementwise pass (one square root, one
+arctangent per pair). Nothing of size m × m is ever stored: tiles of at most 128 × 256.
+
+* The arctangent is :func:`_atan2`, a branch-free double-precision atan2 (fdlibm's
+  polynomial, one division) that LLVM vectorises; libm's scalar atan2 would cost more
+  than everything else in the pass together.
+* The matrix products are register-blocked loops (:func:`_abt_tile`, :func:`_ay_tile`)
+  that vectorise over a contiguous index. They run inside the one ``prange`` region, so
+  there is no BLAS call from worker threads (which oversubscribes the cores).
+* When the sources are the outputs (the particle interaction, ``b_src`` is ``b_out``),
+  each unordered pair of tiles is visited once (:func:`_pair_sums_symmetric`), which
+  halves the Gram and elementwise work. A tile then adds to two row blocks, so the tiles
+  are split into 8 fixed runs ("virtual workers", each with its own accumulation buffer)
+  and the buffers are added in worker order: every row receives its contributions in
+  the same order whatever the number of threads.
+* Problems below about a millisecond of work run without a parallel region (a size rule,
+  :func:`_run_serially`): a region costs microseconds on an idle machine but waits for
+  every thread, i.e. milliseconds when other processes hold the cores.
+
+Floating-point policy: the products and row sums may be reassociated (``reassoc``,
+``contract``) — this fixes the summation order per tile shape, not per thread — but the
+elementwise pass is not contracted, so that the self-pair of the symmetric kernel, whose
+squared norm is read from the Gram tile's own diagonal, gets r_ii = 0 and θ_ii = π exactly.
+Every choice (kernel, tiles, serial or parallel) depends on the sizes only.
 """
-from math import atan2, pi, sqrt
+from math import copysign, pi, sqrt
 
 import numpy as np
 from scipy.special import roots_jacobi
 
-from ._numba import parallel_kernel, prange
+from ._numba import kernel, parallel_kernel, prange
 
 __all__ = ["interaction", "kappa", "norm_target_terms", "sphere_coordinate_quadrature"]
 
 _INV_2PI = 1.0 / (2.0 * pi)
 
+# Tile shapes. They fix the summation order, so they depend on nothing but the sizes.
+_TILE_ROWS = 64        # rows of b_out per block (general kernel)
+_TILE_COLS = 256       # sources per tile (general kernel)
+_TILE_SYM = 128        # square tile of the symmetric kernel
+_SYM_WORKERS = 8       # virtual workers (own accumulation buffers) of the symmetric kernel
+_SYM_BUFFER_BYTES = 256 << 20  # their buffers' cap: past it, the general kernel (no buffers)
+_SERIAL_WORK = 1 << 23  # m_out·m_src·(d + 16) below this: no parallel region (≈ 1 ms)
+_SMALL_D = 16          # below this, Gram tiles by rank-4 updates; above, by dot products
 
-@parallel_kernel
-def _pair_sums(bt, nt2, bs, ns2, cs, out_s, out_g):
-    """Kernel sums S_i = Σ_k c_k κ(b_i, b'_k) and G_i = Σ_k c_k ∇_1 κ(b_i, b'_k).
+# float64 constants of fdlibm's s_atan.c: π/4, atan(1/2), π/2, π split into high + low
+# parts, and the odd minimax polynomial of atan on |t| < 7/16.
+_PI_HI, _PI_LO = 3.141592653589793, 1.2246467991473532e-16
+_PIO2_HI, _PIO2_LO = 1.5707963267948966, 6.123233995736766e-17
+_PIO4_HI, _PIO4_LO = 0.7853981633974483, 3.061616997868383e-17
+_ATAN_HALF_HI, _ATAN_HALF_LO = 4.63647609000806093515e-01, 2.26987774529616870924e-17
+_AT0, _AT1 = 3.33333333333329318027e-01, -1.99999999998764832476e-01
+_AT2, _AT3 = 1.42857142725034663711e-01, -1.11111104054623557880e-01
+_AT4, _AT5 = 9.09088713343650656196e-02, -7.69187620504482999495e-02
+_AT6, _AT7 = 6.66107313738753120669e-02, -5.83357013379057348645e-02
+_AT8, _AT9 = 4.97687799461593236017e-02, -3.65315727442169155270e-02
+_AT10 = 1.62858201153657823623e-02
 
-    Preconditions (checked by :func:`interaction`): ``bt`` (mt, d) and ``bs`` (ms, d) are
-    C-contiguous float64; ``nt2``/``ns2`` are their squared row norms; ``cs`` (ms,);
-    ``out_s`` (mt,) and ``out_g`` (mt, d) are written, not accumulated into.
-    The factor 1/(2π) is applied here; the law's v_ρ is applied by the caller.
-    Parallel over i (the output row): no shared writes, identical for any thread count.
+
+@kernel(error_model="numpy", inline="always")
+def _atan2(y, x):
+    """atan2(y, x) in double precision without branches (so loops calling it vectorise).
+
+    Same values as ``math.atan2`` to within 2 ulp (tested), including the signed zeros,
+    ±π, infinities and NaN. The ratio q = min(|x|,|y|)/max(|x|,|y|) ∈ [0, 1] is reduced as
+    in fdlibm to |t| < 7/16 — t = q, (2q − 1)/(2 + q) around atan(1/2), or (q − 1)/(q + 1)
+    around π/4 — computed as one quotient of the unreduced numerator and denominator; then
+    the angle is k + s·atan(t) with k ∈ {0, atan ½, π/4, π/2, …, π} added as high + low parts.
+    Inlined (``inline="always"``, so loops calling it vectorise), it takes the caller's
+    fast-math flags: callers use at most ``reassoc`` (tested: still ≤ 1 ulp from libm over
+    the full range; ``contract`` would allow 2).
     """
+    ax = abs(x)
+    ay = abs(y)
+    swap = ay > ax
+    num = ax if swap else ay
+    den = ay if swap else ax
+    mid = num > 0.4375 * den
+    big = (num >= 0.6875 * den) & (num > 0.0)
+    tn = num - den if big else (2.0 * num - den if mid else num)
+    td = num + den if big else (2.0 * den + num if mid else den)
+    t = tn / td
+    t = 0.0 if num == den else t      # 0/0 and inf/inf: the reduced argument is 0
+    z = t * t
+    w = z * z
+    s1 = z * (_AT0 + w * (_AT2 + w * (_AT4 + w * (_AT6 + w * (_AT8 + w * _AT10)))))
+    s2 = w * (_AT1 + w * (_AT3 + w * (_AT5 + w * (_AT7 + w * _AT9))))
+    p = t - t * (s1 + s2)
+    k_hi = _PIO4_HI if big else (_ATAN_HALF_HI if mid else 0.0)
+    k_lo = _PIO4_LO if big else (_ATAN_HALF_LO if mid else 0.0)
+    if swap:                          # atan(|y|/|x|) = π/2 − atan(|x|/|y|)
+        k_hi = _PIO2_HI - k_hi
+        k_lo = _PIO2_LO - k_lo
+        p = -p
+    if copysign(1.0, x) < 0.0:        # x < 0 or x = −0: the angle is π − that
+        k_hi = _PI_HI - k_hi
+        k_lo = _PI_LO - k_lo
+        p = -p
+    return copysign(k_hi + (p + k_lo), y)
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def _abt_tile(x, xr, xc, nx, y, yr, yc, ny, n, out, accumulate):
+    """out[i, j] (+)= Σ_{t<n} x[xr+i, xc+t] · y[yr+j, yc+t] for i < nx, j < ny.
+
+    Dot products along the contiguous index t (vectorised: needs ``reassoc``), blocked
+    2 rows × 4 columns so each loaded value is used 2–4 times. Used for Gram tiles with
+    d ≥ 16 and for every reduction tile. Preconditions: 2-D C-contiguous float64 arrays,
+    all index ranges in bounds, ``out`` at least (nx, ny).
+    """
+    i = 0
+    while i < nx:
+        two = i + 2 <= nx
+        x0 = x[xr + i, xc:xc + n]
+        x1 = x[xr + i + 1, xc:xc + n] if two else x0
+        j = 0
+        while j < ny:
+            if j + 4 <= ny:
+                y0 = y[yr + j, yc:yc + n]
+                y1 = y[yr + j + 1, yc:yc + n]
+                y2 = y[yr + j + 2, yc:yc + n]
+                y3 = y[yr + j + 3, yc:yc + n]
+                s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = 0.0
+                for t in range(n):
+                    u0 = x0[t]
+                    u1 = x1[t]
+                    s00 += u0 * y0[t]
+                    s01 += u0 * y1[t]
+                    s02 += u0 * y2[t]
+                    s03 += u0 * y3[t]
+                    s10 += u1 * y0[t]
+                    s11 += u1 * y1[t]
+                    s12 += u1 * y2[t]
+                    s13 += u1 * y3[t]
+                if not accumulate:
+                    out[i, j:j + 4] = 0.0
+                    if two:
+                        out[i + 1, j:j + 4] = 0.0
+                out[i, j] += s00
+                out[i, j + 1] += s01
+                out[i, j + 2] += s02
+                out[i, j + 3] += s03
+                if two:
+                    out[i + 1, j] += s10
+                    out[i + 1, j + 1] += s11
+                    out[i + 1, j + 2] += s12
+                    out[i + 1, j + 3] += s13
+                j += 4
+            else:
+                y0 = y[yr + j, yc:yc + n]
+                s00 = s10 = 0.0
+                for t in range(n):
+                    s00 += x0[t] * y0[t]
+                    s10 += x1[t] * y0[t]
+                if not accumulate:
+                    out[i, j] = 0.0
+                    if two:
+                        out[i + 1, j] = 0.0
+                out[i, j] += s00
+                if two:
+                    out[i + 1, j] += s10
+                j += 1
+        i += 2
+
+
+@kernel(error_model="numpy", fastmath={"contract"})
+def _ay_tile(a, ar, ni, nt, y, yc, nk, out):
+    """out[i, j] = Σ_{t<nt} a[ar+i, t] · y[t, yc+j] for i < ni, j < nk.
+
+    Rank-4 updates of each output row, vectorised over the contiguous j: for small d
+    (Gram tiles with d < 16, where a dot product of length d would waste the vector
+    lanes). ``y`` is the transposed source array (d, n). Preconditions as :func:`_abt_tile`.
+    """
+    for i in range(ni):
+        orow = out[i, :nk]
+        ai = a[ar + i, :nt]
+        orow[:] = 0.0
+        t = 0
+        while t + 4 <= nt:
+            a0 = ai[t]
+            a1 = ai[t + 1]
+            a2 = ai[t + 2]
+            a3 = ai[t + 3]
+            y0 = y[t, yc:yc + nk]
+            y1 = y[t + 1, yc:yc + nk]
+            y2 = y[t + 2, yc:yc + nk]
+            y3 = y[t + 3, yc:yc + nk]
+            for j in range(nk):
+                orow[j] += a0 * y0[j] + a1 * y1[j] + a2 * y2[j] + a3 * y3[j]
+            t += 4
+        while t < nt:
+            a0 = ai[t]
+            y0 = y[t, yc:yc + nk]
+            for j in range(nk):
+                orow[j] += a0 * y0[j]
+            t += 1
+
+
+@kernel(error_model="numpy")
+def _gram_tile(b_rows, i0, ni, b_cols, b_cols_t, k0, nk, dots):
+    """dots[ii, kk] = ⟨b_rows[i0+ii], b_cols[k0+kk]⟩ (rank-4 updates for small d)."""
+    d = b_rows.shape[1]
+    if d < _SMALL_D:
+        _ay_tile(b_rows, i0, ni, d, b_cols_t, k0, nk, dots)
+    else:
+        _abt_tile(b_rows, i0, 0, ni, b_cols, k0, 0, nk, d, dots, False)
+
+
+@kernel(error_model="numpy", fastmath={"reassoc"})
+def _tile_angles(dots, ni, nk, n2_rows, c_rows, n2_cols, c_cols, w, theta, radial_rows,
+                 radial_cols, both):
+    """The elementwise pass over one tile (no contraction: see the module notes).
+
+    For ii < ni, kk < nk, with r = √max(‖u‖²‖v‖² − ⟨u,v⟩², 0) and θ = atan2(r, −⟨u,v⟩):
+    w[ii, kk] = c_cols[kk] θ and radial_rows[ii] += Σ_kk c_cols[kk] r. If ``both``, also
+    theta[ii, kk] = θ and radial_cols[kk] += Σ_ii c_rows[ii] r (the transposed tile).
+    The 1-D arrays are views of length ≥ ni (rows) or ≥ nk (cols).
+    """
+    for ii in range(ni):
+        n2_i = n2_rows[ii]
+        c_i = c_rows[ii] if both else 0.0
+        drow = dots[ii, :nk]
+        wrow = w[ii, :nk]
+        trow = theta[ii, :nk]
+        n2k = n2_cols[:nk]
+        ck = c_cols[:nk]
+        rc = radial_cols[:nk]
+        acc = 0.0
+        for kk in range(nk):
+            dot = drow[kk]
+            cross = sqrt(max(n2_i * n2k[kk] - dot * dot, 0.0))
+            angle = _atan2(cross, -dot)
+            wrow[kk] = ck[kk] * angle
+            acc += ck[kk] * cross
+            if both:
+                trow[kk] = angle
+                rc[kk] += c_i * cross
+        radial_rows[ii] += acc
+
+
+@kernel(error_model="numpy")
+def _transpose_scaled(theta, ni, nk, c, out):
+    """out[kk, ii] = theta[ii, kk] · c[ii] (8 rows at a time, so stores are contiguous)."""
+    ii0 = 0
+    while ii0 + 8 <= ni:
+        for kk in range(nk):
+            o = out[kk, ii0:ii0 + 8]
+            for u in range(8):
+                o[u] = theta[ii0 + u, kk] * c[ii0 + u]
+        ii0 += 8
+    for ii in range(ii0, ni):
+        for kk in range(nk):
+            out[kk, ii] = theta[ii, kk] * c[ii]
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def _finish_rows(b, n2, radial, out_s, out_g):
+    """In place: out_g holds Σ_k c_k θ_ik b'_k and radial Σ_k c_k r_ik on entry;
+    S_i = (radial_i + ⟨b_i, out_g_i⟩)/(2π), G_i = (out_g_i + radial_i/‖b_i‖² b_i)/(2π)."""
+    m, d = b.shape
+    for i in range(m):
+        bi = b[i]
+        gi = out_g[i]
+        s = 0.0
+        for l in range(d):
+            s += bi[l] * gi[l]
+        out_s[i] = (radial[i] + s) * _INV_2PI
+        # (‖v‖ sin γ/‖u‖) u term; at u = 0 the feature is flat in that direction.
+        rad = radial[i] / n2[i] if n2[i] > 0.0 else 0.0
+        for l in range(d):
+            gi[l] = (gi[l] + rad * bi[l]) * _INV_2PI
+
+
+@kernel(error_model="numpy")
+def _general_block(ib, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
+    """Rows ib·64 … of :func:`_pair_sums` against all sources (writes those rows only)."""
     mt, d = bt.shape
     ms = bs.shape[0]
-    for i in prange(mt):
-        acc_s = 0.0
-        acc_cross = 0.0
-        for l in range(d):
-            out_g[i, l] = 0.0
-        for k in range(ms):
-            c = cs[k]
-            if c == 0.0:
-                continue
-            dot = 0.0
+    i0 = ib * _TILE_ROWS
+    ni = min(_TILE_ROWS, mt - i0)
+    dots = np.empty((_TILE_ROWS, _TILE_COLS))
+    w = np.empty((_TILE_ROWS, _TILE_COLS))
+    radial = np.zeros(_TILE_ROWS)
+    g = out_g[i0:i0 + ni]
+    g[:] = 0.0
+    for k0 in range(0, ms, _TILE_COLS):
+        nk = min(_TILE_COLS, ms - k0)
+        _gram_tile(bt, i0, ni, bs, bs_t, k0, nk, dots)
+        # both=False: the c_rows, theta and radial_cols arguments are not touched
+        _tile_angles(dots, ni, nk, nt2[i0:i0 + ni], radial, ns2[k0:k0 + nk],
+                     cs[k0:k0 + nk], w, w, radial, radial, False)
+        _abt_tile(w, 0, 0, ni, bs_t, 0, k0, d, nk, g, True)
+    _finish_rows(bt[i0:i0 + ni], nt2[i0:i0 + ni], radial, out_s[i0:i0 + ni], g)
+
+
+@parallel_kernel(error_model="numpy")
+def _pair_sums(bt, nt2, bs, bs_t, ns2, cs, out_s, out_g, serial):
+    """Kernel sums S_i = Σ_k c_k κ(b_i, b'_k) and G_i = Σ_k c_k ∇_1 κ(b_i, b'_k).
+
+    Preconditions (checked by :func:`interaction`): ``bt`` (mt, d), ``bs`` (ms, d) and its
+    transpose ``bs_t`` (d, ms) are C-contiguous float64, ms ≥ 1; ``nt2``/``ns2`` are the
+    squared row norms; ``cs`` (ms,); ``out_s`` (mt,) and ``out_g`` (mt, d) are written, not
+    accumulated into. The factor 1/(2π) is applied here; the law's v_ρ by the caller.
+    Parallel over blocks of 64 output rows: no shared writes, identical for any thread
+    count. ``serial`` runs the same blocks in a plain loop (small problems: see
+    :func:`_run_serially`); each block computes the same numbers either way.
+    """
+    n_blocks = (bt.shape[0] + _TILE_ROWS - 1) // _TILE_ROWS
+    if serial:
+        for ib in range(n_blocks):
+            _general_block(ib, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g)
+    else:
+        for ib in prange(n_blocks):
+            _general_block(ib, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g)
+
+
+def _run_serially(m_out, m_src, d):
+    """Small problems run without a parallel region: starting one costs microseconds on an
+    idle machine but milliseconds when other processes hold the cores (each region waits
+    for all its threads). Depends on the sizes only, so results stay thread-independent."""
+    return m_out * m_src * (d + 16) < _SERIAL_WORK
+
+
+@kernel(error_model="numpy")
+def _sym_worker(v, b, b_t, c, n2, buf_r, buf_g):
+    """Virtual worker v of :func:`_pair_sums_symmetric`: its run of tiles, into its buffers."""
+    m, d = b.shape
+    n_workers = buf_g.shape[0]
+    tb = _TILE_SYM
+    n_blocks = (m + tb - 1) // tb
+    n_tiles = n_blocks * (n_blocks + 1) // 2
+    t_first = n_tiles * v // n_workers
+    t_last = n_tiles * (v + 1) // n_workers
+    # tile number t_first -> (ib, kb), row-major order of the upper triangle (ib ≤ kb)
+    ib = 0
+    t = t_first
+    while ib < n_blocks and t >= n_blocks - ib:
+        t -= n_blocks - ib
+        ib += 1
+    kb = ib + t
+    dots = np.empty((tb, tb))
+    w = np.empty((tb, tb))
+    theta = np.empty((tb, tb))
+    n2_diag = np.empty(tb)
+    g_v = buf_g[v]
+    r_v = buf_r[v]
+    for _ in range(t_first, t_last):
+        i0 = ib * tb
+        ni = min(tb, m - i0)
+        k0 = kb * tb
+        nk = min(tb, m - k0)
+        _gram_tile(b, i0, ni, b, b_t, k0, nk, dots)
+        if ib == kb:
+            # squared norms from the tile's own diagonal: r_ii = 0 and θ_ii = π exactly
+            for ii in range(ni):
+                n2_diag[ii] = dots[ii, ii]
+            _tile_angles(dots, ni, ni, n2_diag, c[i0:i0 + ni], n2_diag, c[i0:i0 + ni],
+                         w, w, r_v[i0:i0 + ni], r_v[i0:i0 + ni], False)
+            _abt_tile(w, 0, 0, ni, b_t, 0, i0, d, ni, g_v[i0:i0 + ni], True)
+        else:
+            _tile_angles(dots, ni, nk, n2[i0:i0 + ni], c[i0:i0 + ni], n2[k0:k0 + nk],
+                         c[k0:k0 + nk], w, theta, r_v[i0:i0 + ni], r_v[k0:k0 + nk], True)
+            _abt_tile(w, 0, 0, ni, b_t, 0, k0, d, nk, g_v[i0:i0 + ni], True)
+            # rows K: Σ_ii c_i θ_ik b_i, the tile transposed so the dots are contiguous
+            _transpose_scaled(theta, ni, nk, c[i0:i0 + ni], w)
+            _abt_tile(w, 0, 0, nk, b_t, 0, i0, d, ni, g_v[k0:k0 + nk], True)
+        kb += 1
+        if kb == n_blocks:
+            ib += 1
+            kb = ib
+
+
+@kernel(error_model="numpy")
+def _sym_finish_block(ib, b, n2, buf_r, buf_g, out_s, out_g):
+    """Rows of block ib of :func:`_pair_sums_symmetric`: add the workers' buffers in
+    worker order, then finish the rows (writes those rows only)."""
+    m, d = b.shape
+    i0 = ib * _TILE_SYM
+    i1 = min(m, i0 + _TILE_SYM)
+    radial = np.zeros(i1 - i0)
+    out_g[i0:i1] = 0.0
+    for v in range(buf_g.shape[0]):
+        for i in range(i0, i1):
+            radial[i - i0] += buf_r[v, i]
+            gi = out_g[i]
+            bg = buf_g[v, i]
             for l in range(d):
-                dot += bt[i, l] * bs[k, l]
-            cross = sqrt(max(nt2[i] * ns2[k] - dot * dot, 0.0))  # ‖u‖‖v‖ sin γ
-            angle = atan2(cross, dot)
-            coef = c * (pi - angle)
-            acc_s += c * cross + coef * dot
-            acc_cross += c * cross
-            for l in range(d):
-                out_g[i, l] += coef * bs[k, l]
-        out_s[i] = acc_s * _INV_2PI
-        # (‖v‖ sin γ/‖u‖) u term; at u = 0 the feature is flat in that direction.
-        radial = acc_cross / nt2[i] if nt2[i] > 0.0 else 0.0
-        for l in range(d):
-            out_g[i, l] = (out_g[i, l] + radial * bt[i, l]) * _INV_2PI
+                gi[l] += bg[l]
+    _finish_rows(b[i0:i1], n2[i0:i1], radial, out_s[i0:i1], out_g[i0:i1])
+
+
+@parallel_kernel(error_model="numpy")
+def _pair_sums_symmetric(b, b_t, c, n2, buf_r, buf_g, out_s, out_g, serial):
+    """:func:`_pair_sums` for ``b_src = b_out = b``: each unordered pair of tiles once.
+
+    Preconditions: ``b`` (m, d) and ``b_t`` (d, m) C-contiguous float64, m ≥ 1; ``c`` (m,);
+    ``n2`` (m,) the squared norms; ``buf_r`` (n_workers, m) and ``buf_g``
+    (n_workers, m, d) are zeros on entry (allocated by the caller: an array allocation
+    inside a parallel kernel becomes a parallel region of its own); ``out_s`` (m,) and
+    ``out_g`` (m, d) are written.
+
+    1. The n_b(n_b + 1)/2 tiles (I ≤ K) of 128 × 128, split into ``n_workers`` fixed
+       contiguous runs. An off-diagonal tile adds to rows I and K, so each *virtual*
+       worker accumulates into its own buffers (:func:`interaction` caps them at 256 MiB
+       in all, beyond which it uses the general kernel); the threads share the workers.
+       A diagonal tile takes its squared norms from its own Gram diagonal, so the
+       self-pair has r_ii = 0 and θ_ii = π exactly.
+    2. Parallel over row blocks: add the buffers in worker order and finish the rows.
+    Which thread runs a worker never changes what it adds or in which order, so results
+    are identical for any thread count (and with ``serial``); they depend on (m, d) only.
+    Two parallel regions in all: each costs microseconds on an idle machine but waits for
+    every thread, which is slow when other processes hold the cores.
+    """
+    n_blocks = (b.shape[0] + _TILE_SYM - 1) // _TILE_SYM
+    n_workers = buf_g.shape[0]
+    if serial:
+        for v in range(n_workers):
+            _sym_worker(v, b, b_t, c, n2, buf_r, buf_g)
+        for ib in range(n_blocks):
+            _sym_finish_block(ib, b, n2, buf_r, buf_g, out_s, out_g)
+    else:
+        for v in prange(n_workers):
+            _sym_worker(v, b, b_t, c, n2, buf_r, buf_g)
+        for ib in prange(n_blocks):
+            _sym_finish_block(ib, b, n2, buf_r, buf_g, out_s, out_g)
 
 
 def _check_rows(name, arr, d=None):
@@ -95,14 +476,29 @@ def interaction(b_out, b_src, c_src):
     c_src = np.ascontiguousarray(c_src, dtype=np.float64)
     if c_src.shape != (b_src.shape[0],):
         raise ValueError(f"c_src must have shape ({b_src.shape[0]},), got {c_src.shape}")
+    m, d = b_out.shape
+    # the particle interaction: each pair once, unless the workers' buffers would be large
+    symmetric = ((b_src is b_out or (b_src.shape == b_out.shape and np.array_equal(b_src, b_out)))
+                 and _SYM_WORKERS * 8 * m * (d + 1) <= _SYM_BUFFER_BYTES)
+    nonzero = c_src != 0.0
+    if not nonzero.all() and not (symmetric and np.isfinite(b_src).all()):
+        # a source with c_k = 0 contributes nothing, even a non-finite one: drop it
+        b_src, c_src, symmetric = b_src[nonzero], c_src[nonzero], False
     out_s = np.empty(b_out.shape[0])
     out_g = np.empty_like(b_out)
-    if b_src.shape[0] == 0:
+    if b_src.shape[0] == 0 or b_out.shape[0] == 0:
         out_s[:] = 0.0
         out_g[:] = 0.0
         return out_s, out_g
-    _pair_sums(b_out, np.einsum("ij,ij->i", b_out, b_out), b_src,
-               np.einsum("ij,ij->i", b_src, b_src), c_src, out_s, out_g)
+    if symmetric:
+        n_workers = _SYM_WORKERS if m > _TILE_SYM else 1  # one block: one tile
+        _pair_sums_symmetric(b_out, np.ascontiguousarray(b_out.T), c_src,
+                             np.einsum("ij,ij->i", b_out, b_out), np.zeros((n_workers, m)),
+                             np.zeros((n_workers, m, d)), out_s, out_g, _run_serially(m, m, d))
+    else:
+        _pair_sums(b_out, np.einsum("ij,ij->i", b_out, b_out), b_src,
+                   np.ascontiguousarray(b_src.T), np.einsum("ij,ij->i", b_src, b_src), c_src,
+                   out_s, out_g, _run_serially(b_out.shape[0], b_src.shape[0], b_out.shape[1]))
     return out_s, out_g
 
 
@@ -133,7 +529,7 @@ def sphere_coordinate_quadrature(k, n_nodes=64):
     return np.ascontiguousarray(t), np.ascontiguousarray(w / w.sum())
 
 
-@parallel_kernel
+@parallel_kernel(error_model="numpy", fastmath={"reassoc"})
 def _norm_target_kernel(b, d_h, nodes, weights, out_t, out_g):
     """T(b_i) = E_t κ(b_i, v_t) over v uniform on the unit sphere of H = span(e_1..e_dH),
     and its gradient; factor 1/(2π) applied, α and coefficient applied by the caller.
@@ -155,13 +551,13 @@ def _norm_target_kernel(b, d_h, nodes, weights, out_t, out_g):
         acc_t = 0.0
         acc_h = 0.0  # coefficient of b_H/h
         acc_cross = 0.0
-        for j in range(q):
+        for j in range(q):  # vectorised: _atan2 has no branches, the sums may reassociate
             t = nodes[j]
             dot = t * h
             cross = sqrt(max(r2 + (1.0 - t * t) * h2, 0.0))
-            angle = atan2(cross, dot)
-            acc_t += weights[j] * (cross + (pi - angle) * dot)
-            acc_h += weights[j] * (pi - angle) * t
+            theta = _atan2(cross, -dot)  # π − γ
+            acc_t += weights[j] * (cross + theta * dot)
+            acc_h += weights[j] * theta * t
             acc_cross += weights[j] * cross
         out_t[i] = acc_t * _INV_2PI
         radial = acc_cross / n2 if n2 > 0.0 else 0.0

@@ -36,7 +36,7 @@ r_l, so ∂κ̃/∂r_l vanishes there); a discrete step that overshoots 0 is ref
 which is the same point of the full space (b_B ↦ −b_B has the same law).
 """
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import atan2, pi, sqrt
 
 import numpy as np
@@ -46,8 +46,8 @@ from .backends import ExactBackend
 from .engine import snapshot_steps
 from .gaussian import _norm_target_kernel, sphere_coordinate_quadrature
 from .integrators import get_integrator
-from .problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, Problem, SphereLaw,
-                      Teacher, norm_target_alpha)
+from .problem import (CallableTarget, GaussianLaw, Problem, SphereLaw, Teacher,
+                      norm_target_alpha)
 
 __all__ = ["BlockReduction", "ReducedBackend", "ReducedFlowResult", "simulate_reduced",
            "reduced_interaction"]
@@ -492,7 +492,6 @@ class ReducedFlowResult:
     wall_time_s: float
     steps_done: int
     n_reflections: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def simulate_reduced(backend, a, z, dt, n_steps, weights=None, integrator="euler",

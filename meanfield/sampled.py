@@ -38,43 +38,78 @@ def _act_prime(z, code, slope):
     return 1.0 - t * t
 
 
-@parallel_kernel
-def _predict_kernel(x, c, b, code, slope, out):
-    """out_n = Σ_j c_j σ(⟨b_j, x_n⟩). x (n, d), c (m,), b (m, d) C-contiguous float64."""
-    n, d = x.shape
-    m = b.shape[0]
-    for i in prange(n):
-        acc = 0.0
-        for j in range(m):
-            z = 0.0
-            for l in range(d):
-                z += b[j, l] * x[i, l]
-            acc += c[j] * _act(z, code, slope)
-        out[i] = acc
+@kernel(fastmath={"reassoc", "contract"})
+def _predict_row(i, x, c, b, code, slope, out):
+    """out_i = Σ_j c_j σ(⟨b_j, x_i⟩) (the dot product vectorises: ``reassoc``)."""
+    d = x.shape[1]
+    xi = x[i]
+    acc = 0.0
+    for j in range(b.shape[0]):
+        bj = b[j]
+        z = 0.0
+        for l in range(d):
+            z += bj[l] * xi[l]
+        acc += c[j] * _act(z, code, slope)
+    out[i] = acc
 
 
 @parallel_kernel
-def _gradient_kernel(x, r, a, b, code, slope, out_ga, out_gb):
+def _predict_kernel(x, c, b, code, slope, out, serial):
+    """out_n = Σ_j c_j σ(⟨b_j, x_n⟩). x (n, d), c (m,), b (m, d) C-contiguous float64.
+
+    Parallel over inputs (each owns out_n), or a plain loop when ``serial`` (small
+    problems, see :func:`_run_serially`): the same numbers either way.
+    """
+    if serial:
+        for i in range(x.shape[0]):
+            _predict_row(i, x, c, b, code, slope, out)
+    else:
+        for i in prange(x.shape[0]):
+            _predict_row(i, x, c, b, code, slope, out)
+
+
+@kernel(fastmath={"reassoc", "contract"})
+def _gradient_particle(j, x, r, a, b, code, slope, out_ga, out_gb):
     """ga_j = mean_n r_n σ(z_nj), gb_j = a_j mean_n r_n σ'(z_nj) x_n, z_nj = ⟨b_j, x_n⟩."""
     n, d = x.shape
-    m = b.shape[0]
-    for j in prange(m):
-        acc_a = 0.0
+    bj = b[j]
+    gb = out_gb[j]
+    acc_a = 0.0
+    for l in range(d):
+        gb[l] = 0.0
+    for i in range(n):
+        xi = x[i]
+        z = 0.0
         for l in range(d):
-            out_gb[j, l] = 0.0
-        for i in range(n):
-            z = 0.0
+            z += bj[l] * xi[l]
+        acc_a += r[i] * _act(z, code, slope)
+        s = r[i] * _act_prime(z, code, slope)
+        if s != 0.0:
             for l in range(d):
-                z += b[j, l] * x[i, l]
-            acc_a += r[i] * _act(z, code, slope)
-            s = r[i] * _act_prime(z, code, slope)
-            if s != 0.0:
-                for l in range(d):
-                    out_gb[j, l] += s * x[i, l]
-        out_ga[j] = acc_a / n
-        scale = a[j] / n
-        for l in range(d):
-            out_gb[j, l] *= scale
+                gb[l] += s * xi[l]
+    out_ga[j] = acc_a / n
+    scale = a[j] / n
+    for l in range(d):
+        gb[l] *= scale
+
+
+@parallel_kernel
+def _gradient_kernel(x, r, a, b, code, slope, out_ga, out_gb, serial):
+    """Potential gradients at every particle; parallel over particles (each owns its
+    gradient), or a plain loop when ``serial``: the same numbers either way."""
+    if serial:
+        for j in range(b.shape[0]):
+            _gradient_particle(j, x, r, a, b, code, slope, out_ga, out_gb)
+    else:
+        for j in prange(b.shape[0]):
+            _gradient_particle(j, x, r, a, b, code, slope, out_ga, out_gb)
+
+
+def _run_serially(n, m, d):
+    """Small batches run without a parallel region: starting one costs microseconds on an
+    idle machine but milliseconds when other processes hold the cores (it waits for all
+    its threads). Depends on the sizes only, so results stay thread-independent."""
+    return n * m * (d + 4) < (1 << 22)
 
 
 def predict_batch(x, a, b, weights, act_code=0, slope=0.01):
@@ -83,8 +118,9 @@ def predict_batch(x, a, b, weights, act_code=0, slope=0.01):
     if x.ndim != 2 or x.shape[1] != b.shape[1]:
         raise ValueError(f"inputs must have shape (n, {b.shape[1]}), got {x.shape}")
     out = np.empty(x.shape[0])
-    _predict_kernel(x, np.ascontiguousarray(weights * a), np.ascontiguousarray(b),
-                    int(act_code), float(slope), out)
+    b = np.ascontiguousarray(b)
+    _predict_kernel(x, np.ascontiguousarray(weights * a), b, int(act_code), float(slope), out,
+                    _run_serially(x.shape[0], b.shape[0], b.shape[1]))
     return out
 
 
@@ -107,5 +143,6 @@ def potential_gradients(x, residual, a, b, act_code=0, slope=0.01):
     ga = np.empty(a.shape[0])
     gb = np.empty_like(b)
     _gradient_kernel(np.ascontiguousarray(x), np.ascontiguousarray(residual), a, b,
-                     int(act_code), float(slope), ga, gb)
+                     int(act_code), float(slope), ga, gb,
+                     _run_serially(x.shape[0], b.shape[0], b.shape[1]))
     return ga, gb

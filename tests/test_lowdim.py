@@ -93,3 +93,31 @@ def test_profile_inputs_see_a_constant_target():
     target = mf.NormTarget(4)
     assert np.allclose(target(x.reshape(-1, 12)), 1.0, atol=ROUND_OFF)
     assert np.allclose(np.linalg.norm(x[:, :, 4:], axis=2), np.linspace(0, 3, 7), atol=ROUND_OFF)
+
+
+@pytest.mark.parametrize("module, overrides, pngs", [
+    ("lowdim_1d", {"n_particles": 32, "n_steps": 60, "histogram_steps": [0, 60],
+                   "report_steps": [30, 60], "mc_samples": 50, "sweep_d_H": [2, 9],
+                   "sweep_d": 10, "sweep_steps": 20, "n_terms": 16, "snapshot_every": 20},
+     ["lowdim_1d_risk.png", "lowdim_1d_angles.png", "lowdim_1d_masses.png",
+      "lowdim_1d_sweep.png"]),
+    ("lowdim_full_vs_reduced", {"d": 8, "d_H": 2, "widths": [8, 16], "seeds": [0],
+                                "n_steps": 10, "n_terms": 16},
+     ["lowdim_full_vs_reduced.png"]),
+    ("orthogonal_dependence", {"d": 8, "d_H": 2, "n_particles": 16, "n_steps": 20,
+                               "profile_steps": [0, 20], "n_r": 5, "n_directions": 2},
+     ["orthogonal_dependence.png"]),
+])
+def test_experiments_run_and_write_their_figures(tmp_path, module, overrides, pngs):
+    import importlib
+
+    from meanfield.config import resolve_config
+    from meanfield.runctx import RunContext
+
+    exp = importlib.import_module(f"meanfield.experiments.{module}")
+    config = resolve_config(exp.DEFAULTS, getattr(exp, "CHOICES", {}), overrides)
+    exp.check(config)
+    summary = exp.run(config, RunContext(tmp_path, quiet=True))
+    assert all(np.isfinite(v) for v in summary.values() if isinstance(v, float))
+    for png in pngs:
+        assert (tmp_path / png).stat().st_size > 0

@@ -272,7 +272,8 @@ def tiny_config(**over):
     from meanfield.experiments import odd as E
 
     base = {"d": 6, "widths": [4, 8], "seeds": [0, 1], "n_steps": 30, "dt": 0.2,
-            "record_every": 5, "n_probe": 16, "batch_size": 64}
+            "record_every": 5, "n_probe": 16, "batch_size": 64,
+            "sampled_inits": ["sphere", "paired"]}
     base.update(over)
     cfg = resolve_config(E.DEFAULTS, E.CHOICES, base)
     E.check(cfg)
@@ -283,7 +284,8 @@ def test_experiment_config_checks():
     from meanfield.experiments import odd as E
 
     for bad in ({"widths": [5, 8]}, {"inits": ["gaussian"]}, {"seeds": []},
-                {"n_steps": 0}, {"ode_rtol": 1e-3}):
+                {"n_steps": 0}, {"ode_rtol": 1e-3},
+                {"inits": ["sphere"], "sampled_inits": ["paired"]}):
         cfg = resolve_config(E.DEFAULTS, E.CHOICES, bad)
         with pytest.raises(ConfigError):
             E.check(cfg)

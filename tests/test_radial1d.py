@@ -108,11 +108,14 @@ def test_monte_carlo_estimator_is_unbiased(kernel_5_25):
     c = rng.uniform(0.5, 1.5, m)
     theta = rng.uniform(0.0, 0.5 * pi, m)
     w = np.full(m, 1.0 / m)
-    g, dg, _ = kernel_5_25.field(eps, c, theta, w)
-    draws = np.array([np.concatenate(monte_carlo_field(kernel_5_25, eps, c, theta, w, rng,
-                                                       2000)[:2]) for _ in range(100)])
+    g, dg, risk = kernel_5_25.field(eps, c, theta, w)
+    draws = []
+    for _ in range(100):
+        g_hat, dg_hat, loss_hat = monte_carlo_field(kernel_5_25, eps, c, theta, w, rng, 2000)
+        draws.append(np.concatenate([g_hat, dg_hat, [loss_hat]]))
+    draws = np.array(draws)
     se = draws.std(axis=0) / np.sqrt(draws.shape[0])
-    assert np.all(np.abs(draws.mean(axis=0) - np.concatenate([g, dg])) < MC_SIGMAS * se)
+    assert np.all(np.abs(draws.mean(axis=0) - np.concatenate([g, dg, [risk]])) < MC_SIGMAS * se)
 
 
 def test_input_validation(kernel_5_25):

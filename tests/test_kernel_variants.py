@@ -1,0 +1,235 @@
+"""The tiled pair kernels of meanfield.gaussian (issue 8) against direct NumPy formulas.
+
+Covers what the tiling and the vectorised arctangent could get wrong: tile and block
+edges, the small-d / large-d Gram paths, the symmetric (b_src is b_out) kernel with its
+virtual workers, zero-weight sources, and bit-identical results for 1 and 2 threads.
+"""
+import math
+
+import numba
+import numpy as np
+import pytest
+
+from meanfield import gaussian
+from meanfield._numba import kernel
+from meanfield.gaussian import _atan2, interaction
+
+#: pair kernel vs the dense NumPy formula: summation order differs, nothing else (m ≤ 700).
+RTOL_PAIR = 1e-12
+#: _atan2 against libm's atan2: fdlibm's polynomial plus one rounded quotient; the argument
+#: reduction and the final high+low sum round once each, so 1 ulp is possible on either
+#: side of the correctly rounded value (and libm's own atan2 is itself within 1 ulp).
+MAX_ULP_ATAN = 2.0
+
+
+@kernel(error_model="numpy")
+def _atan2_loop(y, x, out):
+    for i in range(y.shape[0]):
+        out[i] = _atan2(y[i], x[i])
+
+
+@kernel(error_model="numpy", fastmath={"reassoc"})
+def _atan2_loop_reassoc(y, x, out):
+    # the flags _tile_angles and _norm_target_kernel call _atan2 with (it is inlined)
+    for i in range(y.shape[0]):
+        out[i] = _atan2(y[i], x[i])
+
+
+def _ulps(got, want):
+    spacing = np.spacing(np.abs(want))
+    return np.abs(got - want) / np.where(spacing > 0, spacing, np.finfo(float).tiny)
+
+
+def _dense_reference(b_out, b_src, c, n_out=None, n_src=None):
+    """S, G of MATH §2 with dense (m, n) arrays, γ from NumPy's arctan2."""
+    dots = b_out @ b_src.T
+    n_out = np.einsum("ij,ij->i", b_out, b_out) if n_out is None else n_out
+    n_src = np.einsum("ij,ij->i", b_src, b_src) if n_src is None else n_src
+    cross = np.sqrt(np.maximum(n_out[:, None] * n_src[None, :] - dots ** 2, 0.0))
+    theta = np.pi - np.arctan2(cross, dots)
+    s = (cross + theta * dots) @ c / (2 * np.pi)
+    radial = np.divide(cross @ c, n_out, out=np.zeros_like(n_out), where=n_out > 0)
+    g = ((theta * c) @ b_src + radial[:, None] * b_out) / (2 * np.pi)
+    return s, g
+
+
+def _symmetric_reference(b, c):
+    """The same with b_src = b_out, squared norms from the Gram diagonal (self-pair exact)."""
+    n = np.einsum("ij,ij->i", b, b)
+    return _dense_reference(b, b, c, n, n)
+
+
+def _rel(got, want):
+    """Relative error in the 2-norm (0 when both are 0: antiparallel pairs give S = G = 0)."""
+    diff, size = np.linalg.norm(got - want), np.linalg.norm(want)
+    return diff / size if size > 0 else diff
+
+
+@pytest.mark.parametrize("loop", [_atan2_loop, _atan2_loop_reassoc])
+def test_atan2_matches_libm_over_the_full_range(rng, loop):
+    n = 200_000
+    angle = rng.uniform(-np.pi, np.pi, n)
+    radius = np.exp(rng.uniform(-700, 700, n))
+    y, x = radius * np.sin(angle), radius * np.cos(angle)
+    out = np.empty(n)
+    loop(y, x, out)
+    assert _ulps(out, np.arctan2(y, x)).max() <= MAX_ULP_ATAN
+
+
+@pytest.mark.parametrize("x_sign", [1.0, -1.0])
+@pytest.mark.parametrize("y_sign", [1.0, -1.0])
+def test_atan2_near_zero_and_pi(rng, x_sign, y_sign):
+    """γ ≈ 0 and γ ≈ π: y tiny against x = ±1, down to subnormals."""
+    y = y_sign * np.exp(rng.uniform(-744, 0, 20_000))
+    x = np.full_like(y, x_sign)
+    out = np.empty_like(y)
+    _atan2_loop(y, x, out)
+    assert _ulps(out, np.arctan2(y, x)).max() <= MAX_ULP_ATAN
+
+
+def test_atan2_special_values_are_those_of_math_atan2():
+    special = [0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, math.nan, 5e-324, -2.5e-310, 1e308]
+    y, x = (a.ravel().copy() for a in np.meshgrid(special, special))
+    out = np.empty_like(y)
+    _atan2_loop(y, x, out)
+    for yi, xi, got in zip(y, x, out):
+        want = math.atan2(yi, xi)
+        if math.isnan(want):
+            assert math.isnan(got), (yi, xi)
+        else:  # exact, with the sign of zero (atan2(±0, −0) = ±π, atan2(±0, +0) = ±0)
+            assert got == want and math.copysign(1, got) == math.copysign(1, want), (yi, xi)
+
+
+@pytest.mark.parametrize("m,n,d", [(1, 1, 1), (130, 300, 3), (65, 257, 15), (64, 77, 16),
+                                   (129, 40, 41)])
+def test_general_kernel_matches_dense_formula(rng, m, n, d):
+    """Sizes straddle the 64-row blocks, 256-source tiles and the d < 16 Gram switch."""
+    b_out = rng.standard_normal((m, d))
+    b_src = rng.standard_normal((n, d))
+    c = rng.standard_normal(n)
+    s, g = interaction(b_out, b_src, c)
+    s_ref, g_ref = _dense_reference(b_out, b_src, c)
+    assert _rel(s, s_ref) <= RTOL_PAIR
+    assert _rel(g, g_ref) <= RTOL_PAIR
+
+
+@pytest.mark.parametrize("m,d", [(1, 4), (127, 10), (300, 15), (300, 16), (700, 33)])
+def test_symmetric_kernel_matches_dense_formula(rng, m, d):
+    """1 to 6 blocks of 128: idle workers, one tile per worker, several tiles per worker."""
+    b = rng.standard_normal((m, d))
+    c = rng.standard_normal(m)
+    s, g = interaction(b, b, c)
+    s_ref, g_ref = _symmetric_reference(b, c)
+    assert _rel(s, s_ref) <= RTOL_PAIR
+    assert _rel(g, g_ref) <= RTOL_PAIR
+    # an equal copy takes the same path: identical numbers, not just close ones
+    s_copy, g_copy = interaction(b, b.copy(), c)
+    assert np.array_equal(s, s_copy) and np.array_equal(g, g_copy)
+
+
+def test_symmetric_self_pair_is_exact(rng):
+    """κ(u, u) = ‖u‖²/2 and ∇_1 κ(u, u) = u/2: r_ii = 0 and θ_ii = π exactly."""
+    u = rng.standard_normal((1, 37))
+    s, g = interaction(u, u, np.ones(1))
+    assert s[0] == pytest.approx(0.5 * u[0] @ u[0], rel=4 * np.finfo(float).eps)
+    np.testing.assert_allclose(g[0], 0.5 * u[0], rtol=4 * np.finfo(float).eps)
+
+
+def test_zero_weight_sources_contribute_nothing(rng):
+    """c_k = 0 drops b'_k even when it is not finite (as the per-pair loop did)."""
+    b = rng.standard_normal((9, 5))
+    c = rng.standard_normal(9)
+    b_bad = b.copy()
+    b_bad[3] = np.nan
+    c[3] = 0.0
+    keep = np.arange(9) != 3
+    s, g = interaction(b[:4], b_bad, c)
+    s_ref, g_ref = interaction(b[:4], b[keep], c[keep])
+    np.testing.assert_allclose(s, s_ref, rtol=RTOL_PAIR)
+    np.testing.assert_allclose(g, g_ref, rtol=RTOL_PAIR)
+    s_self, g_self = interaction(b_bad, b_bad, c)  # symmetric call: only row 3 is NaN
+    assert np.isnan(s_self[3]) and np.isfinite(np.delete(s_self, 3)).all()
+    assert np.isfinite(np.delete(g_self, 3, axis=0)).all()
+
+
+def test_symmetric_and_general_kernels_agree(rng):
+    b = rng.standard_normal((300, 12))
+    c = rng.standard_normal(300)
+    s_sym, g_sym = interaction(b, b, c)
+    moved = b.copy()
+    moved[-1, -1] = np.nextafter(moved[-1, -1], np.inf)  # not equal: the general kernel
+    s_gen, g_gen = interaction(b, moved, c)
+    assert _rel(s_sym, s_gen) <= RTOL_PAIR
+    assert _rel(g_sym, g_gen) <= RTOL_PAIR
+
+
+def test_tiled_kernels_identical_for_1_and_2_threads(rng):
+    """Several tiles in every direction, so the threads really split the work."""
+    b = rng.standard_normal((700, 20))
+    small = rng.standard_normal((700, 6))
+    src = rng.standard_normal((400, 20))
+    c = rng.standard_normal(700)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(interaction(b, b, c) + interaction(small, small, c)
+                           + interaction(b, src, c[:400]) + gaussian.norm_target_terms(b, 4))
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+
+
+def test_serial_and_parallel_drivers_compute_the_same_numbers(rng):
+    """Small problems skip the parallel region (a size rule); the blocks are the same code."""
+    m, d = 300, 9
+    b = rng.standard_normal((m, d))
+    b_t = np.ascontiguousarray(b.T)
+    c = rng.standard_normal(m)
+    n2 = np.einsum("ij,ij->i", b, b)
+    outs = []
+    for serial in (True, False):
+        s_sym, g_sym, s_gen, g_gen = np.empty(m), np.empty((m, d)), np.empty(m), np.empty((m, d))
+        gaussian._pair_sums_symmetric(b, b_t, c, n2, np.zeros((8, m)), np.zeros((8, m, d)),
+                                      s_sym, g_sym, serial)
+        gaussian._pair_sums(b, n2, b, b_t, n2, c, s_gen, g_gen, serial)
+        outs.append((s_sym, g_sym, s_gen, g_gen))
+    for one, two in zip(*outs):
+        assert np.array_equal(one, two)
+
+
+def test_sampled_kernels_serial_parallel_and_threads_agree(rng):
+    """predict_batch / potential_gradients: the serial driver (small batches), the parallel
+    one, and 1 or 2 threads all compute the same numbers; and they match NumPy."""
+    from meanfield import sampled
+    n, m, d = 600, 300, 12  # n·m·(d + 4) above the serial threshold
+    x = rng.standard_normal((n, d))
+    a = rng.standard_normal(m)
+    b = rng.standard_normal((m, d))
+    w = np.full(m, 1.0 / m)
+    r = rng.standard_normal(n)
+    f_ref = np.maximum(x @ b.T, 0.0) @ (w * a)
+    z = x @ b.T
+    ga_ref = (r @ np.maximum(z, 0.0)) / n
+    gb_ref = a[:, None] * (((z > 0) * r[:, None]).T @ x) / n
+    before = numba.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            outs.append((sampled.predict_batch(x, a, b, w),)
+                        + sampled.potential_gradients(x, r, a, b))
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*outs):
+        assert np.array_equal(one, two)
+    f, ga, gb = outs[0]
+    assert _rel(f, f_ref) <= RTOL_PAIR and _rel(ga, ga_ref) <= RTOL_PAIR
+    assert _rel(gb, gb_ref) <= RTOL_PAIR
+    f_serial = np.empty(n)
+    sampled._predict_kernel(x, w * a, b, 0, 0.01, f_serial, True)
+    ga_s, gb_s = np.empty(m), np.empty((m, d))
+    sampled._gradient_kernel(x, r, a, b, 0, 0.01, ga_s, gb_s, True)
+    assert np.array_equal(f_serial, f) and np.array_equal(ga_s, ga) and np.array_equal(gb_s, gb)
