@@ -10,10 +10,13 @@ nearly all of the work.
 * ``torch``: the same formula in PyTorch (CPU, float64).
 * ``torch-autograd``: PyTorch autograd of the exact risk F(a, b) (g = m ∇F).
 * ``jax``: the same formula under ``jax.jit`` (CPU, float64).
-* ``roofline``: a floor for this computation on this machine: the symmetric Gram (half
-  of the BLAS GEMM b bᵀ), the reduction GEMM Σ_k c_ik b_k (BLAS), and the unavoidable
-  elementwise work (one square root and one division per unordered pair) at the
-  machine's measured vector throughput with the same threads.
+* ``roofline``: a floor for this computation on this machine: the flops of the symmetric
+  Gram matrix (half of b bᵀ) and of the reduction Σ_k c_ik b_k at the BLAS DGEMM rate
+  measured on a compute-bound 1024³ product, plus the unavoidable elementwise work (one
+  square root and one division per unordered pair) at the machine's measured vector
+  throughput with the same threads (rates: the fastest of ≥ 5 runs, not the median).
+  The note also gives BLAS's time for the two products at their real shapes
+  (memory-bound for small d, so above the floor).
 
 Each peer's ``rel_err`` is ‖g_peer − g_meanfield‖/‖g_meanfield‖ over (g_a, g_b) (must be
 ≤ 1e-10); meanfield's own ``rel_err`` is against ``numpy`` when that ran. A missing peer
@@ -30,6 +33,7 @@ import argparse
 import math
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -165,6 +169,18 @@ def peer_function(name, threads):
 
 
 # ---------------------------------------------------------------------------- roofline
+def best_time(fn, repeat):
+    """Fastest of max(repeat, 5) runs after a warm-up: a floor uses the machine's best
+    observed rate (medians would put other processes' load into the floor)."""
+    fn()
+    times = []
+    for _ in range(max(repeat, 5)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def elementwise_seconds_per_pair(threads, repeat=5):
     """Seconds per element of one square root plus one division, vectorised, all threads."""
     from meanfield._numba import parallel_kernel, prange
@@ -183,7 +199,7 @@ def elementwise_seconds_per_pair(threads, repeat=5):
     x = np.random.default_rng(1).uniform(1.0, 2.0, (threads * 4, n))
     out = np.empty_like(x)
     reps = 200
-    t, _, _ = median_time(lambda: sqrt_div(x, out, reps), repeat)
+    t = best_time(lambda: sqrt_div(x, out, reps), repeat)
     return t / (x.size * reps)
 
 
@@ -194,15 +210,33 @@ def gemm_seconds(m, n, k, repeat, panel=1024):
     a = rng.standard_normal((min(panel, m), k))
     bt = rng.standard_normal((k, n))
     out = np.empty((a.shape[0], n))
-    t, _, _ = median_time(lambda: np.dot(a, bt, out=out), repeat)
+    t = best_time(lambda: np.dot(a, bt, out=out), repeat)
     return t * m / a.shape[0]
 
 
-def roofline_seconds(m, d, threads, t_elem, repeat):
-    gram = 0.5 * gemm_seconds(m, m, d, repeat)       # b bᵀ is symmetric: half the products
-    reduction = gemm_seconds(m, d, m, repeat)        # (c_k θ_ik) · b, an m × m by m × d product
+def gemm_flop_rate(repeat):
+    """DGEMM flops per second of BLAS (all its threads) on a compute-bound 1024³ product."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((1024, 1024))
+    bt = rng.standard_normal((1024, 1024))
+    out = np.empty((1024, 1024))
+    t = best_time(lambda: np.dot(a, bt, out=out), repeat)
+    return 2 * 1024 ** 3 / t
+
+
+def roofline_seconds(m, d, t_elem, rate, repeat):
+    """(floor, gemm part, elementwise part, BLAS time of the two products at their shapes).
+
+    The floor counts the unavoidable flops at BLAS's compute-bound rate: the symmetric
+    Gram matrix (m² d multiply-adds' worth: half of b bᵀ) and the reduction (2 m² d), plus
+    one square root and one division per unordered pair at the measured vector rate.
+    The same two products timed in BLAS at their actual shapes (row panels of 1024, no
+    m × m array) are reported too: for small d they are memory-bound, slower than the floor.
+    """
+    gemm = (m * m * d + 2 * m * m * d) / rate
     elementwise = 0.5 * m * (m + 1) * t_elem
-    return gram + reduction + elementwise, gram, reduction, elementwise
+    shapes = 0.5 * gemm_seconds(m, m, d, repeat) + gemm_seconds(m, d, m, repeat)
+    return gemm + elementwise, gemm, elementwise, shapes
 
 
 # ---------------------------------------------------------------------------- main
@@ -251,10 +285,12 @@ def main(argv=None):
         except ImportError as exc:
             out.say(f"  skipped peer {p}: not installed ({exc.name}); "
                     f"pip install -e .[bench]")
-    t_elem = None if args.no_roofline else elementwise_seconds_per_pair(numba.get_num_threads())
-    if t_elem is not None:
+    t_elem = rate = None
+    if not args.no_roofline:
+        t_elem = elementwise_seconds_per_pair(numba.get_num_threads())
+        rate = gemm_flop_rate(args.repeat)
         out.say(f"measured elementwise rate: {1e9 * t_elem:.3f} ns per (sqrt + division), "
-                f"{numba.get_num_threads()} threads")
+                f"{numba.get_num_threads()} threads; BLAS DGEMM {rate / 1e9:.1f} GFLOP/s")
 
     for m in parse_list(args.m):
         for d in parse_list(args.d):
@@ -284,11 +320,10 @@ def main(argv=None):
                 out.row(name, m, d, t, m * m, err,
                         f"{t / t_mf:5.1f}x meanfield's time; first call {first:.2f} s; {ok}")
             if t_elem is not None:
-                floor, gram, red, elem = roofline_seconds(m, d, numba.get_num_threads(),
-                                                          t_elem, args.repeat)
+                floor, gemm, elem, shapes = roofline_seconds(m, d, t_elem, rate, args.repeat)
                 out.row("roofline", m, d, floor, m * m, None,
-                        f"meanfield = {t_mf / floor:.2f}x floor (Gram {gram:.4f} + "
-                        f"reduction {red:.4f} + elementwise {elem:.4f} s)")
+                        f"meanfield = {t_mf / floor:.2f}x floor (products {gemm:.4f} + "
+                        f"elementwise {elem:.4f} s; BLAS at these shapes {shapes:.4f} s)")
             if results:
                 fastest = min(results, key=lambda k: results[k][0])
                 out.say(f"  fastest peer {fastest}: meanfield is "

@@ -170,7 +170,15 @@ class SampledBackend:
 
 
 def make_backend(problem, backend="exact", batch_size=512):
-    """Backend by name: ``exact`` or ``sampled``."""
+    """Backend by name (``exact`` or ``sampled``), or any object with
+    ``gradients(a, b, w, rng) -> (g_a, g_b, risk)``, ``risk(a, b, w)`` and ``name``
+    (e.g. a reduced model), which is returned as it is."""
+    if not isinstance(backend, str):
+        missing = [k for k in ("gradients", "risk", "name") if not hasattr(backend, k)]
+        if missing:
+            raise ValueError(f"backend object lacks {missing}; give 'exact', 'sampled' or an "
+                             "object with gradients(a, b, w, rng), risk(a, b, w) and name")
+        return backend
     if backend == "exact":
         return ExactBackend(problem)
     if backend == "sampled":

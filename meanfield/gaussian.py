@@ -53,7 +53,7 @@ __all__ = ["interaction", "kappa", "norm_target_terms", "sphere_coordinate_quadr
 
 _INV_2PI = 1.0 / (2.0 * pi)
 
-# Tile shapes. They fix the summation order, so they depend on nothing but the sizes.
+# Tile shapes (see _tile_shape). They fix the summation order, so they depend on d only.
 _TILE_ROWS = 64        # rows of b_out per block (general kernel)
 _TILE_COLS = 256       # sources per tile (general kernel)
 _TILE_SYM = 128        # square tile of the symmetric kernel
@@ -291,19 +291,20 @@ def _finish_rows(b, n2, radial, out_s, out_g):
 
 
 @kernel(error_model="numpy")
-def _general_block(ib, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
-    """Rows ib·64 … of :func:`_pair_sums` against all sources (writes those rows only)."""
+def _general_block(ib, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
+    """Rows ib·tr … of :func:`_pair_sums` against all sources, tc at a time (writes
+    those rows only)."""
     mt, d = bt.shape
     ms = bs.shape[0]
-    i0 = ib * _TILE_ROWS
-    ni = min(_TILE_ROWS, mt - i0)
-    dots = np.empty((_TILE_ROWS, _TILE_COLS))
-    w = np.empty((_TILE_ROWS, _TILE_COLS))
-    radial = np.zeros(_TILE_ROWS)
+    i0 = ib * tr
+    ni = min(tr, mt - i0)
+    dots = np.empty((tr, tc))
+    w = np.empty((tr, tc))
+    radial = np.zeros(tr)
     g = out_g[i0:i0 + ni]
     g[:] = 0.0
-    for k0 in range(0, ms, _TILE_COLS):
-        nk = min(_TILE_COLS, ms - k0)
+    for k0 in range(0, ms, tc):
+        nk = min(tc, ms - k0)
         _gram_tile(bt, i0, ni, bs, bs_t, k0, nk, dots)
         # both=False: the c_rows, theta and radial_cols arguments are not touched
         _tile_angles(dots, ni, nk, nt2[i0:i0 + ni], radial, ns2[k0:k0 + nk],
@@ -313,24 +314,32 @@ def _general_block(ib, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
 
 
 @parallel_kernel(error_model="numpy")
-def _pair_sums(bt, nt2, bs, bs_t, ns2, cs, out_s, out_g, serial):
+def _pair_sums(bt, nt2, bs, bs_t, ns2, cs, out_s, out_g, tr, tc, serial):
     """Kernel sums S_i = Σ_k c_k κ(b_i, b'_k) and G_i = Σ_k c_k ∇_1 κ(b_i, b'_k).
 
     Preconditions (checked by :func:`interaction`): ``bt`` (mt, d), ``bs`` (ms, d) and its
     transpose ``bs_t`` (d, ms) are C-contiguous float64, ms ≥ 1; ``nt2``/``ns2`` are the
     squared row norms; ``cs`` (ms,); ``out_s`` (mt,) and ``out_g`` (mt, d) are written, not
     accumulated into. The factor 1/(2π) is applied here; the law's v_ρ by the caller.
-    Parallel over blocks of 64 output rows: no shared writes, identical for any thread
-    count. ``serial`` runs the same blocks in a plain loop (small problems: see
-    :func:`_run_serially`); each block computes the same numbers either way.
+    Tiles of ``tr`` rows × ``tc`` sources (:func:`_tile_shape`). Parallel over blocks of
+    output rows: no shared writes, identical for any thread count. ``serial`` runs the
+    same blocks in a plain loop (small problems: see :func:`_run_serially`); each block
+    computes the same numbers either way.
     """
-    n_blocks = (bt.shape[0] + _TILE_ROWS - 1) // _TILE_ROWS
+    n_blocks = (bt.shape[0] + tr - 1) // tr
     if serial:
         for ib in range(n_blocks):
-            _general_block(ib, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g)
+            _general_block(ib, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g)
     else:
         for ib in prange(n_blocks):
-            _general_block(ib, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g)
+            _general_block(ib, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g)
+
+
+def _tile_shape(d):
+    """(rows, cols, symmetric) tile sizes for dimension d. Constant today: narrower tiles
+    for large d, to keep a tile's (tile, d) operands in L2, measured no faster at d = 300
+    and d = 1000 (benchmarks/README.md); kept as the one place to choose them."""
+    return _TILE_ROWS, _TILE_COLS, _TILE_SYM
 
 
 def _run_serially(m_out, m_src, d):
@@ -341,11 +350,11 @@ def _run_serially(m_out, m_src, d):
 
 
 @kernel(error_model="numpy")
-def _sym_worker(v, b, b_t, c, n2, buf_r, buf_g):
-    """Virtual worker v of :func:`_pair_sums_symmetric`: its run of tiles, into its buffers."""
+def _sym_worker(v, tb, b, b_t, c, n2, buf_r, buf_g):
+    """Virtual worker v of :func:`_pair_sums_symmetric`: its run of tb × tb tiles, into
+    its buffers."""
     m, d = b.shape
     n_workers = buf_g.shape[0]
-    tb = _TILE_SYM
     n_blocks = (m + tb - 1) // tb
     n_tiles = n_blocks * (n_blocks + 1) // 2
     t_first = n_tiles * v // n_workers
@@ -390,12 +399,12 @@ def _sym_worker(v, b, b_t, c, n2, buf_r, buf_g):
 
 
 @kernel(error_model="numpy")
-def _sym_finish_block(ib, b, n2, buf_r, buf_g, out_s, out_g):
+def _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g):
     """Rows of block ib of :func:`_pair_sums_symmetric`: add the workers' buffers in
     worker order, then finish the rows (writes those rows only)."""
     m, d = b.shape
-    i0 = ib * _TILE_SYM
-    i1 = min(m, i0 + _TILE_SYM)
+    i0 = ib * tb
+    i1 = min(m, i0 + tb)
     radial = np.zeros(i1 - i0)
     out_g[i0:i1] = 0.0
     for v in range(buf_g.shape[0]):
@@ -409,7 +418,7 @@ def _sym_finish_block(ib, b, n2, buf_r, buf_g, out_s, out_g):
 
 
 @parallel_kernel(error_model="numpy")
-def _pair_sums_symmetric(b, b_t, c, n2, buf_r, buf_g, out_s, out_g, serial):
+def _pair_sums_symmetric(b, b_t, c, n2, buf_r, buf_g, out_s, out_g, tb, serial):
     """:func:`_pair_sums` for ``b_src = b_out = b``: each unordered pair of tiles once.
 
     Preconditions: ``b`` (m, d) and ``b_t`` (d, m) C-contiguous float64, m ≥ 1; ``c`` (m,);
@@ -418,7 +427,7 @@ def _pair_sums_symmetric(b, b_t, c, n2, buf_r, buf_g, out_s, out_g, serial):
     inside a parallel kernel becomes a parallel region of its own); ``out_s`` (m,) and
     ``out_g`` (m, d) are written.
 
-    1. The n_b(n_b + 1)/2 tiles (I ≤ K) of 128 × 128, split into ``n_workers`` fixed
+    1. The n_b(n_b + 1)/2 tiles (I ≤ K) of tb × tb (:func:`_tile_shape`), split into ``n_workers`` fixed
        contiguous runs. An off-diagonal tile adds to rows I and K, so each *virtual*
        worker accumulates into its own buffers (:func:`interaction` caps them at 256 MiB
        in all, beyond which it uses the general kernel); the threads share the workers.
@@ -430,18 +439,18 @@ def _pair_sums_symmetric(b, b_t, c, n2, buf_r, buf_g, out_s, out_g, serial):
     Two parallel regions in all: each costs microseconds on an idle machine but waits for
     every thread, which is slow when other processes hold the cores.
     """
-    n_blocks = (b.shape[0] + _TILE_SYM - 1) // _TILE_SYM
+    n_blocks = (b.shape[0] + tb - 1) // tb
     n_workers = buf_g.shape[0]
     if serial:
         for v in range(n_workers):
-            _sym_worker(v, b, b_t, c, n2, buf_r, buf_g)
+            _sym_worker(v, tb, b, b_t, c, n2, buf_r, buf_g)
         for ib in range(n_blocks):
-            _sym_finish_block(ib, b, n2, buf_r, buf_g, out_s, out_g)
+            _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g)
     else:
         for v in prange(n_workers):
-            _sym_worker(v, b, b_t, c, n2, buf_r, buf_g)
+            _sym_worker(v, tb, b, b_t, c, n2, buf_r, buf_g)
         for ib in prange(n_blocks):
-            _sym_finish_block(ib, b, n2, buf_r, buf_g, out_s, out_g)
+            _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g)
 
 
 def _check_rows(name, arr, d=None):
@@ -491,14 +500,17 @@ def interaction(b_out, b_src, c_src):
         out_g[:] = 0.0
         return out_s, out_g
     if symmetric:
-        n_workers = _SYM_WORKERS if m > _TILE_SYM else 1  # one block: one tile
+        tr, tc, tb = _tile_shape(d)
+        n_workers = _SYM_WORKERS if m > tb else 1  # one block: one tile
         _pair_sums_symmetric(b_out, np.ascontiguousarray(b_out.T), c_src,
                              np.einsum("ij,ij->i", b_out, b_out), np.zeros((n_workers, m)),
-                             np.zeros((n_workers, m, d)), out_s, out_g, _run_serially(m, m, d))
+                             np.zeros((n_workers, m, d)), out_s, out_g, tb,
+                             _run_serially(m, m, d))
     else:
         _pair_sums(b_out, np.einsum("ij,ij->i", b_out, b_out), b_src,
                    np.ascontiguousarray(b_src.T), np.einsum("ij,ij->i", b_src, b_src), c_src,
-                   out_s, out_g, _run_serially(b_out.shape[0], b_src.shape[0], b_out.shape[1]))
+                   out_s, out_g, *_tile_shape(d)[:2],
+                   _run_serially(b_out.shape[0], b_src.shape[0], d))
     return out_s, out_g
 
 

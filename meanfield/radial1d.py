@@ -78,7 +78,7 @@ from .engine import snapshot_steps
 from .gaussian import _norm_target_kernel, sphere_coordinate_quadrature
 from .integrators import get_integrator
 from .problem import norm_target_alpha
-from .reduced import reduced_interaction
+from .reduced import BlockReduction, reduced_interaction
 
 __all__ = ["RadialKernel", "RadialFlowResult", "simulate_radial", "ESTIMATORS",
            "fold_angle", "sample_sphere_coordinate"]
@@ -173,11 +173,8 @@ class RadialKernel:
 
     # -- direct quadrature (slow, for the tables and the accuracy checks) -------------------
     def _orientation_rule(self, n_nodes):
-        t_h, w_h = sphere_coordinate_quadrature(self.d_H, n_nodes)
-        t_p, w_p = sphere_coordinate_quadrature(self.d_perp, n_nodes)
-        nodes = np.stack(np.meshgrid(t_h, t_p, indexing="ij"), axis=-1).reshape(-1, 2)
-        weights = np.outer(w_h, w_p).ravel()
-        return np.ascontiguousarray(nodes), np.ascontiguousarray(weights)
+        """Tensor rule over (t_H, t_⊥): the (‖b_H‖, ‖b_⊥‖) reduction's quadrature."""
+        return BlockReduction((self.d_H, self.d_perp), (True, True)).quadrature(n_nodes)
 
     def kernel_direct(self, theta, theta2, n_nodes=96):
         """K(θ_i, θ'_k) and ∂_θ K by direct tensor quadrature; arrays (n, n2)."""

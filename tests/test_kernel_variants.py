@@ -101,7 +101,7 @@ def test_atan2_special_values_are_those_of_math_atan2():
 
 
 @pytest.mark.parametrize("m,n,d", [(1, 1, 1), (130, 300, 3), (65, 257, 15), (64, 77, 16),
-                                   (129, 40, 41)])
+                                   (129, 40, 41), (70, 130, 300)])
 def test_general_kernel_matches_dense_formula(rng, m, n, d):
     """Sizes straddle the 64-row blocks, 256-source tiles and the d < 16 Gram switch."""
     b_out = rng.standard_normal((m, d))
@@ -113,9 +113,11 @@ def test_general_kernel_matches_dense_formula(rng, m, n, d):
     assert _rel(g, g_ref) <= RTOL_PAIR
 
 
-@pytest.mark.parametrize("m,d", [(1, 4), (127, 10), (300, 15), (300, 16), (700, 33)])
+@pytest.mark.parametrize("m,d", [(1, 4), (127, 10), (300, 15), (300, 16), (700, 33),
+                                 (150, 200), (100, 600)])
 def test_symmetric_kernel_matches_dense_formula(rng, m, d):
-    """1 to 6 blocks of 128: idle workers, one tile per worker, several tiles per worker."""
+    """1 to 6 blocks of 128 rows: idle workers, one tile per worker, several tiles per
+    worker; d on both sides of the Gram switch at 16, and large."""
     b = rng.standard_normal((m, d))
     c = rng.standard_normal(m)
     s, g = interaction(b, b, c)
@@ -193,8 +195,8 @@ def test_serial_and_parallel_drivers_compute_the_same_numbers(rng):
     for serial in (True, False):
         s_sym, g_sym, s_gen, g_gen = np.empty(m), np.empty((m, d)), np.empty(m), np.empty((m, d))
         gaussian._pair_sums_symmetric(b, b_t, c, n2, np.zeros((8, m)), np.zeros((8, m, d)),
-                                      s_sym, g_sym, serial)
-        gaussian._pair_sums(b, n2, b, b_t, n2, c, s_gen, g_gen, serial)
+                                      s_sym, g_sym, 128, serial)
+        gaussian._pair_sums(b, n2, b, b_t, n2, c, s_gen, g_gen, 64, 256, serial)
         outs.append((s_sym, g_sym, s_gen, g_gen))
     for one, two in zip(*outs):
         assert np.array_equal(one, two)

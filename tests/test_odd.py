@@ -140,7 +140,7 @@ def test_moment_particles_reproduce_moments(rng):
 
 
 # ---------------------------------------------------------- particle flow vs reduction
-@pytest.mark.parametrize("integrator", ["euler", "heun"])
+@pytest.mark.parametrize("integrator", odd.REDUCIBLE_INTEGRATORS)
 @pytest.mark.parametrize("m", [4, 16, 64])
 def test_paired_flow_is_the_reduction_to_roundoff(m, integrator):
     """A paired start run with exact gradients has, step for step, the moments of the

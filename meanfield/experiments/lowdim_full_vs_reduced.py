@@ -207,6 +207,9 @@ def _plot(ctx, config, widths, results, means, summary):
     ax.loglog(w, means["coupled_full_reduced"][0] * (w / w[0]) ** -0.5, "k--", lw=1,
               label="m^-1/2")
     ax.loglog(w, means["risk_full_reduced"][0] * (w / w[0]) ** -1.0, "k:", lw=1, label="m^-1")
+    ax.set_xticks(w)
+    ax.set_xticks([], minor=True)
+    ax.set_xticklabels([str(int(x)) for x in w])
     ax.set_xlabel("width m")
     ax.set_ylabel("discrepancy (mean over seeds)")
     ax.set_title("full vs reduced models as m grows")
