@@ -198,7 +198,7 @@ def elementwise_seconds_per_pair(threads, repeat=5):
     n = 2048  # 16 KiB: stays in L1, so this is the arithmetic rate, not memory
     x = np.random.default_rng(1).uniform(1.0, 2.0, (threads * 4, n))
     out = np.empty_like(x)
-    reps = 200
+    reps = 4000  # ~30 ms per call: the parallel region's start-up is negligible
     t = best_time(lambda: sqrt_div(x, out, reps), repeat)
     return t / (x.size * reps)
 

@@ -12,7 +12,9 @@ beside them) into runs/figures-odd and copies its PNGs here: odd_risk.png (risk 
 risk vs t), odd_distance.png (‖w − w*‖ vs t with the bound), odd_gap.png (gap to the reduced
 ODE vs m, log–log, fitted slope), odd_symmetry.png (even part of the predictor vs t).
 Extra arguments (e.g. ``--threads 1`` on a busy machine) are passed to the command line.
-Runtime: RUNTIME_NOTE
+Runtime: 18.6 minutes with ``--threads 1`` on 2 shared, busy cores (load ≈ 4): the four
+m = 1024 exact runs take ≈ 170 s each and the m = 1024 SGD run 255 s; the seed paper's four
+widths alone (random start, seed 0, exact) take 200 s, against 10.4 minutes for its own code.
 """
 import shutil
 import subprocess

@@ -9,8 +9,19 @@ Every compiled kernel in ``meanfield`` is declared through :func:`kernel` or
   kernel asks for it: NaN checks downstream must keep working.
 * Parallel kernels loop with ``prange`` over the index that owns the output and never
   write to shared memory, so results are bit-identical for any thread count.
+* Options such as ``error_model="numpy"`` or ``inline="always"`` pass through. Do not use
+  ``numba.set_parallel_chunksize`` or ``numba.get_thread_id`` inside kernels: they make a
+  kernel uncacheable (and results would depend on the thread count).
 """
-import numba
+import os
+
+# GNU OpenMP threads spin between parallel regions; when other processes hold the cores
+# (shared machines, clusters) a region then waits ~10 ms for a descheduled thread. Passive
+# waiting costs little here (small problems skip parallel regions altogether) and must be
+# set before the OpenMP runtime starts; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
 
 __all__ = ["kernel", "parallel_kernel", "SAFE_FASTMATH", "prange", "set_threads", "get_threads"]
 

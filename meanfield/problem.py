@@ -210,7 +210,12 @@ class OddPowerTarget:
             raise ValueError(f"OddPowerTarget.power must be an odd positive integer, got {self.power}")
 
     def __call__(self, x):
-        return self.coef * (x ** self.power) @ self.z
+        # x ** p with an integer array exponent is a slow pow(); odd powers by products
+        xp = x
+        x2 = x * x
+        for _ in range((self.power - 1) // 2):
+            xp = xp * x2
+        return self.coef * xp @ self.z
 
 
 def _double_factorial(n):

@@ -72,7 +72,7 @@ def test_config_file_and_set_give_the_same_run(tmp_path):
         .count('"n_steps": 10') == 1
 
 
-LONG = ["flow", "--set", "n_particles=48", "--set", "d=6", "--set", "n_steps=2000",
+LONG = ["flow", "--set", "n_particles=48", "--set", "d=6", "--set", "n_steps=20000",
         "--set", "checkpoint_every=25", "--set", "backend=sampled", "--set", "batch_size=64",
         "--quiet"]
 
@@ -106,7 +106,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     step = _checkpoint_step(tmp_path / "killed")
-    assert 0 < step < 2000, "the run finished before it could be killed: make it longer"
+    assert 0 < step < 20000, "the run finished before it could be killed: make it longer"
     assert not (tmp_path / "killed" / "summary.json").exists()
     code, _, err = run_cli("--resume", str(tmp_path / "killed"), "--quiet")
     assert code == 0, err
@@ -123,7 +123,7 @@ def test_ctrl_c_writes_checkpoint_and_exits_cleanly(tmp_path):
     summary = json.loads((tmp_path / "int" / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     step = _checkpoint_step(tmp_path / "int")
-    assert 0 < step < 2000
+    assert 0 < step < 20000
     assert run_cli("--resume", str(tmp_path / "int"), "--quiet")[0] == 0
     assert json.loads((tmp_path / "int" / "summary.json").read_text())["status"] == "ok"
 
