@@ -49,7 +49,8 @@ from scipy.special import roots_jacobi
 
 from ._numba import kernel, parallel_kernel, prange
 
-__all__ = ["interaction", "kappa", "norm_target_terms", "sphere_coordinate_quadrature"]
+__all__ = ["interaction", "kappa", "norm_target_terms", "sphere_average_terms",
+           "sphere_coordinate_quadrature"]
 
 _INV_2PI = 1.0 / (2.0 * pi)
 
@@ -591,6 +592,40 @@ def _norm_target_kernel(b, d_h, nodes, weights, out_t, out_g):
             out_g[i, l] = g * _INV_2PI
 
 
+def sphere_average_terms(b, n_h_cols, nodes, weights):
+    """E_v κ(b_i, v) and its gradient in b_i, for v uniform on a unit sphere whose span holds
+    the first ``n_h_cols`` coordinates, with a given quadrature in t = ⟨v, b_H/‖b_H‖⟩.
+
+    This is the building block of the norm target (‖x_H‖ = α E_v σ(⟨v, x_H⟩)): κ depends on
+    b only through ‖b_H‖ and ‖b‖, so reduced models whose H-block is stored as fewer columns
+    (e.g. just ‖b_H‖) pass their own ``n_h_cols`` and the quadrature of the true dim H.
+
+    Parameters
+    ----------
+    b : (m, p) array
+    n_h_cols : int
+        Number of leading columns of b that make up b_H (1 ≤ n_h_cols ≤ p).
+    nodes, weights : (q,) arrays
+        Quadrature for t ∼ γ_{dim H} (see :func:`sphere_coordinate_quadrature`).
+
+    Returns
+    -------
+    T : (m,) array
+    grad_T : (m, p) array
+    """
+    b = _check_rows("b", b)
+    if not 1 <= n_h_cols <= b.shape[1]:
+        raise ValueError(f"n_h_cols = {n_h_cols} must be between 1 and {b.shape[1]}")
+    nodes = np.ascontiguousarray(nodes, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if nodes.ndim != 1 or nodes.shape != weights.shape:
+        raise ValueError("nodes and weights must be 1-D arrays of the same length")
+    out_t = np.empty(b.shape[0])
+    out_g = np.empty_like(b)
+    _norm_target_kernel(b, int(n_h_cols), nodes, weights, out_t, out_g)
+    return out_t, out_g
+
+
 def norm_target_terms(b, d_H, n_nodes=64):
     """E[‖x_H‖ σ(⟨b, x⟩)] and its gradient for x ∼ N(0, I_d), H = first d_H coordinates.
 
@@ -612,8 +647,6 @@ def norm_target_terms(b, d_H, n_nodes=64):
     if not 1 <= d_H <= b.shape[1]:
         raise ValueError(f"d_H = {d_H} must be between 1 and d = {b.shape[1]}")
     nodes, weights = sphere_coordinate_quadrature(d_H, n_nodes)
-    out_t = np.empty(b.shape[0])
-    out_g = np.empty_like(b)
-    _norm_target_kernel(b, int(d_H), nodes, weights, out_t, out_g)
+    out_t, out_g = sphere_average_terms(b, int(d_H), nodes, weights)
     alpha = norm_target_alpha(d_H)
     return alpha * out_t, alpha * out_g

@@ -75,7 +75,7 @@ from scipy.fft import dct, dctn
 
 from ._numba import kernel, parallel_kernel, prange
 from .engine import snapshot_steps
-from .gaussian import _norm_target_kernel, sphere_coordinate_quadrature
+from .gaussian import sphere_average_terms, sphere_coordinate_quadrature
 from .integrators import get_integrator
 from .problem import norm_target_alpha
 from .reduced import BlockReduction, reduced_interaction
@@ -194,9 +194,7 @@ class RadialKernel:
         """A(θ) and A'(θ) by direct Gauss–Jacobi quadrature; arrays (n,)."""
         u = _unit(theta)
         t, w = sphere_coordinate_quadrature(self.d_H, n_nodes)
-        out_t = np.empty(u.shape[0])
-        out_g = np.empty_like(u)
-        _norm_target_kernel(u, 1, t, w, out_t, out_g)
+        out_t, out_g = sphere_average_terms(u, 1, t, w)
         tangent = np.stack([-u[:, 1], u[:, 0]], axis=1)
         return self.alpha * out_t, self.alpha * np.einsum("ij,ij->i", out_g, tangent)
 

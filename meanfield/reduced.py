@@ -44,7 +44,7 @@ import numpy as np
 from ._numba import parallel_kernel, prange
 from .backends import ExactBackend
 from .engine import snapshot_steps
-from .gaussian import _norm_target_kernel, sphere_coordinate_quadrature
+from .gaussian import sphere_average_terms, sphere_coordinate_quadrature
 from .integrators import get_integrator
 from .problem import (CallableTarget, GaussianLaw, Problem, SphereLaw, Teacher,
                       norm_target_alpha)
@@ -419,10 +419,8 @@ class ReducedBackend:
             # T depends on z only through ‖b_H‖² and ‖b‖²: put H's columns first and use the
             # full-space kernel with d_H replaced by the number of those columns.
             zp = np.ascontiguousarray(z[:, self._perm])
-            out_t = np.empty(m)
-            out_g = np.empty_like(zp)
-            _norm_target_kernel(zp, int(self._n_h_cols), self._t_nodes, self._t_weights,
-                                out_t, out_g)
+            out_t, out_g = sphere_average_terms(zp, int(self._n_h_cols), self._t_nodes,
+                                                self._t_weights)
             scale = self.norm.coef * self.v_rho * self._alpha
             t += scale * out_t
             g += scale * out_g[:, self._inv_perm]
