@@ -32,6 +32,17 @@ from .symmetry import orbit_init, symmetry_defect
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # ``meanfield.film`` is imported on first use, so that ``python -m meanfield.film`` does
+    # not find it already imported (and matplotlib stays unloaded until a film is made)
+    if name == "film":
+        import importlib
+
+        return importlib.import_module(".film", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Problem", "GaussianLaw", "SphereLaw", "SampledLaw", "rademacher_law", "boolean_cube_law",
     "symmetric_mixture_law", "Teacher", "NormTarget", "OddPowerTarget", "CallableTarget",

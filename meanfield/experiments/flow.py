@@ -36,7 +36,11 @@ DEFAULTS = {
     "n_snapshots": 6,
     "snapshot_spacing": "log",
     "checkpoint_every": 500,
+    "film": False,
 }
+
+#: snapshots taken for a film when n_snapshots is left at its default
+FILM_SNAPSHOTS = 100
 
 CHOICES = {
     "integrator": ["euler", "heun", "rk4", "euler_projected", "momentum"],
@@ -68,6 +72,13 @@ def check(config):
     require(config["record_every"] >= 1, "record_every", "must be >= 1")
     require(config["n_snapshots"] >= 0, "n_snapshots", "must be >= 0")
     require(config["checkpoint_every"] >= 1, "checkpoint_every", "must be >= 1")
+    if config["film"]:
+        require(config["n_snapshots"] != 0, "n_snapshots", "film = true needs snapshots; "
+                "leave n_snapshots unset (100 are taken) or set it >= 1")
+        if config["n_snapshots"] == DEFAULTS["n_snapshots"]:
+            # a film needs more frames than the default six: resolved here, so that
+            # config.json records what was run
+            config["n_snapshots"] = FILM_SNAPSHOTS
     require(config["init"] != "file" or config["init_file"], "init_file",
             "init = 'file' needs init_file (an .npz with arrays a (m,) and b (m, d))")
     require(config["init"] != "paired" or config["n_particles"] % 2 == 0, "n_particles",
@@ -251,4 +262,8 @@ def run(config, ctx):
     idx = np.unique(np.round(np.linspace(0, result.t.size - 1, 6)).astype(int))
     for i in idx:
         ctx.log(f"  t = {result.t[i]:8.3f}   risk = {result.risk[i]:.6e}")
+    if config["film"]:
+        from ..film import render
+
+        summary["film"] = render(ctx.out_dir, out=ctx.path("film.mp4")).name
     return summary
