@@ -427,7 +427,7 @@ class _Frames:
 
     # -- risk curve
     def _setup_risk(self, t_rec, r_rec):
-        ax = self.fig.add_axes([0.6, 0.12, 0.37, 0.76])
+        ax = self.fig.add_axes([0.625, 0.12, 0.35, 0.76])
         ax.tick_params(labelsize=7)
         ax.set_xlabel("t", fontsize=8)
         ax.set_ylabel("risk", fontsize=8)
