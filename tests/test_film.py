@@ -272,3 +272,18 @@ def test_flow_film_needs_snapshots(tmp_path):
     code = main(["flow", "--set", "film=true", "--set", "n_snapshots=0", "--out",
                  str(tmp_path / "r")], stdout=io.StringIO(), stderr=err)
     assert code == 2 and "n_snapshots" in err.getvalue() and not (tmp_path / "r").exists()
+
+
+def test_command_line_entry_point(tmp_path):
+    # one subprocess only (importing the package takes seconds): the exit-2 paths are
+    # tested through main() above
+    import os
+    import subprocess
+
+    run = full_folder(tmp_path / "run", s=2)
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    good = subprocess.run([sys.executable, "-m", "meanfield.film", str(run), "--format", "gif",
+                           "--dpi", str(DPI)], capture_output=True, text=True, env=env)
+    assert good.returncode == 0, good.stderr
+    assert good.stderr == ""  # no warning (e.g. about the module being imported twice)
+    assert iio.imread(run / "film.gif", index=None).shape[:3] == (2,) + FRAME_HW
