@@ -5,7 +5,9 @@ whose ffmpeg ships inside the wheel) or a GIF (through Pillow). Every frame show
 particles at one snapshot time next to the risk curve, with a marker at that time; the
 frame's title carries t and the risk. The axes are fixed over the whole film.
 
-Views (``--view``; ``auto`` picks the first that applies):
+Views (``--view``; ``auto``: ``subspace`` for f* = ‖x_H‖, ``teacher`` for a target of one
+or two directions, else ``pca``; ``subspace`` for block-reduced runs, ``histogram`` for 1-D
+runs):
 
 ``teacher``   full model, a target with one or two directions (a teacher with ≤ 2 units, a
               linear target β, the odd target's direction w* ∝ z): with two directions, the
@@ -20,9 +22,10 @@ gets the largest marker) and the colour is the sign of a (red a > 0, blue a < 0)
 
 Run-folder format read here: ``snapshot_t`` (s,) and, by ``model`` (a string array; absent
 means ``"full"``): full: ``snapshot_a`` (s, m), ``snapshot_b`` (s, m, d); block_reduced:
-``snapshot_a`` (s, m), ``snapshot_z`` (s, m, k) and ``n_explicit`` (‖b_⊥‖ is the last column
-of z, ‖b_H‖ the norm of the others); radial1d: ``snapshot_c``, ``snapshot_theta`` (s, m),
-``eps`` and ``weights`` (m,). ``t`` and ``risk`` (the recorded risk curve) are optional.
+``snapshot_a`` (s, m), ``snapshot_z`` (s, m, k) (‖b_⊥‖ is the last column of z; the others,
+``n_explicit`` coordinates of b_H and then the norms of reduced blocks of H, give ‖b_H‖);
+radial1d: ``snapshot_c``, ``snapshot_theta`` (s, m), ``eps`` and ``weights`` (m,; uniform
+if absent). ``t`` and ``risk`` (the recorded risk curve) are optional.
 Target directions come from an optional ``target_directions`` (k, d) array, else, for runs
 of the ``flow`` experiment, from the problem rebuilt from ``config.json``.
 
@@ -105,8 +108,8 @@ def load_film(run_dir):
         raise ConfigError("RUN_DIR", f"{path} is a run of the odd-moment ODE, which has no "
                                      "particles to film; film the particle run instead")
     needed = {"full": ("snapshot_a", "snapshot_b"),
-              "block_reduced": ("snapshot_a", "snapshot_z", "n_explicit"),
-              "radial1d": ("snapshot_c", "snapshot_theta", "eps", "weights")}[model]
+              "block_reduced": ("snapshot_a", "snapshot_z"),
+              "radial1d": ("snapshot_c", "snapshot_theta", "eps")}[model]
     missing = [k for k in ("snapshot_t",) + needed if k not in traj]
     if missing:
         raise ConfigError("RUN_DIR", f"{path} has no snapshots ({', '.join(missing)} missing); "
@@ -397,7 +400,8 @@ class _Frames:
 
         traj = self.data["traj"]
         eps = np.asarray(traj["eps"], dtype=np.float64)
-        w = np.asarray(traj["weights"], dtype=np.float64)
+        w = (np.asarray(traj["weights"], dtype=np.float64) if "weights" in traj
+             else np.full(eps.shape[0], 1.0 / eps.shape[0]))
         c = np.asarray(traj["snapshot_c"], dtype=np.float64)
         th = np.asarray(traj["snapshot_theta"], dtype=np.float64)
         hists = [angle_law(eps, c[i], th[i], w, bins) for i in range(c.shape[0])]
