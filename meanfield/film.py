@@ -352,8 +352,13 @@ class _Frames:
     def _setup_particles(self, view, info):
         self.xy, a, labels, drawn = _particle_coords(self.data, view, info)
         ax = self.fig.add_axes([0.075, 0.12, 0.42, 0.76])
-        ax.set_xlim(*_limits(self.xy[..., 0]))
-        ax.set_ylim(*_limits(self.xy[..., 1]))
+        xlim, ylim = _limits(self.xy[..., 0]), _limits(self.xy[..., 1])
+        if any(v is None for _, v, _ in drawn):
+            # (‖b_H‖, ‖b_⊥‖): keep ‖b_⊥‖ = 0, where the target's units live, in view
+            xlim = (min(xlim[0], -0.03 * xlim[1]), xlim[1])
+            ylim = (min(ylim[0], -0.03 * ylim[1]), ylim[1])
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
         ax.set_xlabel(labels[0], fontsize=8)
         ax.set_ylabel(labels[1], fontsize=8)
         ax.tick_params(labelsize=7)
