@@ -317,11 +317,9 @@ class _Frames:
     """One matplotlib figure whose artists are updated in place, frame by frame."""
 
     def __init__(self, data, view, info, dpi):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib.figure import Figure
+        # a Figure with its own Agg canvas: no pyplot, so the caller's backend is untouched
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
         self.data = data
         traj = data["traj"]
