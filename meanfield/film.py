@@ -221,8 +221,9 @@ def _choose_view(model, view, info):
                                     "here: auto, " + ", ".join(allowed))
     if view == "teacher" and not 1 <= k <= 2:
         why = info["note"] or f"the target has {k} directions"
+        other = "subspace or pca" if info["d_H"] is not None else "pca"
         raise ConfigError("--view", f"'teacher' needs a target with 1 or 2 directions ({why}); "
-                                    "use --view pca")
+                                    f"use --view {other}")
     if view == "subspace" and model == "full" and info["d_H"] is None:
         raise ConfigError("--view", "'subspace' needs a target f* = ‖x_H‖ (target = 'norm'); "
                                     "use --view pca or teacher")
