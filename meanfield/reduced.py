@@ -37,14 +37,15 @@ which is the same point of the full space (b_B ↦ −b_B has the same law).
 """
 import time
 from dataclasses import dataclass
-from math import atan2, pi, sqrt
+from math import pi, sqrt
 
 import numpy as np
 
-from ._numba import parallel_kernel, prange
+from ._numba import kernel, parallel_kernel, prange
 from .backends import ExactBackend
 from .engine import snapshot_steps
-from .gaussian import sphere_average_terms, sphere_coordinate_quadrature
+from .gaussian import (_abt_tile, _atan2, _finish_rows, _gram_tile, _sym_finish_block,
+                       _transpose_scaled, sphere_average_terms, sphere_coordinate_quadrature)
 from .integrators import get_integrator
 from .problem import (CallableTarget, GaussianLaw, Problem, SphereLaw, Teacher,
                       norm_target_alpha)
@@ -56,85 +57,284 @@ _INV_2PI = 1.0 / (2.0 * pi)
 
 
 # ----------------------------------------------------------------------------- the kernel
-@parallel_kernel
-def _reduced_pair_sums(yt, rt, nt2, ys, rs, ns2, cs, nodes, weights, out_s, out_gy, out_gr):
-    """S_i = Σ_k c_k κ̃(z_i, z'_k) and its gradient in z_i = (y_i, r_i).
+# How the pair sums are computed (the design of meanfield/gaussian.py, with quadrature):
+#
+# With e_ik = ⟨y_i, y'_k⟩ and, at node j, dot_ikj = e_ik + Σ_l r_il r'_kl t_jl,
+# cross_ikj = √max(‖z_i‖²‖z'_k‖² − dot², 0), θ_ikj = π − γ_ikj = atan2(cross, −dot), let
+#
+#     A_ik = Σ_j w_j θ_ikj,   B_ikl = Σ_j w_j θ_ikj t_jl,   C_ik = Σ_j w_j cross_ikj.
+#
+# Then g_i = (Σ_k c_k A_ik y'_k, Σ_k c_k B_ikl r'_kl) and radial_i = Σ_k c_k C_ik give
+# S_i = (radial_i + ⟨z_i, g_i⟩)/2π and ∇S_i = (g_i + radial_i z_i/‖z_i‖²)/2π: the full
+# kernel's finishing step (gaussian._finish_rows) applied to z. The O(m² p) work is the
+# Gram tile of the explicit coordinates and one reduction tile (gaussian's register-blocked
+# products); the O(m² Q (R + 1)) work is the elementwise pass of :func:`_reduced_row`,
+# vectorised over the sources of a tile (branch-free gaussian._atan2). Nothing of size
+# m × m is stored. When the sources are the outputs (the particle interaction), each
+# unordered pair of tiles is visited once, with fixed virtual workers as in gaussian.py, so
+# the numbers depend on the sizes only, never on the thread count; small problems run
+# without a parallel region. The elementwise pass is not contracted: on a diagonal tile the
+# squared norms are read from the Gram diagonal, so a self-pair whose block norms are all 0
+# (or whose reduced blocks all have size 1, t = ±1) gets cross = 0 and θ = π exactly.
 
-    Preconditions (checked by :func:`reduced_interaction`): ``yt`` (mt, p), ``rt`` (mt, R),
-    ``ys`` (ms, p), ``rs`` (ms, R) C-contiguous float64 (p or R may be 0); ``nt2`` (mt,) and
-    ``ns2`` (ms,) the squared norms ‖y‖² + ‖r‖²; ``cs`` (ms,); ``nodes`` (Q, R) and
-    ``weights`` (Q,) a tensor quadrature for (t_1..t_R) with weights summing to 1.
-    Outputs are written, not accumulated into; the factor 1/(2π) is applied here.
+# Tile shapes and workers (fix the summation order; they depend on nothing but constants).
+_RED_TILE_ROWS = 64        # rows per block (general kernel)
+_RED_TILE_COLS = 256       # sources per tile (general kernel)
+_RED_TILE_SYM = 128        # square tile of the symmetric kernel
+_RED_WORKERS = 8           # virtual workers (own accumulation buffers), symmetric kernel
+_RED_BUFFER_BYTES = 256 << 20  # their buffers' cap: past it, the general kernel
+_RED_SERIAL_WORK = 1 << 23     # m_out·m_src·(p + Q (16 + 2R)) below this: no parallel region
 
-    Per pair and node: dot = ⟨y, y'⟩ + Σ_l r_l r'_l t_l, cross = √max(‖b‖²‖b'‖² − dot², 0),
-    γ = atan2(cross, dot); κ = (cross + (π − γ) dot)/2π and, as in MATH §2 (the ∂γ terms
-    cancel), ∂κ/∂y = ((π − γ) y' + cross y/‖b‖²)/2π, ∂κ/∂r_l = ((π − γ) t_l r'_l
-    + cross r_l/‖b‖²)/2π. A pair with r_l r'_l = 0 for every l does not depend on the nodes
-    and is evaluated once. Parallel over i (the output row): identical for any thread count.
+
+def _run_serially(m_out, m_src, p, n_red, q):
+    """Small problems run without a parallel region (as gaussian._run_serially, whose unit
+    is one pair's elementwise pass ≈ 16 and one explicit coordinate ≈ 1; here every node
+    costs a pass and 2R rank-1 updates). Depends on the sizes only."""
+    return m_out * m_src * (p + q * (16 + 2 * n_red)) < _RED_SERIAL_WORK
+
+
+@kernel(error_model="numpy", fastmath={"reassoc"})
+def _reduced_row(erow, nk, z_i, p, n2_i, c_i, n2k, ck, r_t, k0, nodes, weights,
+                 dot, tw, arow, brow, crow, wrow, trow, g_i, col_r, col_g, both):
+    """One output row i against the nk sources k0 … k0 + nk − 1 of a tile.
+
+    On entry ``erow[kk]`` = e_ik. Writes ``wrow[kk]`` = c_k A_ik, adds Σ_k c_k B_ikl r'_kl
+    to ``g_i[p + l]`` and returns Σ_k c_k C_ik. If ``both`` (the symmetric kernel: the
+    transposed pair's share too), also writes ``trow[kk]`` = A_ik and adds c_i C_ik to
+    ``col_r[kk]`` and c_i r_il B_ikl to ``col_g[l, kk]``. ``dot``, ``tw``, ``arow``,
+    ``brow`` (R, ≥ nk) and ``crow`` are scratch. ``r_t`` (R, m_src) holds the sources'
+    block norms transposed. No contraction (see the notes above).
     """
-    mt, p = yt.shape
-    n_red = rt.shape[1]
+    q, n_red = nodes.shape
+    n2r = n2k[:nk]
+    cr = ck[:nk]
+    a = arow[:nk]
+    cc = crow[:nk]
+    dr = dot[:nk]
+    twr = tw[:nk]
+    er = erow[:nk]
+    a[:] = 0.0
+    cc[:] = 0.0
+    brow[:, :nk] = 0.0
+    for j in range(q):
+        wj = weights[j]
+        dr[:] = er
+        for l in range(n_red):
+            u = z_i[p + l] * nodes[j, l]
+            if u != 0.0:  # r_il = 0: the pair does not see block l's orientation
+                rl = r_t[l, k0:k0 + nk]
+                for kk in range(nk):
+                    dr[kk] += u * rl[kk]
+        for kk in range(nk):  # vectorised: _atan2 has no branches
+            dd = dr[kk]
+            cross = sqrt(max(n2_i * n2r[kk] - dd * dd, 0.0))
+            th = wj * _atan2(cross, -dd)
+            a[kk] += th
+            cc[kk] += wj * cross
+            twr[kk] = th
+        for l in range(n_red):
+            t = nodes[j, l]
+            bl = brow[l, :nk]
+            for kk in range(nk):
+                bl[kk] += t * twr[kk]
+    radial = 0.0
+    wr = wrow[:nk]
+    for kk in range(nk):
+        wr[kk] = cr[kk] * a[kk]
+        radial += cr[kk] * cc[kk]
+    for l in range(n_red):
+        bl = brow[l, :nk]
+        rl = r_t[l, k0:k0 + nk]
+        s = 0.0
+        for kk in range(nk):
+            s += cr[kk] * bl[kk] * rl[kk]
+        g_i[p + l] += s
+    if both:
+        tr_ = trow[:nk]
+        tr_[:] = a
+        colr = col_r[:nk]
+        for kk in range(nk):
+            colr[kk] += c_i * cc[kk]
+        for l in range(n_red):
+            f = c_i * z_i[p + l]
+            if f != 0.0:
+                bl = brow[l, :nk]
+                cg = col_g[l, :nk]
+                for kk in range(nk):
+                    cg[kk] += f * bl[kk]
+    return radial
+
+
+@kernel(error_model="numpy")
+def _reduced_general_block(ib, tr, tc, zt, yt, nt2, ys, ys_t, rs_t, ns2, cs, nodes, weights,
+                           out_s, out_g):
+    """Rows ib·tr … of :func:`_reduced_pair_sums` against all sources, tc at a time (writes
+    those rows only)."""
+    mt, ncol = zt.shape
+    p = yt.shape[1]
+    n_red = ncol - p
     ms = ys.shape[0]
-    q = weights.shape[0]
-    for i in prange(mt):
-        prod = np.empty(n_red)
-        acc_b = np.empty(n_red)
-        acc_s = 0.0
-        acc_cross = 0.0
-        for l in range(p):
-            out_gy[i, l] = 0.0
-        for l in range(n_red):
-            out_gr[i, l] = 0.0
-        for k in range(ms):
-            c = cs[k]
-            if c == 0.0:
-                continue
-            e = 0.0
-            for l in range(p):
-                e += yt[i, l] * ys[k, l]
-            flat = True
-            for l in range(n_red):
-                prod[l] = rt[i, l] * rs[k, l]
-                acc_b[l] = 0.0
-                if prod[l] != 0.0:
-                    flat = False
-            nn = nt2[i] * ns2[k]
-            s_k = 0.0
-            cross_k = 0.0
-            a_k = 0.0
-            if flat:
-                cross = sqrt(max(nn - e * e, 0.0))
-                wpa = pi - atan2(cross, e)
-                s_k = cross + wpa * e
-                cross_k = cross
-                a_k = wpa
-            else:
-                for j in range(q):
-                    dot = e
-                    for l in range(n_red):
-                        dot += prod[l] * nodes[j, l]
-                    cross = sqrt(max(nn - dot * dot, 0.0))
-                    wq = weights[j]
-                    wpa = wq * (pi - atan2(cross, dot))
-                    s_k += wq * cross + wpa * dot
-                    cross_k += wq * cross
-                    a_k += wpa
-                    for l in range(n_red):
-                        acc_b[l] += wpa * nodes[j, l]
-            acc_s += c * s_k
-            acc_cross += c * cross_k
-            for l in range(p):
-                out_gy[i, l] += c * a_k * ys[k, l]
-            if not flat:
+    i0 = ib * tr
+    ni = min(tr, mt - i0)
+    dots = np.zeros((tr, tc))
+    w = np.empty((tr, tc))
+    dot = np.empty(tc)
+    tw = np.empty(tc)
+    arow = np.empty(tc)
+    crow = np.empty(tc)
+    brow = np.empty((n_red, tc))
+    radial = np.zeros(tr)
+    g = out_g[i0:i0 + ni]
+    g[:] = 0.0
+    for k0 in range(0, ms, tc):
+        nk = min(tc, ms - k0)
+        if p > 0:
+            _gram_tile(yt, i0, ni, ys, ys_t, k0, nk, dots)
+        for ii in range(ni):
+            # both=False: c_i, trow, col_r and col_g are not touched
+            radial[ii] += _reduced_row(dots[ii], nk, zt[i0 + ii], p, nt2[i0 + ii], 0.0,
+                                       ns2[k0:k0 + nk], cs[k0:k0 + nk], rs_t, k0, nodes,
+                                       weights, dot, tw, arow, brow, crow, w[ii], w[ii],
+                                       g[ii], radial, brow, False)
+        if p > 0:
+            _abt_tile(w, 0, 0, ni, ys_t, 0, k0, p, nk, g, True)
+    _finish_rows(zt[i0:i0 + ni], nt2[i0:i0 + ni], radial, out_s[i0:i0 + ni], g)
+
+
+@parallel_kernel(error_model="numpy")
+def _reduced_pair_sums(zt, yt, nt2, ys, ys_t, rs_t, ns2, cs, nodes, weights, out_s, out_g,
+                       tr, tc, serial):
+    """S_i = Σ_k c_k κ̃(z_i, z'_k) and its gradient in z_i = (y_i, r_i), general sources.
+
+    Preconditions (checked by :func:`reduced_interaction`): ``zt`` (mt, p + R) and its
+    explicit part ``yt`` (mt, p); ``ys`` (ms, p), its transpose ``ys_t`` (p, ms) and the
+    sources' block norms transposed ``rs_t`` (R, ms), all C-contiguous float64 (p or R may
+    be 0), ms ≥ 1; ``nt2`` (mt,) and ``ns2`` (ms,) the squared norms ‖y‖² + ‖r‖²; ``cs``
+    (ms,); ``nodes`` (Q, R) and ``weights`` (Q,) a tensor quadrature for (t_1..t_R) with
+    weights summing to 1. ``out_s`` (mt,) and ``out_g`` (mt, p + R) are written, not
+    accumulated into; the factor 1/(2π) is applied here.
+
+    Per pair and node: κ = (cross + θ dot)/2π and, as in MATH §2 (the ∂γ terms cancel),
+    ∂κ/∂y = (θ y' + cross y/‖z‖²)/2π, ∂κ/∂r_l = (θ t_l r'_l + cross r_l/‖z‖²)/2π (see the
+    notes above for the tiling). Tiles of ``tr`` rows × ``tc`` sources; parallel over blocks
+    of output rows (no shared writes), or the same blocks in a plain loop if ``serial``:
+    identical for any thread count.
+    """
+    n_blocks = (zt.shape[0] + tr - 1) // tr
+    if serial:
+        for ib in range(n_blocks):
+            _reduced_general_block(ib, tr, tc, zt, yt, nt2, ys, ys_t, rs_t, ns2, cs, nodes,
+                                   weights, out_s, out_g)
+    else:
+        for ib in prange(n_blocks):
+            _reduced_general_block(ib, tr, tc, zt, yt, nt2, ys, ys_t, rs_t, ns2, cs, nodes,
+                                   weights, out_s, out_g)
+
+
+@kernel(error_model="numpy")
+def _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf_g):
+    """Virtual worker v of :func:`_reduced_pair_sums_symmetric`: its run of tb × tb tiles
+    (I ≤ K, row-major order of the upper triangle), into its buffers."""
+    m, ncol = z.shape
+    p = y.shape[1]
+    n_red = ncol - p
+    n_workers = buf_g.shape[0]
+    n_blocks = (m + tb - 1) // tb
+    n_tiles = n_blocks * (n_blocks + 1) // 2
+    t_first = n_tiles * v // n_workers
+    t_last = n_tiles * (v + 1) // n_workers
+    ib = 0
+    t = t_first
+    while ib < n_blocks and t >= n_blocks - ib:
+        t -= n_blocks - ib
+        ib += 1
+    kb = ib + t
+    dots = np.zeros((tb, tb))
+    w = np.empty((tb, tb))
+    theta = np.empty((tb, tb))
+    n2_diag = np.empty(tb)
+    dot = np.empty(tb)
+    tw = np.empty(tb)
+    arow = np.empty(tb)
+    crow = np.empty(tb)
+    brow = np.empty((n_red, tb))
+    col_g = np.empty((n_red, tb))
+    g_v = buf_g[v]
+    r_v = buf_r[v]
+    for _ in range(t_first, t_last):
+        i0 = ib * tb
+        ni = min(tb, m - i0)
+        k0 = kb * tb
+        nk = min(tb, m - k0)
+        if p > 0:
+            _gram_tile(y, i0, ni, y, y_t, k0, nk, dots)
+        if ib == kb:
+            # squared norms from the tile's own Gram diagonal: a flat self-pair has
+            # cross = 0 and θ = π exactly
+            for ii in range(ni):
+                s = dots[ii, ii]
                 for l in range(n_red):
-                    out_gr[i, l] += c * acc_b[l] * rs[k, l]
-        out_s[i] = acc_s * _INV_2PI
-        # (cross/‖b‖²) b term; at b = 0 the feature is flat in that direction
-        radial = acc_cross / nt2[i] if nt2[i] > 0.0 else 0.0
-        for l in range(p):
-            out_gy[i, l] = (out_gy[i, l] + radial * yt[i, l]) * _INV_2PI
-        for l in range(n_red):
-            out_gr[i, l] = (out_gr[i, l] + radial * rt[i, l]) * _INV_2PI
+                    s += z[i0 + ii, p + l] * z[i0 + ii, p + l]
+                n2_diag[ii] = s
+            for ii in range(ni):
+                r_v[i0 + ii] += _reduced_row(dots[ii], ni, z[i0 + ii], p, n2_diag[ii], 0.0,
+                                             n2_diag, c[i0:i0 + ni], r_t, i0, nodes, weights,
+                                             dot, tw, arow, brow, crow, w[ii], w[ii],
+                                             g_v[i0 + ii], r_v, col_g, False)
+            if p > 0:
+                _abt_tile(w, 0, 0, ni, y_t, 0, i0, p, ni, g_v[i0:i0 + ni], True)
+        else:
+            col_g[:, :nk] = 0.0
+            for ii in range(ni):
+                r_v[i0 + ii] += _reduced_row(dots[ii], nk, z[i0 + ii], p, n2[i0 + ii],
+                                             c[i0 + ii], n2[k0:k0 + nk], c[k0:k0 + nk], r_t,
+                                             k0, nodes, weights, dot, tw, arow, brow, crow,
+                                             w[ii], theta[ii], g_v[i0 + ii],
+                                             r_v[k0:k0 + nk], col_g, True)
+            if p > 0:
+                _abt_tile(w, 0, 0, ni, y_t, 0, k0, p, nk, g_v[i0:i0 + ni], True)
+                # rows K: Σ_ii c_i A_ik y_i, the tile transposed so the dots are contiguous
+                _transpose_scaled(theta, ni, nk, c[i0:i0 + ni], w)
+                _abt_tile(w, 0, 0, nk, y_t, 0, i0, p, ni, g_v[k0:k0 + nk], True)
+            for kk in range(nk):
+                for l in range(n_red):
+                    g_v[k0 + kk, p + l] += col_g[l, kk]
+        kb += 1
+        if kb == n_blocks:
+            ib += 1
+            kb = ib
+
+
+@parallel_kernel(error_model="numpy")
+def _reduced_pair_sums_symmetric(z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf_g, out_s,
+                                 out_g, tb, serial):
+    """:func:`_reduced_pair_sums` for sources = outputs: each unordered pair of tiles once.
+
+    Preconditions: ``z`` (m, p + R), ``y`` (m, p), ``y_t`` (p, m), ``r_t`` (R, m)
+    C-contiguous float64, m ≥ 1; ``c`` (m,); ``n2`` (m,) the squared norms; ``buf_r``
+    (n_workers, m) and ``buf_g`` (n_workers, m, p + R) zeros on entry (allocated by the
+    caller: an allocation inside a parallel kernel is a parallel region of its own);
+    ``out_s`` (m,), ``out_g`` (m, p + R) are written.
+
+    As gaussian._pair_sums_symmetric: the n_b(n_b + 1)/2 tiles (I ≤ K) are split into
+    ``n_workers`` fixed runs, each worker accumulating into its own buffers (an
+    off-diagonal tile adds to rows I and K: θ_ikj is symmetric in i, k); then, parallel over
+    row blocks, the buffers are added in worker order and the rows finished. Which thread
+    runs a worker never changes what it adds or in which order: identical for any thread
+    count (and with ``serial``).
+    """
+    n_blocks = (z.shape[0] + tb - 1) // tb
+    n_workers = buf_g.shape[0]
+    if serial:
+        for v in range(n_workers):
+            _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf_g)
+        for ib in range(n_blocks):
+            _sym_finish_block(ib, tb, z, n2, buf_r, buf_g, out_s, out_g)
+    else:
+        for v in prange(n_workers):
+            _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf_g)
+        for ib in prange(n_blocks):
+            _sym_finish_block(ib, tb, z, n2, buf_r, buf_g, out_s, out_g)
 
 
 def _split(z, n_explicit, name):
@@ -167,6 +367,13 @@ def reduced_interaction(z_out, z_src, c_src, n_explicit, nodes, weights):
     -------
     S : (m,) array
     grad : (m, p + R) array
+
+    Notes
+    -----
+    Memory O((m + n)(p + R)): tiles, never an m × n array. When ``z_src`` equals ``z_out``
+    (the particle interaction) each unordered pair is computed once (at most 256 MiB of
+    worker buffers). The derivative in a block norm r_il that is 0 is exactly 0 (κ̃ is even
+    in r_il). The numbers depend on the sizes only, never on the number of threads.
     """
     z_out, yt, rt = _split(z_out, n_explicit, "z_out")
     z_src, ys, rs = _split(z_src, n_explicit, "z_src")
@@ -181,14 +388,41 @@ def reduced_interaction(z_out, z_src, c_src, n_explicit, nodes, weights):
     if nodes.ndim != 2 or nodes.shape[1] != n_red or weights.shape != (nodes.shape[0],):
         raise ValueError(f"nodes must have shape (Q, {n_red}) and weights (Q,), got "
                          f"{nodes.shape} and {weights.shape}")
-    m = z_out.shape[0]
+    m, ncol = z_out.shape
+    p = int(n_explicit)
+    q = weights.shape[0]
+    symmetric = ((z_src is z_out or (z_src.shape == z_out.shape
+                                     and np.array_equal(z_src, z_out)))
+                 and _RED_WORKERS * 8 * m * (ncol + 1) <= _RED_BUFFER_BYTES)
+    nonzero = c_src != 0.0
+    if not symmetric and not nonzero.all():
+        # a source with c_k = 0 contributes nothing: drop it
+        z_src, ys, rs, c_src = z_src[nonzero], ys[nonzero], rs[nonzero], c_src[nonzero]
     out_s = np.empty(m)
-    out_gy = np.empty((m, n_explicit))
-    out_gr = np.empty((m, n_red))
-    _reduced_pair_sums(yt, rt, np.einsum("ij,ij->i", z_out, z_out), ys, rs,
-                       np.einsum("ij,ij->i", z_src, z_src), c_src, nodes, weights,
-                       out_s, out_gy, out_gr)
-    return out_s, np.hstack([out_gy, out_gr])
+    out_g = np.empty((m, ncol))
+    if m == 0 or z_src.shape[0] == 0:
+        out_s[:] = 0.0
+        out_g[:] = 0.0
+        return out_s, out_g
+    nt2 = np.einsum("ij,ij->i", z_out, z_out)
+    if symmetric:
+        n_workers = _RED_WORKERS if m > _RED_TILE_SYM else 1  # one block: one tile
+        _reduced_pair_sums_symmetric(z_out, yt, np.ascontiguousarray(yt.T),
+                                     np.ascontiguousarray(rt.T), c_src, nt2, nodes, weights,
+                                     np.zeros((n_workers, m)),
+                                     np.zeros((n_workers, m, ncol)), out_s, out_g,
+                                     _RED_TILE_SYM, _run_serially(m, m, p, n_red, q))
+    else:
+        ms = z_src.shape[0]
+        _reduced_pair_sums(z_out, yt, nt2, np.ascontiguousarray(ys), np.ascontiguousarray(ys.T),
+                           np.ascontiguousarray(rs.T), np.einsum("ij,ij->i", z_src, z_src),
+                           c_src, nodes, weights, out_s, out_g, _RED_TILE_ROWS,
+                           _RED_TILE_COLS, _run_serially(m, ms, p, n_red, q))
+    # κ̃ is even in every block norm: its derivative at r_il = 0 is exactly 0 (the
+    # quadrature's Σ_j w_j θ_j t_jl is 0 only to round-off when other blocks are not flat)
+    grad_r = out_g[:, p:]
+    grad_r[rt == 0.0] = 0.0
+    return out_s, out_g
 
 
 # ------------------------------------------------------------------------- the blocks

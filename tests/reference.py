@@ -95,3 +95,38 @@ def finite_difference_gradient(fun, a, b, h=1e-6):
         bm[idx] -= h
         gb[idx] = (fun(a, bp) - fun(a, bm)) / (2 * h)
     return ga, gb
+
+
+def reduced_interaction(z_out, z_src, c_src, n_explicit, nodes, weights):
+    """Σ_k c_k κ̃(z_i, z'_k) and its gradient in z_i = (y_i, r_i) (MATH §5), by building, at
+    every quadrature node t = (t_1..t_R), explicit vectors with the stated geometry:
+    b = (y, r_1, 0, …, r_R, 0) and b' = (y', r'_1 t_1, r'_1 √(1 − t_1²), …), so that
+    ‖b‖² = ‖y‖² + Σ r_l² and ⟨b, b'⟩ = ⟨y, y'⟩ + Σ_l r_l r'_l t_l; κ by MATH §2.1 (arccos),
+    its gradient by §2.2, and ∂/∂r_l the gradient's component along b's slot of r_l.
+    Vectorised over pairs, one node at a time; rows with z_i = 0 are not supported."""
+    z_out = np.asarray(z_out, dtype=float)
+    z_src = np.asarray(z_src, dtype=float)
+    p = int(n_explicit)
+    n_red = z_out.shape[1] - p
+    S = np.zeros(z_out.shape[0])
+    G = np.zeros(z_out.shape)
+    for t, wt in zip(np.atleast_2d(nodes), weights):
+        u = [z_out[:, :p]]
+        v = [z_src[:, :p]]
+        for l in range(n_red):
+            u += [z_out[:, p + l:p + l + 1], np.zeros((z_out.shape[0], 1))]
+            v += [z_src[:, p + l:p + l + 1] * t[l],
+                  z_src[:, p + l:p + l + 1] * np.sqrt(max(1.0 - t[l] ** 2, 0.0))]
+        u = np.hstack(u)[:, None, :]  # (m, 1, D)
+        v = np.hstack(v)[None, :, :]  # (1, n, D)
+        nu = np.linalg.norm(u, axis=-1)
+        nv = np.linalg.norm(v, axis=-1)
+        cos = np.clip(np.sum(u * v, axis=-1) / np.maximum(nu * nv, 1e-300), -1.0, 1.0)
+        g = np.arccos(cos)
+        kap = nu * nv * (np.sin(g) + (np.pi - g) * np.cos(g)) / (2 * np.pi)
+        grad = ((np.pi - g)[..., None] * v + (nv * np.sin(g) / nu)[..., None] * u) / (2 * np.pi)
+        S += wt * (kap @ np.asarray(c_src, dtype=float))
+        gsum = np.einsum("mnd,n->md", grad, np.asarray(c_src, dtype=float))
+        G[:, :p] += wt * gsum[:, :p]
+        G[:, p:] += wt * gsum[:, p::2][:, :n_red]
+    return S, G
