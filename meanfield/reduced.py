@@ -71,7 +71,8 @@ _INV_2PI = 1.0 / (2.0 * pi)
 # products); the O(m² Q (R + 1)) work is the elementwise pass of :func:`_reduced_row`,
 # vectorised over the sources of a tile (branch-free gaussian._atan2). Nothing of size
 # m × m is stored. When the sources are the outputs (the particle interaction), each
-# unordered pair of tiles is visited once, with fixed virtual workers as in gaussian.py, so
+# unordered pair is computed once (tiles I ≤ K, and the upper triangle of a diagonal tile:
+# θ_ikj is symmetric in i, k), with fixed virtual workers as in gaussian.py, so
 # the numbers depend on the sizes only, never on the thread count; small problems run
 # without a parallel region. The elementwise pass is not contracted: on a diagonal tile the
 # squared norms are read from the Gram diagonal, so a self-pair whose block norms are all 0
@@ -95,13 +96,13 @@ def _run_serially(m_out, m_src, p, n_red, q):
 
 @kernel(error_model="numpy", fastmath={"reassoc"})
 def _reduced_row(erow, nk, z_i, p, n2_i, c_i, n2k, ck, r_t, k0, nodes, weights,
-                 dot, tw, arow, brow, crow, wrow, trow, g_i, col_r, col_g, both):
+                 dot, tw, arow, brow, crow, wrow, trow, g_i, col_r, col_g, c0, both):
     """One output row i against the nk sources k0 … k0 + nk − 1 of a tile.
 
     On entry ``erow[kk]`` = e_ik. Writes ``wrow[kk]`` = c_k A_ik, adds Σ_k c_k B_ikl r'_kl
     to ``g_i[p + l]`` and returns Σ_k c_k C_ik. If ``both`` (the symmetric kernel: the
     transposed pair's share too), also writes ``trow[kk]`` = A_ik and adds c_i C_ik to
-    ``col_r[kk]`` and c_i r_il B_ikl to ``col_g[l, kk]``. ``dot``, ``tw``, ``arow``,
+    ``col_r[kk]`` and c_i r_il B_ikl to ``col_g[l, c0 + kk]``. ``dot``, ``tw``, ``arow``,
     ``brow`` (R, ≥ nk) and ``crow`` are scratch. ``r_t`` (R, m_src) holds the sources'
     block norms transposed. No contraction (see the notes above).
     """
@@ -159,7 +160,7 @@ def _reduced_row(erow, nk, z_i, p, n2_i, c_i, n2k, ck, r_t, k0, nodes, weights,
             f = c_i * z_i[p + l]
             if f != 0.0:
                 bl = brow[l, :nk]
-                cg = col_g[l, :nk]
+                cg = col_g[l, c0:c0 + nk]
                 for kk in range(nk):
                     cg[kk] += f * bl[kk]
     return radial
@@ -195,7 +196,7 @@ def _reduced_general_block(ib, tr, tc, zt, yt, nt2, ys, ys_t, rs_t, ns2, cs, nod
             radial[ii] += _reduced_row(dots[ii], nk, zt[i0 + ii], p, nt2[i0 + ii], 0.0,
                                        ns2[k0:k0 + nk], cs[k0:k0 + nk], rs_t, k0, nodes,
                                        weights, dot, tw, arow, brow, crow, w[ii], w[ii],
-                                       g[ii], radial, brow, False)
+                                       g[ii], radial, brow, 0, False)
         if p > 0:
             _abt_tile(w, 0, 0, ni, ys_t, 0, k0, p, nk, g, True)
     _finish_rows(zt[i0:i0 + ni], nt2[i0:i0 + ni], radial, out_s[i0:i0 + ni], g)
@@ -276,13 +277,29 @@ def _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf
                 for l in range(n_red):
                     s += z[i0 + ii, p + l] * z[i0 + ii, p + l]
                 n2_diag[ii] = s
+            col_g[:, :ni] = 0.0
             for ii in range(ni):
-                r_v[i0 + ii] += _reduced_row(dots[ii], ni, z[i0 + ii], p, n2_diag[ii], 0.0,
-                                             n2_diag, c[i0:i0 + ni], r_t, i0, nodes, weights,
-                                             dot, tw, arow, brow, crow, w[ii], w[ii],
-                                             g_v[i0 + ii], r_v, col_g, False)
+                i = i0 + ii
+                # the self-pair into row i only, then each pair (ii, kk > ii) once
+                rad = _reduced_row(dots[ii, ii:], 1, z[i], p, n2_diag[ii], 0.0, n2_diag[ii:],
+                                   c[i:], r_t, i, nodes, weights, dot, tw, arow, brow, crow,
+                                   w[ii, ii:], w[ii, ii:], g_v[i], r_v, col_g, 0, False)
+                if ii + 1 < ni:
+                    rad += _reduced_row(dots[ii, ii + 1:], ni - ii - 1, z[i], p, n2_diag[ii],
+                                        c[i], n2_diag[ii + 1:], c[i + 1:], r_t, i + 1, nodes,
+                                        weights, dot, tw, arow, brow, crow, w[ii, ii + 1:],
+                                        theta[ii, ii + 1:], g_v[i], r_v[i + 1:], col_g,
+                                        ii + 1, True)
+                r_v[i] += rad
+                w[ii, :ii] = 0.0          # the lower triangle is the upper one's transpose
+                theta[ii, :ii + 1] = 0.0
             if p > 0:
                 _abt_tile(w, 0, 0, ni, y_t, 0, i0, p, ni, g_v[i0:i0 + ni], True)
+                _transpose_scaled(theta, ni, ni, c[i0:i0 + ni], w)
+                _abt_tile(w, 0, 0, ni, y_t, 0, i0, p, ni, g_v[i0:i0 + ni], True)
+            for kk in range(ni):
+                for l in range(n_red):
+                    g_v[i0 + kk, p + l] += col_g[l, kk]
         else:
             col_g[:, :nk] = 0.0
             for ii in range(ni):
@@ -290,7 +307,7 @@ def _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf
                                              c[i0 + ii], n2[k0:k0 + nk], c[k0:k0 + nk], r_t,
                                              k0, nodes, weights, dot, tw, arow, brow, crow,
                                              w[ii], theta[ii], g_v[i0 + ii],
-                                             r_v[k0:k0 + nk], col_g, True)
+                                             r_v[k0:k0 + nk], col_g, 0, True)
             if p > 0:
                 _abt_tile(w, 0, 0, ni, y_t, 0, k0, p, nk, g_v[i0:i0 + ni], True)
                 # rows K: Σ_ii c_i A_ik y_i, the tile transposed so the dots are contiguous

@@ -1,8 +1,12 @@
 """The block-symmetric reduced flow (meanfield.reduced) against the full model."""
+import numba
 import numpy as np
 import pytest
 
 import meanfield as mf
+import reference as ref
+from conftest import RTOL_KERNEL
+from meanfield import reduced
 from meanfield.backends import ExactBackend
 from meanfield.gaussian import norm_target_terms
 from meanfield.lowdim import sample_reduced_init
@@ -43,6 +47,102 @@ def _random_reduced(blocks, m, rng):
     z = rng.standard_normal((m, blocks.n_coords))
     z[:, blocks.n_explicit:] = np.abs(z[:, blocks.n_explicit:])
     return z
+
+
+#: block layouts of the kernel checks: explicit H, both blocks reduced, d_H = 1 both ways
+#: (a reduced block of size 1 has the two nodes t = ±1), four and five mixed blocks
+LAYOUTS = {
+    "H explicit": BlockReduction.subspace(9, 3),
+    "H reduced": BlockReduction.subspace(9, 3, reduce_H=True),
+    "d_H = 1": BlockReduction.subspace(7, 1),
+    "d_H = 1 reduced": BlockReduction.subspace(7, 1, reduce_H=True),
+    "mixed": BlockReduction((2, 3, 1, 4), (False, True, False, True)),
+    "three reduced": BlockReduction((1, 2, 3, 4, 1), (True, False, True, True, False)),
+}
+
+
+def _with_zero_norms(blocks, z):
+    """Rows 0–9 on the reflection-invariant sets: every block norm 0 (one kept if there is
+    no explicit coordinate, so that z ≠ 0), rows 10–19 the first block norm only."""
+    p = blocks.n_explicit
+    z[:10, p:] = 0.0
+    if p == 0:
+        z[:10, -1] = 1.3
+    z[10:20, p] = 0.0
+    return z
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_reduced_kernel_matches_numpy_reference(layout):
+    # m = 140 > one 128-tile: the symmetric kernel visits diagonal and off-diagonal tiles
+    blocks = LAYOUTS[layout]
+    nodes, weights = blocks.quadrature(8)
+    p = blocks.n_explicit
+    rng = np.random.default_rng(list(LAYOUTS).index(layout))
+    z = _with_zero_norms(blocks, _random_reduced(blocks, 140, rng))
+    c = rng.standard_normal(140) * rng.random(140)  # non-uniform, some exactly 0
+    c[::13] = 0.0
+    z_src = _with_zero_norms(blocks, _random_reduced(blocks, 37, rng))
+    c_src = rng.standard_normal(37)
+    for src, c_k in ((z, c), (z_src, c_src)):  # symmetric and general kernels
+        s, g = reduced_interaction(z, src, c_k, p, nodes, weights)
+        s_ref, g_ref = ref.reduced_interaction(z, src, c_k, p, nodes, weights)
+        np.testing.assert_allclose(s, s_ref, rtol=RTOL_KERNEL,
+                                   atol=RTOL_KERNEL * np.max(np.abs(s_ref)))
+        np.testing.assert_allclose(g, g_ref, rtol=RTOL_KERNEL,
+                                   atol=RTOL_KERNEL * np.max(np.abs(g_ref)))
+        # κ̃ is even in every block norm: the derivative at r_l = 0 is exactly 0
+        assert np.all(g[:, p:][z[:, p:] == 0.0] == 0.0)
+
+
+def test_reduced_interaction_uses_non_uniform_weights():
+    rng = np.random.default_rng(11)
+    d, d_H, m = 10, 2, 150
+    blocks = BlockReduction.subspace(d, d_H)
+    law = mf.GaussianLaw(scale=1.5)
+    backend = ReducedBackend(mf.Problem(d, mf.NormTarget(d_H), law=law), blocks, n_nodes=8)
+    a = rng.standard_normal(m)
+    z = _with_zero_norms(blocks, _random_reduced(blocks, m, rng))
+    w = rng.dirichlet(0.3 * np.ones(m))  # far from uniform
+    s, g = backend.interaction_terms(a, z, w)
+    s_ref, g_ref = ref.reduced_interaction(z, z, w * a, d_H, *blocks.quadrature(8))
+    np.testing.assert_allclose(s, 1.5 ** 2 * s_ref, rtol=RTOL_KERNEL,
+                               atol=RTOL_KERNEL * np.max(np.abs(s)))
+    np.testing.assert_allclose(g, 1.5 ** 2 * g_ref, rtol=RTOL_KERNEL,
+                               atol=RTOL_KERNEL * np.max(np.abs(g)))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+def test_reduced_kernel_identical_for_any_thread_count(monkeypatch):
+    blocks = LAYOUTS["mixed"]
+    nodes, weights = blocks.quadrature(8)
+    p, n_red, q = blocks.n_explicit, blocks.n_reduced, weights.size
+    rng = np.random.default_rng(12)
+    m, m_src = 601, 299  # several tiles, not multiples of any tile or thread count
+    z = _with_zero_norms(blocks, _random_reduced(blocks, m, rng))
+    z_src = _random_reduced(blocks, m_src, rng)
+    c, c_src = rng.standard_normal(m), rng.standard_normal(m_src)
+    # both sizes reach the parallel branch (no serial fallback) of the intended kernel
+    assert not reduced._run_serially(m, m, p, n_red, q)
+    assert not reduced._run_serially(m, m_src, p, n_red, q)
+    serial_flags = []
+    for name in ("_reduced_pair_sums", "_reduced_pair_sums_symmetric"):
+        kernel = getattr(reduced, name)
+        monkeypatch.setattr(reduced, name, lambda *args, _k=kernel, _n=name:
+                            serial_flags.append((_n, args[-1])) or _k(*args))
+    before = numba.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            outs.append(reduced_interaction(z, z, c, p, nodes, weights)
+                        + reduced_interaction(z, z_src, c_src, p, nodes, weights))
+    finally:
+        numba.set_num_threads(before)
+    assert serial_flags == 2 * [("_reduced_pair_sums_symmetric", False),
+                                ("_reduced_pair_sums", False)]
+    for first, other in zip(*outs):
+        assert np.array_equal(first, other)
 
 
 @pytest.mark.parametrize("reduce_H", [False, True])
