@@ -18,7 +18,8 @@ Rows:
   skipped when m²d > 2·10¹⁰).
 
 Every time is a median over ``--repeat`` runs after two warm-up calls; the first call
-(compile or cache load) is reported apart, with the 1-minute load average.
+(compile or cache load) is reported apart, with the median CPU time of the timed runs
+(all threads) and the 1-minute load average.
 
 Run (about 2 minutes on 2 cores, most of it the old kernel at m = 4096)::
 
@@ -31,6 +32,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -41,7 +43,25 @@ if "--worker" not in sys.argv:  # a worker imports meanfield from its PYTHONPATH
 
 from _common import Output, load_average, machine_lines, median_time, parse_list  # noqa: E402
 
+# before Numba's threads start: meanfield._numba sets the OpenMP wait policy (passive)
+import meanfield._numba  # noqa: E402,F401
+
 D_H = 5
+
+
+def timed(fn, repeat):
+    """:func:`_common.median_time` plus the median CPU time of the same runs (all threads of
+    this process; less sensitive than wall time to other processes on a shared machine)."""
+    cpu = []
+
+    def run():
+        c0 = time.process_time()
+        out = fn()
+        cpu.append(time.process_time() - c0)
+        return out
+
+    t, first, result = median_time(run, repeat)
+    return t, first, float(np.median(cpu[2:])), result
 
 
 def reduced_inputs(m, d, seed=0):
@@ -84,9 +104,9 @@ def worker(args):
         if m > args.before_max_m:
             continue
         for d in parse_list(args.d):
-            t, first, (ga, gz, _) = median_time(reduced_call(m, d, args.n_nodes), args.repeat)
+            t, first, cpu, (ga, gz, _) = timed(reduced_call(m, d, args.n_nodes), args.repeat)
             saved[f"{m}_{d}"] = np.concatenate([ga, gz.ravel()])
-            print(json.dumps({"m": m, "d": d, "median_s": t, "first_s": first,
+            print(json.dumps({"m": m, "d": d, "median_s": t, "first_s": first, "cpu_s": cpu,
                               "load": load_average()}), flush=True)
     np.savez(args.save, **saved)
 
@@ -145,23 +165,24 @@ def main(argv=None):
     out.header()
     for m in parse_list(args.m):
         for d in parse_list(args.d):
-            t, first, (ga, gz, _) = median_time(reduced_call(m, d, args.n_nodes), args.repeat)
+            t, first, cpu, (ga, gz, _) = timed(reduced_call(m, d, args.n_nodes), args.repeat)
             out.row("reduced", m, d, t, m * m, None,
-                    f"first {first:.3f} s, load {load_average():.2f}")
+                    f"first {first:.3f} s, cpu {cpu:.4f} s, load {load_average():.2f}")
             if (m, d) in before:
                 g = np.concatenate([ga, gz.ravel()])
                 g_old = before_g[f"{m}_{d}"]
                 rel = float(np.linalg.norm(g_old - g) / np.linalg.norm(g))
                 r = before[(m, d)]
                 out.row("reduced-before", m, d, r["median_s"], m * m, rel,
-                        f"first {r['first_s']:.3f} s, load {r['load']:.2f}, "
-                        f"{r['median_s'] / t:.1f}x the time")
+                        f"first {r['first_s']:.3f} s, cpu {r['cpu_s']:.4f} s, "
+                        f"load {r['load']:.2f}; {r['median_s'] / t:.1f}x the wall time, "
+                        f"{r['cpu_s'] / cpu:.1f}x the cpu time")
         for d in parse_list(args.full_d):
             if m * m * d > 2e10:
                 continue
-            t, first, _ = median_time(full_call(m, d), args.repeat)
+            t, first, cpu, _ = timed(full_call(m, d), args.repeat)
             out.row("full-exact", m, d, t, m * m, None,
-                    f"first {first:.3f} s, load {load_average():.2f}")
+                    f"first {first:.3f} s, cpu {cpu:.4f} s, load {load_average():.2f}")
     return 0
 
 
