@@ -2,27 +2,30 @@
 provenance, checkpoints and resume.
 
 Exit status: 0 success; 1 the run itself failed (summary.json says why, the last good state
-is kept); 2 invalid input (one line on stderr naming the key and the accepted values;
-nothing written); 130 interrupted by Ctrl-C (a checkpoint is written; ``--resume DIR``
-continues).
+is kept); 2 invalid input (one line on stderr naming the key and what to change; nothing
+written), including a run that would not fit in memory, an occupied folder and a resume
+that would change settings; 130 interrupted by Ctrl-C and 143 by SIGTERM (a checkpoint is
+written; ``--resume DIR`` continues).
 """
 import argparse
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import time
 from pathlib import Path
 
 from . import experiments
-from .config import ConfigError, load_toml, parse_set, resolve_config
-from .io import atomic_write_json
+from .config import (ConfigError, check_applies, check_generic, load_toml, parse_set,
+                     resolve_config)
+from .io import atomic_write_json, file_mode
 from .runctx import Interrupted, RunContext, RunFailed
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,24 +77,136 @@ def _list(out):
         out.write(f"{name:26s} {module.SUMMARY}\n")
 
 
+LOCK = ".lock"
+#: numerical failures that mean the computation diverged (a failed run, exit 1), not a bug
+_NUMERICAL = (FloatingPointError, OverflowError, ZeroDivisionError)
+_NON_FINITE = re.compile(r"\bNaN\b|\binf\b|non-finite|invalid numeric|not finite", re.I)
+
+
+def _read_saved(run_dir):
+    """config.json of a run folder, checked; raises ConfigError naming --resume."""
+    cfg_file = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise ConfigError("--resume", f"{run_dir} is not a folder")
+    if not cfg_file.is_file():
+        raise ConfigError("--resume", f"{run_dir} is not a run folder (no config.json)")
+    try:
+        saved = json.loads(cfg_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError("--resume", f"{cfg_file} is not readable JSON ({exc}); restore it "
+                                      "from the run's start") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("experiment"), str) \
+            or not isinstance(saved.get("config"), dict):
+        raise ConfigError("--resume", f"{cfg_file} lacks 'experiment' or 'config'; it was not "
+                                      "written by python -m meanfield.simulate")
+    return saved
+
+
+def _stamped_files(run_dir):
+    """Checkpoints and parts of a run folder (the files a resume continues from)."""
+    files = [run_dir / "checkpoint.npz"] if (run_dir / "checkpoint.npz").exists() else []
+    for sub in ("parts", "checkpoints"):
+        files += sorted((run_dir / sub).glob("*.npz"))
+    return files
+
+
+def _diff_keys(old, new):
+    keys = sorted(set(old) | set(new))
+    return [f"{k} ({old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r})" for k in keys
+            if old.get(k, "<absent>") != new.get(k, "<absent>")]
+
+
+def _verify_resume(run_dir, saved):
+    """Refuse a resume that would mix settings or continue from a damaged state.
+
+    Every checkpoint and part must be readable and finite, and must have been made with the
+    config now in config.json; config.json itself must match the hash written at the start.
+    """
+    import numpy as np
+
+    from .config import config_hash
+    from .io import CONFIG_ARRAY
+
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        try:
+            status = json.loads(summary.read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            status = None
+        if status in ("ok", "failed"):
+            raise ConfigError("--resume", f"{run_dir} holds a finished run (status {status}); "
+                                          "its results are kept: start a new run with --out")
+    config = saved["config"]
+    for path in _stamped_files(run_dir):
+        rel = path.relative_to(run_dir)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except Exception as exc:  # truncated, zeroed, empty: zipfile, OSError, ValueError...
+            raise ConfigError("--resume", f"{rel} is unreadable ({type(exc).__name__}); the "
+                                          f"folder is left as it was: delete {rel} to redo "
+                                          "that part from its start") from None
+        for k in ("a", "b", "weights"):
+            if k in arrays and not (arrays[k].dtype.kind == "f"
+                                    and np.all(np.isfinite(arrays[k]))):
+                raise ConfigError("--resume", f"{rel} holds a non-finite state ({k}); the "
+                                              f"folder is left as it was: delete {rel} to "
+                                              "redo that part from its start")
+        if CONFIG_ARRAY in arrays:
+            made_with = json.loads(str(arrays[CONFIG_ARRAY]))
+            diff = _diff_keys(made_with, config)
+            if diff:
+                raise ConfigError("--resume", f"config.json differs from the config {rel} was "
+                                              f"made with: {'; '.join(diff)}. Only --threads may "
+                                              "change on resume: restore config.json or start a "
+                                              "new run")
+    if "config_sha256" in saved and config_hash(config) != saved["config_sha256"]:
+        raise ConfigError("--resume", "config.json was edited after the run started (its "
+                                      "config no longer matches config_sha256); only --threads "
+                                      "may change on resume: restore it or start a new run")
+
+
+def _validate(module, config, user_keys):
+    """Every check that can refuse a config, in order: generic, applicability, experiment."""
+    check_generic(config, module.DEFAULTS)
+    check_applies(config, user_keys, getattr(module, "APPLIES", None),
+                  getattr(module, "IMPLIES", None))
+    if hasattr(module, "resolve"):
+        module.resolve(config, user_keys)
+    # sizes first: an experiment's own checks may build the problem, which for a hopeless
+    # size would already exhaust the memory; an estimate that cannot be computed before the
+    # range checks (say a zero divisor) is computed after them
+    try:
+        estimate = _estimate(module, config)
+    except ConfigError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError):
+        estimate = None
+    if hasattr(module, "check"):
+        module.check(config)
+    return estimate if estimate is not None else _estimate(module, config)
+
+
 def _prepare(args):
     """Resolve experiment, config and output folder; raises ConfigError, writes nothing."""
-    if args.resume:
+    if args.resume is not None:
+        if not args.resume:
+            raise ConfigError("--resume", "is empty; give the run folder to continue")
         run_dir = Path(args.resume)
-        cfg_file = run_dir / "config.json"
-        if not cfg_file.exists():
-            raise ConfigError("--resume", f"{run_dir} is not a run folder (no config.json)")
-        if args.experiment or args.config or args.set:
-            raise ConfigError("--resume", "takes no experiment, --config or --set: the run's "
-                                          "own config.json is used")
-        saved = json.loads(cfg_file.read_text())
+        if args.experiment or args.config or args.set or args.out is not None:
+            raise ConfigError("--resume", "takes no experiment, --config, --set or --out: the "
+                                          "run's own config.json and folder are used")
+        saved = _read_saved(run_dir)
         name = saved["experiment"]
         try:
             module = experiments.get(name)
         except KeyError:
-            raise ConfigError("--resume", f"unknown experiment {name!r} in {cfg_file}") from None
+            raise ConfigError("--resume", f"unknown experiment {name!r} in "
+                                          f"{run_dir / 'config.json'}") from None
+        _verify_resume(run_dir, saved)
         config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), saved["config"])
-        return name, module, config, run_dir, saved
+        estimate = _validate(module, config, set())
+        return name, module, config, run_dir, saved, estimate
     name = args.experiment or experiments.DEFAULT_EXPERIMENT
     available = experiments.available()
     if name not in available:
@@ -102,22 +217,124 @@ def _prepare(args):
     if args.config:
         layers.append(load_toml(args.config))
     layers.append(parse_set(args.set))
+    user_keys = {k for layer in layers for k in layer}
     config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), *layers)
-    if hasattr(module, "check"):
-        module.check(config)
-    if args.out:
+    estimate = _validate(module, config, user_keys)
+    if args.out is not None:
+        if not args.out.strip():
+            raise ConfigError("--out", "is empty; give a folder name, or leave --out out for "
+                                       "runs/EXPERIMENT-TIME")
         run_dir = Path(args.out)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        _check_out(run_dir)
+    else:
+        run_dir = None  # chosen when the folder is claimed
+    return name, module, config, run_dir, None, estimate
+
+
+def _busy(run_dir):
+    """True when ``run_dir`` holds anything but a lock file."""
+    return any(p.name != LOCK for p in run_dir.iterdir())
+
+
+def _check_out(run_dir):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError("--out", f"{run_dir} exists and is not a folder; choose a folder name")
+    try:
+        if run_dir.is_dir() and _busy(run_dir):
             raise ConfigError("--out", f"{run_dir} already exists and is not empty; choose "
                                        "another folder, or use --resume to continue a run there")
-    else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path("runs") / f"{name}-{stamp}"
-        i = 1
-        while run_dir.exists():
-            run_dir = Path("runs") / f"{name}-{stamp}-{i}"
-            i += 1
-    return name, module, config, run_dir, None
+    except PermissionError:
+        raise ConfigError("--out", f"{run_dir} is not readable; choose another folder") from None
+
+
+def _lock(run_dir, new):
+    """Claim ``run_dir`` for this process: an exclusive ``flock`` on ``run_dir/.lock`` (released
+    by the kernel when the process ends, even by SIGKILL). For a new run the folder must still
+    be empty once the lock is held, so of two runs started on one folder exactly one runs.
+    Returns the open lock file descriptor; raises ConfigError."""
+    import errno
+
+    key = "--out" if new else "--resume"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, file_mode())
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENAMETOOLONG:
+            reason = "name too long"
+        raise ConfigError(key, f"cannot use {run_dir} as the run folder ({reason}); choose "
+                               "another folder") from None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock (Windows): the emptiness check remains
+        fcntl = None
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(key, f"{run_dir} is in use by another run; wait for it to end "
+                                   "or choose another folder") from None
+    if new and _busy(run_dir):
+        os.close(fd)
+        raise ConfigError(key, f"{run_dir} already exists and is not empty; choose another "
+                               "folder, or use --resume to continue a run there")
+    return fd
+
+
+def _claim_default(name):
+    """Claim a fresh ``runs/NAME-TIME[-i]`` folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        run_dir = Path("runs") / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
+        if run_dir.exists():
+            continue
+        try:
+            return run_dir, _lock(run_dir, new=True)
+        except ConfigError as exc:
+            if "in use" not in str(exc) and "not empty" not in str(exc):
+                raise
+    raise ConfigError("--out", "no free folder under runs/; give --out")
+
+
+def _available_memory():
+    """Bytes of memory available to a new computation (MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.3g} EiB"
+
+
+def _estimate(module, config):
+    """(memory bytes, work, key using most memory) from the experiment's ``estimate``;
+    raises ConfigError when the run cannot fit in the available memory."""
+    if not hasattr(module, "estimate"):
+        return None, None
+    est = module.estimate(config)
+    parts = {k: float(v) for k, v in est.get("memory", {}).items()}
+    total = sum(parts.values())
+    avail = _available_memory()
+    if avail is not None and total > avail:
+        key = max(parts, key=parts.get)
+        raise ConfigError(key, f"this run needs about {_bytes(total)} of memory (records, "
+                               f"snapshots, buffers) but {_bytes(avail)} is available; "
+                               f"reduce {key}")
+    return total, est.get("work")
 
 
 def _print_summary(name, summary, run_dir, out):
@@ -131,10 +348,73 @@ def _print_summary(name, summary, run_dir, out):
             out.write(f"  {key:28s} {value}\n")
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived before the run started."""
+
+
+def _git_commit():
+    """``<sha>[-dirty]`` of the checkout the package runs from, or None when not a checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--",
+                                "meanfield"], capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class _WarningLog:
+    """Collects warnings raised during a run (counted by message) instead of printing them."""
+
+    def __init__(self):
+        self.counts = {}
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None):
+        key = f"{category.__name__}: {message}"
+        if key in self.counts or len(self.counts) < 50:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def lines(self):
+        return [f"{k} ({n} times)" if n > 1 else k for k, n in self.counts.items()]
+
+
 def main(argv=None, stdout=None, stderr=None):
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status (0, 1, 2, 130 or 143; see the module docstring)."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    previous = {}
+
+    def _early(signum, frame):
+        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _early)
+    except ValueError:  # not the main thread: no signal handling
+        previous = {}
+    try:
+        return _main(argv, stdout, stderr, previous)
+    except KeyboardInterrupt:
+        stderr.write("interrupted during start-up; nothing was run\n")
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        stderr.write("terminated during start-up; nothing was run\n")
+        return EXIT_TERMINATED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv, stdout, stderr, previous):
+    lock_fd = None
     try:
         args = _parser().parse_args(argv)
         if args.list:
@@ -147,69 +427,126 @@ def main(argv=None, stdout=None, stderr=None):
                 raise ConfigError("--threads", f"must be between 1 and "
                                                f"{numba.config.NUMBA_NUM_THREADS}")
             numba.set_num_threads(args.threads)
-        name, module, config, run_dir, saved = _prepare(args)
+        name, module, config, run_dir, saved, (memory, work) = _prepare(args)
+        if args.show_config:
+            stdout.write(json.dumps(config, indent=2) + "\n")
+            return EXIT_OK
+        if run_dir is None:
+            run_dir, lock_fd = _claim_default(name)
+        else:
+            lock_fd = _lock(run_dir, new=saved is None)
     except ConfigError as exc:
         stderr.write(f"error: {exc}\n")
         return EXIT_INVALID
-    if args.show_config:
-        stdout.write(json.dumps(config, indent=2) + "\n")
-        return EXIT_OK
+    try:
+        return _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
+                    stderr, previous)
+    finally:
+        os.close(lock_fd)
 
+
+def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout, stderr,
+         previous):
     import numba
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    from .config import config_hash
+    from .io import remove_stale_temporaries
+
+    threads = numba.get_num_threads()
     if saved is None:
+        versions = _versions()
+        commit = _git_commit()
+        if commit:
+            versions["meanfield_git"] = commit
         atomic_write_json(run_dir / "config.json", {
             "experiment": name, "config": config, "seed": config.get("seed"),
-            "versions": _versions(), "threads": numba.get_num_threads(),
+            "config_sha256": config_hash(config),
+            "versions": versions, "threads": threads,
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
             "command": ["python", "-m", "meanfield.simulate"] + list(argv if argv is not None
                                                                       else sys.argv[1:]),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    else:
+        remove_stale_temporaries(run_dir)
+        saved["threads"] = threads
+        saved.setdefault("resumed", []).append(
+            {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": threads})
+        atomic_write_json(run_dir / "config.json", saved)
     log = (lambda msg: stdout.write(msg + "\n"))
-    ctx = RunContext(run_dir, quiet=args.quiet, resuming=saved is not None, log=log)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    ctx = RunContext(run_dir, quiet=args.quiet, resuming=saved is not None, log=log,
+                     config=saved["config"] if saved is not None else config)
+    if work is not None:
+        ctx.log(f"{name}: estimated work {work:.3g} pair evaluations x steps, memory about "
+                f"{_bytes(memory)}, {threads} threads -> {run_dir}")
+    signals = {}
 
     def _on_signal(signum, frame):
-        if ctx.stop_requested():  # second Ctrl-C: give up at once
-            signal.signal(signum, previous[signum])
+        if ctx.stop_requested():  # a second signal: give up at once
             raise KeyboardInterrupt
+        signals.setdefault("first", signum)
         ctx.request_stop()
 
     for sig in previous:
         signal.signal(sig, _on_signal)
     start = time.perf_counter()
     status, code, extra = "ok", EXIT_OK, {}
+    caught = _WarningLog()
     try:
-        results = module.run(config, ctx) or {}
+        import warnings
+
+        import numpy as np
+
+        with warnings.catch_warnings(), np.errstate(all="warn"):
+            warnings.simplefilter("always")
+            warnings.showwarning = caught
+            results = module.run(config, ctx) or {}
     except RunFailed as exc:
         status, code = "failed", EXIT_FAILED
         results = {"reason": str(exc), **exc.details}
-    except Interrupted as exc:
+    except (Interrupted, KeyboardInterrupt) as exc:
         status, code = "interrupted", EXIT_INTERRUPTED
         results = {"reason": str(exc) or "interrupted; continue with --resume " + str(run_dir)}
-    except Exception as exc:  # a bug or an unexpected failure: keep the reason on disk
-        status, code = "error", EXIT_FAILED
-        import traceback
+    except _NUMERICAL as exc:
+        status, code = "failed", EXIT_FAILED
+        results = {"reason": f"the computation diverged ({type(exc).__name__}: {exc}); reduce "
+                             "the step size (dt, lr) or the scale of the start"}
+    except Exception as exc:
+        if isinstance(exc, ValueError) and _NON_FINITE.search(str(exc)):
+            # a library function refused non-finite numbers: the computation diverged
+            status, code = "failed", EXIT_FAILED
+            results = {"reason": f"the computation diverged ({exc}); reduce the step size "
+                                 "(dt, lr) or the scale of the start"}
+        else:  # a bug or an unexpected failure: keep the reason on disk
+            status, code = "error", EXIT_FAILED
+            import traceback
 
-        results = {"reason": f"{type(exc).__name__}: {exc}"}
-        extra["traceback"] = traceback.format_exc()
+            results = {"reason": f"{type(exc).__name__}: {exc}"}
+            extra["traceback"] = traceback.format_exc()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig in previous:
+            signal.signal(sig, _ignore_until_return)
+    if code == EXIT_INTERRUPTED and signals.get("first") == signal.SIGTERM:
+        code = EXIT_TERMINATED
     wall = time.perf_counter() - start
     summary = {"experiment": name, "status": results.pop("status", status)
                if status == "ok" else status, "wall_time_s": wall, **results}
+    if caught.counts:
+        summary["warnings"] = caught.lines()
     if status == "ok" and summary["status"] not in ("ok",):
         code = EXIT_FAILED
     atomic_write_json(run_dir / "summary.json", summary)
     if extra.get("traceback"):
         stderr.write(extra["traceback"])
-    if code == EXIT_INTERRUPTED:
-        stderr.write(f"interrupted: checkpoint kept; continue with "
-                     f"python -m meanfield.simulate --resume {run_dir}\n")
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        stderr.write(f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'}: checkpoint "
+                     f"kept; continue with python -m meanfield.simulate --resume {run_dir}\n")
     elif code != EXIT_OK:
         stderr.write(f"run failed: {summary.get('reason', summary['status'])}\n")
     if not args.quiet:
         _print_summary(name, summary, run_dir, stdout)
     return code
+
+
+def _ignore_until_return(signum, frame):
+    """Between the end of the run and the return of ``main``: the summary is being written,
+    and a signal must not tear it."""

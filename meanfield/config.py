@@ -12,7 +12,11 @@ try:  # Python >= 3.11
 except ImportError:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "resolve_config", "parse_set", "load_toml", "require"]
+__all__ = ["ConfigError", "resolve_config", "parse_set", "load_toml", "require",
+           "check_generic", "check_applies", "config_hash", "MAX_INT"]
+
+#: largest integer a config key may hold (it must fit NumPy's int64 with room for arithmetic).
+MAX_INT = 2 ** 53
 
 
 class ConfigError(ValueError):
@@ -78,10 +82,14 @@ def coerce(key, value, default):
         if isinstance(value, str):
             text = value.strip()
             try:
-                value = json.loads(text) if text.startswith("[") else [
-                    json.loads(v) if _is_number(v) else v.strip() for v in text.split(",") if v.strip()]
+                value = json.loads(text) if text.startswith("[") else _bare_list(text)
             except json.JSONDecodeError:
-                raise ConfigError(key, f"expected a list such as [10, 50], got {value!r}") from None
+                # [sphere, paired]: a bracketed list of bare words (TOML would need quotes)
+                if text.startswith("[") and text.endswith("]") and '"' not in text:
+                    value = _bare_list(text[1:-1])
+                else:
+                    raise ConfigError(key, f"expected a list such as [10, 50], got {value!r}") \
+                        from None
         if not isinstance(value, list):
             raise ConfigError(key, f"expected a list such as [10, 50], got {value!r}")
         if default:
@@ -95,6 +103,11 @@ def coerce(key, value, default):
     return value
 
 
+def _bare_list(text):
+    """``10, 50`` or ``sphere, paired``: numbers where they parse, words otherwise."""
+    return [json.loads(v) if _is_number(v) else v.strip() for v in text.split(",") if v.strip()]
+
+
 def _is_number(text):
     try:
         float(text)
@@ -104,13 +117,26 @@ def _is_number(text):
 
 
 def parse_set(items):
-    """Parse ``--set KEY=VALUE`` strings into a dict of raw strings."""
+    """Parse ``--set KEY=VALUE`` strings into a dict of raw strings.
+
+    Raises
+    ------
+    ConfigError
+        Without ``=``, with an empty key, or when a key is given twice (the first value would
+        otherwise be dropped silently, even an invalid one).
+    """
     out = {}
     for item in items or ():
         if "=" not in item:
-            raise ConfigError(item, "--set expects KEY=VALUE")
+            raise ConfigError("--set", f"expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
+        key = key.strip()
+        if not key:
+            raise ConfigError("--set", f"expects KEY=VALUE, got {item!r} (no key before '=')")
+        if key in out:
+            raise ConfigError(key, f"given twice with --set ({out[key]!r} and {value.strip()!r}); "
+                                   "give each key once")
+        out[key] = value.strip()
     return out
 
 
@@ -121,8 +147,18 @@ def load_toml(path):
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError("--config", f"file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError("--config", f"{path} is a directory; give a .toml file") from None
+    except UnicodeDecodeError:
+        raise ConfigError("--config", f"{path} is not UTF-8 text; give a .toml file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path} ({exc.strerror})") from None
+    for key, value in data.items():
+        if isinstance(value, dict):
+            raise ConfigError(key, "tables are not accepted: the config is a flat list of "
+                                   "KEY = VALUE lines")
     return data
 
 
@@ -153,3 +189,77 @@ def require(condition, key, message):
     """Raise :class:`ConfigError` for ``key`` unless ``condition`` holds."""
     if not condition:
         raise ConfigError(key, message)
+
+
+def _is_seed(key):
+    return key in ("seed", "seeds") or key.endswith("_seed")
+
+
+def check_generic(config, defaults):
+    """Checks every experiment gets, whatever its keys: every number finite, every integer
+    within int64 range, every seed >= 0.
+
+    A key added to an experiment's ``DEFAULTS`` is covered automatically (a float default
+    makes it a float key, and so on).
+
+    Raises
+    ------
+    ConfigError
+        Naming the first offending key.
+    """
+    import math
+
+    for key, default in defaults.items():
+        value = config.get(key)
+        items = value if isinstance(value, list) else [value]
+        for v in items:
+            if isinstance(v, bool):
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(key, f"must be a finite number, got {v}")
+            if isinstance(v, int):
+                if abs(v) > MAX_INT:
+                    raise ConfigError(key, f"{v:.3g} is too large (at most 2**53 = {MAX_INT:.3g})")
+                if _is_seed(key) and v < 0:
+                    raise ConfigError(key, f"seeds must be >= 0, got {v}")
+
+
+def check_applies(config, user_keys, applies=None, implies=None):
+    """Enforce that every key the user set takes effect.
+
+    Parameters
+    ----------
+    config : dict
+        The resolved config; updated in place by ``implies``.
+    user_keys : set of str
+        Keys that came from ``--config`` or ``--set`` (defaults are never refused).
+    applies : dict, optional
+        ``key -> (condition(config) -> bool, reason)``: a user-set ``key`` is refused with
+        ``reason`` when the condition is false.
+    implies : dict, optional
+        ``key -> (other, value)``: setting ``key`` (to a non-empty value) sets ``other`` to
+        ``value``; an explicitly different ``other`` is refused.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key that does not apply and why.
+    """
+    for key, (other, value) in (implies or {}).items():
+        if key in user_keys and config.get(key):
+            if other in user_keys and config[other] != value:
+                raise ConfigError(key, f"gives the start, so {other} must be {value!r} (or left "
+                                       f"out), got {other} = {config[other]!r}")
+            config[other] = value
+    for key, (condition, reason) in (applies or {}).items():
+        if key in user_keys and not condition(config):
+            raise ConfigError(key, f"has no effect here: {reason}; remove it or change the "
+                                   "setting it depends on")
+
+
+def config_hash(config):
+    """SHA-256 of the config's canonical JSON (sorted keys): what a checkpoint was made with."""
+    import hashlib
+
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -103,19 +103,12 @@ def init_paired(base):
 def load_particles(path, d=None):
     """Read particles from an .npz file with arrays ``a`` (m,) and ``b`` (m, d) (and optional
     ``weights``). Raises ValueError naming the problem if the file is missing or malformed."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"particle file {path} does not exist")
+    from .io import load_array_file
+
     try:
-        with np.load(path, allow_pickle=False) as data:
-            files = set(data.files)
-            arrays = {k: data[k] for k in ("a", "b", "weights") if k in files}
-    except (OSError, EOFError, ValueError) as exc:
-        raise ValueError(f"particle file {path} is not a readable .npz file ({exc})") from None
-    missing = {"a", "b"} - set(arrays)
-    if missing:
-        raise ValueError(f"particle file {path} lacks array(s) {sorted(missing)}; "
-                         "it needs 'a' (m,) and 'b' (m, d)")
+        arrays = load_array_file(path, ("a", "b"), ("weights",))
+    except ValueError as exc:
+        raise ValueError(f"particle file {exc}") from None
     a, b, w = arrays["a"], arrays["b"], arrays.get("weights")
     p = Particles(a, b, w)
     if d is not None and p.d != d:

@@ -8,7 +8,11 @@ import os
 import time
 from pathlib import Path
 
-from .io import atomic_savez, load_npz
+import json
+
+import numpy as np
+
+from .io import CONFIG_ARRAY, atomic_savez, load_npz
 from .progress import Progress
 
 __all__ = ["RunContext", "RunFailed", "Interrupted"]
@@ -42,11 +46,16 @@ class RunContext:
         ``checkpoint_every`` steps when their config has that key).
     """
 
-    def __init__(self, out_dir, quiet=False, resuming=False, checkpoint_every_s=30.0, log=print):
+    def __init__(self, out_dir, quiet=False, resuming=False, checkpoint_every_s=30.0, log=print,
+                 config=None, progress_every_s=10.0):
         self.out_dir = Path(out_dir)
         self.quiet = quiet
         self.resuming = resuming
         self.checkpoint_every_s = checkpoint_every_s
+        self.progress_every_s = progress_every_s
+        #: the run's config; every checkpoint and part records it, so that a resume under an
+        #: edited config.json is refused instead of mixing two settings in one result
+        self.config = config
         self._stop = False
         self._log = log
         self._last_checkpoint = time.monotonic()
@@ -58,8 +67,9 @@ class RunContext:
             self._log(message)
 
     def progress(self, total, desc=""):
-        """A :class:`~meanfield.progress.Progress` bar (drawn on a terminal only)."""
-        return Progress(total, desc=desc, quiet=self.quiet)
+        """A :class:`~meanfield.progress.Progress` bar (a plain line every
+        ``progress_every_s`` seconds when stderr is not a terminal)."""
+        return Progress(total, desc=desc, quiet=self.quiet, every_s=self.progress_every_s)
 
     # -- stop requests (Ctrl-C) ------------------------------------------------------------
     def request_stop(self):
@@ -100,11 +110,34 @@ class RunContext:
     def _part_path(self, name):
         return self.out_dir / "parts" / f"{name}.npz"
 
+    def _stamped(self, arrays):
+        if self.config is not None:
+            arrays = dict(arrays)
+            arrays[CONFIG_ARRAY] = np.array(json.dumps(self.config, sort_keys=True))
+        return arrays
+
     def save_part(self, name, **arrays):
         """Record a finished sub-run's arrays; a resumed run gets them from :meth:`load_part`."""
-        return atomic_savez(self._part_path(name), **arrays)
+        return atomic_savez(self._part_path(name), **self._stamped(arrays))
 
     def load_part(self, name):
         """Arrays of a finished sub-run, or None if it has not finished yet."""
         p = self._part_path(name)
-        return load_npz(p) if p.exists() else None
+        if not p.exists():
+            return None
+        arrays = load_npz(p)
+        arrays.pop(CONFIG_ARRAY, None)
+        return arrays
+
+    def save_checkpoint(self, name, **arrays):
+        """Write a checkpoint ``out_dir/name`` (.npz) atomically, stamped with the config."""
+        return atomic_savez(self.out_dir / name, **self._stamped(arrays))
+
+    def load_checkpoint(self, name):
+        """Arrays of checkpoint ``name``, or None when there is none."""
+        p = self.out_dir / name
+        if not p.exists():
+            return None
+        arrays = load_npz(p)
+        arrays.pop(CONFIG_ARRAY, None)
+        return arrays

@@ -16,6 +16,7 @@ DEFAULTS = {
     "dt": 0.05,
     "n_steps": 2000,
     "seed": 0,
+    "teacher_seed": 0,
     "integrator": "euler",
     "backend": "exact",
     "batch_size": 512,
@@ -53,6 +54,64 @@ CHOICES = {
 }
 
 
+def _draws_teacher(c):
+    return c["target"] in ("odd_cubic", "linear") or (c["target"] == "teacher"
+                                                      and not c["teacher_file"])
+
+
+#: keys that only take effect in some settings: a key the user sets where it has no effect is
+#: refused (meanfield.config.check_applies), so no setting is ignored silently.
+APPLIES = {
+    "batch_size": (lambda c: c["backend"] == "sampled",
+                   "only the sampled backend draws minibatches (backend = 'exact')"),
+    "momentum": (lambda c: c["integrator"] == "momentum",
+                 "only integrator = 'momentum' uses it"),
+    "d_H": (lambda c: c["target"] == "norm", "only target = 'norm' uses it"),
+    "teacher_file": (lambda c: c["target"] == "teacher", "only target = 'teacher' uses it"),
+    "teacher_units": (lambda c: c["target"] == "teacher" and not c["teacher_file"],
+                      "only a drawn teacher (target = 'teacher' without teacher_file) uses it"),
+    "teacher_seed": (_draws_teacher, "the target is not drawn at random (norm target or "
+                                     "teacher_file)"),
+    "input_scale": (lambda c: c["input"] == "gaussian", "only input = 'gaussian' uses it"),
+}
+
+#: init_file given means the start comes from it.
+IMPLIES = {"init_file": ("init", "file")}
+
+
+def resolve(config, user_keys):
+    """Settings fixed by others: an init file fixes the number of particles m."""
+    if config["init"] == "file" and config["init_file"]:
+        try:
+            m = _read_particles(config).m
+        except ValueError as exc:
+            raise ConfigError("init_file", str(exc)) from None
+        if "n_particles" in user_keys and config["n_particles"] != m:
+            raise ConfigError("n_particles", f"init_file {config['init_file']} holds m = {m} "
+                                             f"particles, got n_particles = "
+                                             f"{config['n_particles']}; leave n_particles out")
+        config["n_particles"] = m
+
+
+def estimate(config):
+    """Memory (bytes) and work (pair evaluations × steps) of a run, before it starts."""
+    m, d, n = config["n_particles"], config["d"], config["n_steps"]
+    k = config["teacher_units"] if config["target"] == "teacher" else 1
+    records = n // max(config["record_every"], 1) + 2
+    snaps = min(config["n_snapshots"], n + 1)
+    stages = {"rk4": 4, "heun": 2}.get(config["integrator"], 1)
+    per_step = (config["batch_size"] * (m + k) if config["backend"] == "sampled"
+                else m * (m + k))
+    memory = {"n_particles": 12 * 8 * m * (d + 1) + (config["batch_size"] * m * 8
+                                                     if config["backend"] == "sampled" else 0),
+              "n_snapshots": 8 * config["n_snapshots"] + 8 * snaps * m * (d + 1),
+              "n_steps": 8 * 5 * records,
+              "teacher_units": 8 * k * d,
+              "batch_size": 8 * config["batch_size"] * (d + 2)
+              if config["backend"] == "sampled" else 0}
+    return {"memory": memory, "work": float(per_step) * d * stages * n}
+
+
 def check(config):
     """Range checks and file checks, before any work starts."""
     require(config["d"] >= 1, "d", f"must be >= 1, got {config['d']}")
@@ -83,11 +142,19 @@ def check(config):
             "init = 'file' needs init_file (an .npz with arrays a (m,) and b (m, d))")
     require(config["init"] != "paired" or config["n_particles"] % 2 == 0, "n_particles",
             "init = 'paired' needs an even number of particles")
-    if config["init_file"]:
+    if config["init"] == "file":
         try:
-            build_particles(config, np.random.default_rng(0))
+            p = _read_particles(config)
         except ValueError as exc:
             raise ConfigError("init_file", str(exc)) from None
+        require(p.m == config["n_particles"], "n_particles",
+                f"init_file holds m = {p.m} particles, got n_particles = "
+                f"{config['n_particles']}")
+    if config["target"] == "teacher" and config["teacher_file"]:
+        try:
+            _read_teacher(config)
+        except ValueError as exc:
+            raise ConfigError("teacher_file", str(exc)) from None
     try:
         problem = build_problem(config)
     except ValueError as exc:
@@ -99,10 +166,39 @@ def check(config):
 
 
 def _streams(config):
-    """Independent generators for the target, the initial particles and the minibatches."""
-    seq = np.random.SeedSequence(config["seed"])
-    t, i, b = seq.spawn(3)
+    """Independent generators for the target, the initial particles and the minibatches.
+
+    The target's stream comes from ``teacher_seed`` and the others from ``seed``, each as the
+    corresponding child of ``SeedSequence(seed)``: with ``teacher_seed = seed`` this is the
+    layout of earlier versions, and a sweep over ``seed`` keeps the problem fixed."""
+    t = np.random.SeedSequence(config.get("teacher_seed", config["seed"])).spawn(3)[0]
+    _, i, b = np.random.SeedSequence(config["seed"]).spawn(3)
     return np.random.default_rng(t), np.random.default_rng(i), int(b.generate_state(1)[0])
+
+
+def _read_particles(config):
+    from ..particles import load_particles
+
+    return load_particles(config["init_file"], config["d"])
+
+
+def _read_teacher(config):
+    """Teacher arrays from ``teacher_file``: a (k,), b (k, d), optional beta (d,)."""
+    from ..io import load_array_file
+
+    data = load_array_file(config["teacher_file"], ("a", "b"), ("beta",))
+    a, b = data["a"], data["b"]
+    if a.ndim != 1 or b.ndim != 2 or b.shape[0] != a.shape[0]:
+        raise ValueError(f"{config['teacher_file']} needs 'a' of shape (k,) and 'b' of shape "
+                         f"(k, d); got {a.shape} and {b.shape}")
+    if b.shape[1] != config["d"]:
+        raise ValueError(f"{config['teacher_file']} has d = {b.shape[1]}, expected "
+                         f"d = {config['d']}")
+    beta = data.get("beta")
+    if beta is not None and beta.shape != (config["d"],):
+        raise ValueError(f"{config['teacher_file']}: 'beta' must have shape (d,) = "
+                         f"({config['d']},), got {beta.shape}")
+    return a, b, beta
 
 
 def build_problem(config):
@@ -119,16 +215,7 @@ def build_problem(config):
     kind = config["target"]
     if kind == "teacher":
         if config["teacher_file"]:
-            from pathlib import Path
-
-            path = Path(config["teacher_file"])
-            if not path.exists():
-                raise ValueError(f"teacher_file {path} does not exist")
-            with np.load(path, allow_pickle=False) as data:
-                if not {"a", "b"} <= set(data.files):
-                    raise ValueError(f"teacher_file {path} needs arrays 'a' (k,) and 'b' (k, d)")
-                target = P.Teacher(data["a"], data["b"],
-                                   data["beta"] if "beta" in data.files else None)
+            target = P.Teacher(*_read_teacher(config))
         else:
             k = config["teacher_units"]
             b = rng_target.standard_normal((k, d))
@@ -177,11 +264,9 @@ def run_simulation(sim, ctx, checkpoint_every, desc=""):
     handling (checkpoint, then :class:`~meanfield.runctx.Interrupted`)."""
     from ..runctx import Interrupted
 
-    path = ctx.path(CHECKPOINT)
-    if ctx.resuming and path.exists():
-        from ..io import load_npz
-
-        sim.load_state(load_npz(path))
+    state = ctx.load_checkpoint(CHECKPOINT) if ctx.resuming else None
+    if state is not None:
+        sim.load_state(state)
         ctx.log(f"resumed from step {sim.step_index} of {sim.n_steps}")
     bar = ctx.progress(sim.n_steps, desc)
     bar.update(sim.step_index)
@@ -189,13 +274,13 @@ def run_simulation(sim, ctx, checkpoint_every, desc=""):
     def on_step(s):
         bar.update(1)
         if s.step_index % checkpoint_every == 0 or ctx.checkpoint_due():
-            ctx.save_arrays(CHECKPOINT, **s.state_dict())
+            ctx.save_checkpoint(CHECKPOINT, **s.state_dict())
 
     try:
         sim.advance(stop=ctx.stop_requested, on_step=on_step)
     finally:
         bar.close()
-    ctx.save_arrays(CHECKPOINT, **sim.state_dict())
+    ctx.save_checkpoint(CHECKPOINT, **sim.state_dict())
     if sim.status == "running":
         raise Interrupted(f"stopped at step {sim.step_index} of {sim.n_steps}; checkpoint saved")
     return sim.result()

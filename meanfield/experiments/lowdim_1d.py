@@ -45,6 +45,29 @@ CHOICES = {"integrator": ["euler", "heun", "rk4"]}
 SEED_PLATEAU = 0.012
 
 
+APPLIES = {
+    "mc_samples": (lambda c: c["monte_carlo"], "monte_carlo = false runs no Monte Carlo"),
+    "sweep_d": (lambda c: c["sweep"], "sweep = false runs no d_H sweep"),
+    "sweep_d_H": (lambda c: c["sweep"], "sweep = false runs no d_H sweep"),
+    "sweep_steps": (lambda c: c["sweep"], "sweep = false runs no d_H sweep"),
+}
+
+
+def estimate(config):
+    """Memory (bytes) and work (pair evaluations × steps) before the run starts."""
+    m, n = config["n_particles"], config["n_steps"]
+    runs = 2 if config["monte_carlo"] else 1
+    snaps = n // config["snapshot_every"] + len(config["histogram_steps"]) + 2
+    memory = {"n_particles": 8 * 3 * m * (snaps * runs + 16),
+              "n_steps": 8 * 3 * runs * (n // config["record_every"] + 2),
+              "n_terms": 8 * 4 * 96 * config["n_terms"],
+              "mc_samples": 8 * config["mc_samples"] * (m + 8) if config["monte_carlo"] else 0}
+    work = float(m) * m * n * runs
+    if config["sweep"]:
+        work += float(m) * m * config["sweep_steps"] * len(config["sweep_d_H"])
+    return {"memory": memory, "work": work}
+
+
 def check(config):
     require(config["d"] >= 2, "d", "must be >= 2")
     require(1 <= config["d_H"] < config["d"], "d_H", f"must be in [1, d) = [1, {config['d']})")
@@ -55,6 +78,8 @@ def check(config):
     require(config["record_every"] >= 1, "record_every", "must be >= 1")
     require(config["snapshot_every"] >= 1, "snapshot_every", "must be >= 1")
     require(config["mc_samples"] >= 1, "mc_samples", "must be >= 1")
+    require(config["bins"] >= 1, "bins", "must be >= 1")
+    require(config["sweep_d"] >= 2, "sweep_d", "must be >= 2")
     for key in ("histogram_steps", "report_steps"):
         require(all(0 <= s <= config["n_steps"] for s in config[key]), key,
                 f"steps must lie in [0, n_steps = {config['n_steps']}]")

@@ -47,6 +47,19 @@ METRICS = ("risk_full_reduced", "risk_reduced_1d", "risk_full_1d", "w2_full_redu
            "coupled_full_reduced", "w1_theta_full_1d", "w1_theta_reduced_1d")
 
 
+def estimate(config):
+    """Memory (bytes) and work (pair evaluations × steps) before the run starts."""
+    ms, n, d = config["widths"], config["n_steps"], config["d"]
+    runs = len(config["seeds"])
+    stages = {"rk4": 4, "heun": 2}.get(config["integrator"], 1)
+    records = n // config["record_every"] + 2
+    memory = {"widths": 8 * 16 * max(ms) * (d + 2) + 8 * max(ms) ** 2 if ms else 0,
+              "n_steps": 8 * 6 * records * len(ms) * runs,
+              "n_terms": 8 * 4 * 96 * config["n_terms"]}
+    work = float(sum(m * m for m in ms)) * runs * n * stages * (d + 2 + config["n_nodes"])
+    return {"memory": memory, "work": work}
+
+
 def check(config):
     require(1 <= config["d_H"] < config["d"], "d_H", f"must be in [1, d) = [1, {config['d']})")
     require(len(config["widths"]) >= 2 and all(m >= 2 for m in config["widths"]), "widths",
@@ -55,6 +68,8 @@ def check(config):
     require(config["dt"] > 0, "dt", "must be > 0")
     require(config["n_steps"] >= 1, "n_steps", "must be >= 1")
     require(config["n_nodes"] >= 1, "n_nodes", "must be >= 1")
+    require(config["n_terms"] >= 4, "n_terms", "must be >= 4")
+    require(all(s >= 0 for s in config["seeds"]), "seeds", "seeds must be >= 0")
     require(config["record_every"] >= 1, "record_every", "must be >= 1")
 
 
@@ -69,7 +84,7 @@ def _w1_theta(law1, law2, wasserstein_1d):
     return wasserstein_1d(law1[0], law2[0], law1[1], law2[1])
 
 
-def _one(config, m, seed, ctx, problem, backend, kernel):
+def _one(config, m, seed, ctx, problem, backend, kernel, bar=None):
     from ..engine import Simulation
     from ..lowdim import (coupled_distance, radial_from_particles, wasserstein_1d,
                           wasserstein_matched)
@@ -84,15 +99,20 @@ def _one(config, m, seed, ctx, problem, backend, kernel):
     z0 = backend.blocks.project(p0.b)
     eps0, c0, th0 = radial_from_particles(p0, d_H)
 
+    def stop():  # polled once per step by each of the three flows
+        if bar is not None:
+            bar.update()
+        return ctx.stop_requested()
+
     sim = Simulation(problem, p0, dt, n, integrator=config["integrator"], record_every=rec)
-    sim.advance(stop=ctx.stop_requested)
+    sim.advance(stop=stop)
     full = sim.result()
     if full.status == "interrupted":
         raise Interrupted(f"m = {m}, seed = {seed}: stopped; finished parts are kept")
     red = simulate_reduced(backend, p0.a, z0, dt, n, integrator=config["integrator"],
-                           record_every=rec, stop=ctx.stop_requested)
+                           record_every=rec, stop=stop)
     one = simulate_radial(kernel, eps0, c0, th0, dt, n, integrator=config["integrator"],
-                          record_every=rec, stop=ctx.stop_requested)
+                          record_every=rec, stop=stop)
     for name, res in (("full", full), ("reduced", red), ("1-D", one)):
         if res.status == "interrupted":
             raise Interrupted(f"m = {m}, seed = {seed}: stopped; finished parts are kept")
@@ -141,15 +161,19 @@ def run(config, ctx):
     kernel = RadialKernel(d_H, d - d_H, n_terms=config["n_terms"])
     widths = sorted(config["widths"])
     results = {}
-    for m in widths:
-        for seed in config["seeds"]:
-            name = f"m{m}_seed{seed}"
-            part = ctx.load_part(name)
-            if part is None:
-                ctx.log(f"{name}: full, reduced and 1-D flows, {config['n_steps']} steps")
-                part = _one(config, m, seed, ctx, problem, backend, kernel)
-                ctx.save_part(name, **part)
-            results[(m, seed)] = part
+    # progress in steps, weighted by nothing: three flows of n_steps per (m, seed)
+    with ctx.progress(3 * config["n_steps"] * len(widths) * len(config["seeds"]), NAME) as bar:
+        for m in widths:
+            for seed in config["seeds"]:
+                name = f"m{m}_seed{seed}"
+                part = ctx.load_part(name)
+                if part is None:
+                    ctx.log(f"{name}: full, reduced and 1-D flows, {config['n_steps']} steps")
+                    part = _one(config, m, seed, ctx, problem, backend, kernel, bar)
+                    ctx.save_part(name, **part)
+                else:
+                    bar.update(3 * config["n_steps"])
+                results[(m, seed)] = part
     summary = {}
     means = {}
     for key in METRICS:

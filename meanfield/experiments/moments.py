@@ -46,6 +46,36 @@ CHOICES = {}
 _LAWS = ("gaussian", "rademacher", "mixture", "shifted_gaussian", "exponential")
 
 
+def _uses(law):
+    return lambda c: law in c["laws"] or law in c["controls"]
+
+
+APPLIES = {
+    "mixture_shift": (_uses("mixture"), "no 'mixture' law in laws or controls"),
+    "mixture_scale": (_uses("mixture"), "no 'mixture' law in laws or controls"),
+    "shift": (_uses("shifted_gaussian"), "no 'shifted_gaussian' law in laws or controls"),
+    "gd_n_samples": (lambda c: c["gd_trials"] > 0, "gd_trials = 0 runs no gradient descent"),
+    "gd_steps": (lambda c: c["gd_trials"] > 0, "gd_trials = 0 runs no gradient descent"),
+    "gd_lr": (lambda c: c["gd_trials"] > 0, "gd_trials = 0 runs no gradient descent"),
+}
+
+
+def estimate(config):
+    """Memory (bytes) and work (sample-unit evaluations) before the run starts."""
+    p, k, d = config["p"], config["k"], config["d"]
+    n_max = max([int(n) for n in config["n_samples"]] + [config["noise_n_samples"],
+                                                          config["gd_n_samples"], 200_000])
+    key = max(("n_samples", max(int(n) for n in config["n_samples"]) if config["n_samples"]
+               else 0), ("noise_n_samples", config["noise_n_samples"]),
+              ("gd_n_samples", config["gd_n_samples"]), key=lambda kv: kv[1])[0]
+    memory = {key: 8 * n_max * (d + p) * 6, "d": 8 * p * d ** 3 * 4 + (8 * 2 ** d * d
+                                                                      if d <= 14 else 0)}
+    n_law = len(set(config["laws"]) | set(config["controls"]))
+    work = (float(sum(int(n) for n in config["n_samples"])) * config["trials"] * n_law * d * d * p
+            + float(config["gd_trials"]) * config["gd_n_samples"] * config["gd_steps"] * k * d)
+    return {"memory": memory, "work": work}
+
+
 def check(config):
     """Ranges that the type checks cannot see."""
     require(1 <= config["k"] <= min(config["d"], config["p"]), "k",
@@ -190,6 +220,11 @@ def run(config, ctx):
                 mo_err.append(mm.parameter_error(fit.A, fit.W, A, W))
                 gd = mm.fit_gd(x, y, k, n_steps=config["gd_steps"], lr=config["gd_lr"],
                                seed=1000 + t, record_every=10)
+                if not (np.all(np.isfinite(gd.A)) and np.all(np.isfinite(gd.W))):
+                    from ..runctx import RunFailed
+
+                    raise RunFailed(f"gradient descent diverged (trial {t}); reduce gd_lr "
+                                    f"(now {config['gd_lr']:g})")
                 gd_err.append(mm.parameter_error(gd.A, gd.W, A, W))
                 gd_sec.append(gd.seconds)
                 gd_loss.append(gd.loss)

@@ -82,6 +82,23 @@ LEADING_ORDER_RTOL = 0.1  # a leading-order prediction, O(dt) relative correctio
 SUM_OF_STEPS_ATOL = 1e-10  # summed per-step identities: ≤ IDENTITY_ULPS·EPS per step, ≤ 10⁴ steps
 
 
+def estimate(config):
+    """Memory (bytes) and work (pair evaluations × steps) before the run starts."""
+    d, m = config["d"], config["m"]
+    n_sweep = sum(config["horizon"] / dt for dt in config["dts"]) * (len(_INTEGRATORS) + 1)
+    ms = config["defect_ms"]
+    memory = {"m": 8 * 64 * m * (d + 1),
+              "dts": 8 * 40 * max(config["horizon"] / dt for dt in config["dts"]),
+              "time_steps": 8 * 40 * (config["time_steps"] + 2) * 11,
+              "defect_ms": 8 * 16 * max(ms or [1]) * (d + 1) * config["n_projections"],
+              "angmom_m": 8 * 64 * config["angmom_m"] * (config["angmom_d"] + 1)}
+    work = (float(m) * m * d * (n_sweep + 11 * config["time_steps"])
+            + float(sum(x * x for x in ms)) * d * config["defect_seeds"] * config["defect_steps"]
+            + float(config["angmom_m"]) * (config["angmom_m"] + config["batch_size"])
+            * config["angmom_d"] * config["angmom_steps"])
+    return {"memory": memory, "work": work}
+
+
 def check(config):
     """Ranges the type checks cannot see."""
     require(config["d"] >= 3, "d", "must be >= 3 (H and a rotatable H⊥)")
@@ -103,6 +120,7 @@ def check(config):
         require(all(v > 0 for v in config[key]), key, "values must be > 0")
     require(2 <= config["fit_points"] <= len(config["dts"]), "fit_points",
             "must be between 2 and len(dts)")
+    require(all(v > 0 for v in config["linear_dts"]), "linear_dts", "values must be > 0")
     for dt in config["dts"]:
         n = config["horizon"] / dt
         require(abs(n - round(n)) < 1e-9, "dts", f"horizon / dt must be an integer (dt = {dt})")

@@ -57,6 +57,28 @@ INITS = ("sphere", "paired")
 N_EVEN_CHECKS = 11
 
 
+APPLIES = {
+    "batch_size": (lambda c: c["include_sampled"], "include_sampled = false runs no SGD"),
+    "sampled_inits": (lambda c: c["include_sampled"], "include_sampled = false runs no SGD"),
+}
+
+
+def estimate(config):
+    """Memory (bytes) and work (pair evaluations × steps) before the run starts."""
+    ms, d, n = config["widths"], config["d"], config["n_steps"]
+    n_rec = n // config["record_every"] + 2
+    jobs = plan(config) if ms else []
+    memory = {"widths": 8 * 16 * max(ms) * (d + 1) if ms else 0,
+              "n_steps": 8 * n_rec * (d + 12) * 2,
+              "n_probe": 8 * config["n_probe"] * (d + max(ms or [1])),
+              "batch_size": 8 * config["batch_size"] * (d + max(ms or [1]))
+              if config["include_sampled"] else 0}
+    stages = {"rk4": 4, "heun": 2}.get(config["integrator"], 1)
+    work = sum(float(m) * (m if b == "exact" else config["batch_size"]) * d * n * stages
+               for _, m, _, b in jobs)
+    return {"memory": memory, "work": work}
+
+
 def check(config):
     """Range checks before any work starts."""
     require(config["d"] >= 1, "d", f"must be >= 1, got {config['d']}")
@@ -167,7 +189,6 @@ def run_one(job, config, problem, red, probe, ctx, bar):
 
     from ..backends import ExactBackend
     from ..engine import Simulation
-    from ..io import atomic_savez, load_npz
     from ..odd import moments
     from ..runctx import Interrupted, RunFailed
 
@@ -195,7 +216,7 @@ def run_one(job, config, problem, red, probe, ctx, bar):
     pos, diag_time = 0, 0.0
     ckpt = ctx.path("checkpoints") / f"{name}.npz"
     if ckpt.exists():
-        state = load_npz(ckpt)
+        state = ctx.load_checkpoint(f"checkpoints/{name}.npz")
         sim.load_state(state)
         for k in diag:
             diag[k] = state["diag_" + k].copy()
@@ -204,8 +225,9 @@ def run_one(job, config, problem, red, probe, ctx, bar):
         bar.update(_cost(job, config) * pos)
 
     def save_checkpoint():
-        atomic_savez(ckpt, **sim.state_dict(), **{"diag_" + k: v for k, v in diag.items()},
-                     diag_pos=np.int64(pos), diag_time_s=np.float64(diag_time))
+        ctx.save_checkpoint(f"checkpoints/{name}.npz", **sim.state_dict(),
+                            **{"diag_" + k: v for k, v in diag.items()},
+                            diag_pos=np.int64(pos), diag_time_s=np.float64(diag_time))
 
     w0, S0, s0 = moments(particles.a, particles.b, particles.weights)
     while True:

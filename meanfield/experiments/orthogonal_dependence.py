@@ -32,6 +32,19 @@ DEFAULTS = {
 CHOICES = {"integrator": ["euler", "heun", "rk4", "euler_projected"]}
 
 
+def estimate(config):
+    """Memory (bytes) and work (pair evaluations × steps) before the run starts."""
+    m, d, n = config["n_particles"], config["d"], config["n_steps"]
+    k = len(config["profile_steps"])
+    stages = {"rk4": 4, "heun": 2}.get(config["integrator"], 1)
+    memory = {"n_particles": 8 * m * (d + 1) * (k + 12),
+              "n_steps": 8 * 6 * (n // config["record_every"] + 2),
+              "n_r": 8 * config["n_r"] * config["n_directions"] * (d + k + 2),
+              "n_directions": 8 * config["n_directions"] * d}
+    work = float(m) * m * d * n * stages + float(m) * m * n
+    return {"memory": memory, "work": work}
+
+
 def check(config):
     require(1 <= config["d_H"] < config["d"], "d_H", f"must be in [1, d) = [1, {config['d']})")
     require(config["n_particles"] >= 1, "n_particles", "must be >= 1")

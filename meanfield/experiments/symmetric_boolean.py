@@ -46,6 +46,23 @@ _TARGETS = ("parity", "majority", "random")
 _INITS = ("invariant", "random", "small")
 
 
+APPLIES = {
+    "invariant_scale": (lambda c: "invariant" in c["inits"], "no 'invariant' init in inits"),
+    "small_scale": (lambda c: "small" in c["inits"], "no 'small' init in inits"),
+}
+
+
+def estimate(config):
+    """Memory (bytes) and work (unit evaluations) before the run starts."""
+    n, k = config["n"], config["width"]
+    n_max = max([int(v) for v in config["n_train"]] or [1])
+    runs = len(config["targets"]) * len(config["inits"]) * config["n_seeds"]
+    memory = {"n_train": 8 * n_max * (n + 2) * 2, "n_test": 8 * config["n_test"] * (n + 2) * 2,
+              "width": 8 * k * (n + 4) * 8}
+    work = float(config["epochs"]) * sum(int(v) for v in config["n_train"]) * runs * k * n
+    return {"memory": memory, "work": work}
+
+
 def check(config):
     """Ranges that the type checks cannot see."""
     require(config["n"] >= 2, "n", "must be ≥ 2")
@@ -66,6 +83,9 @@ def check(config):
     require(config["n_test"] >= 1, "n_test", "must be ≥ 1")
     require(config["population_dt"] > 0, "population_dt", "must be > 0")
     require(all(v > 0 for v in config["lr_sweep"]), "lr_sweep", "learning rates must be > 0")
+    require(config["a_scale"] > 0, "a_scale", "must be > 0")
+    require(config["invariant_scale"] > 0, "invariant_scale", "must be > 0")
+    require(config["small_scale"] > 0, "small_scale", "must be > 0")
 
 
 def run(config, ctx):
@@ -97,6 +117,7 @@ def run(config, ctx):
         train_acc, test_acc = np.full(n_eval, np.nan), np.full(n_eval, np.nan)
 
         def record(epoch, net):
+            stop_check()  # Ctrl-C within a sub-run, not only between sub-runs
             train_acc[epoch // every] = bl.accuracy(net, X, y)
             test_acc[epoch // every] = bl.accuracy(net, X_test, y_test)
 
@@ -150,6 +171,13 @@ def run(config, ctx):
             _, hist = bl.population_flow(net, g, config["population_dt"],
                                          steps_per_eval * (n_eval - 1), loss=config["loss"],
                                          record_every=steps_per_eval)
+            risk = hist["risk"]
+            if not np.all(np.isfinite(risk)) or np.max(risk) > 10.0 * max(risk[0], 1.0):
+                from ..runctx import RunFailed
+
+                raise RunFailed(f"population flow of {target} diverged (risk {risk[0]:.3g} -> "
+                                f"{np.nanmax(risk):.3g}); reduce population_dt (now "
+                                f"{config['population_dt']:g})")
             part = {"accuracy": hist["accuracy"], "risk": hist["risk"],
                     "time": hist["step"] * config["population_dt"]}
             ctx.save_part(name, **part)
