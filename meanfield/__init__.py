@@ -11,6 +11,7 @@ Quick start::
 
 The command line is ``python -m meanfield.simulate`` (see ``--help``).
 """
+from . import _startup  # noqa: F401  (quiet Ctrl-C while `python -m meanfield.*` starts)
 from .backends import ExactBackend, SampledBackend, make_backend
 from .engine import FlowResult, Simulation, init, predict, simulate
 from .integrators import INTEGRATORS, get_integrator

@@ -237,14 +237,16 @@ def _busy(run_dir):
 
 
 def _check_out(run_dir):
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError("--out", f"{run_dir} exists and is not a folder; choose a folder name")
     try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError("--out", f"{run_dir} exists and is not a folder; choose a folder "
+                                       "name")
         if run_dir.is_dir() and _busy(run_dir):
             raise ConfigError("--out", f"{run_dir} already exists and is not empty; choose "
                                        "another folder, or use --resume to continue a run there")
-    except PermissionError:
-        raise ConfigError("--out", f"{run_dir} is not readable; choose another folder") from None
+    except OSError as exc:  # name too long, permission denied, ...
+        raise ConfigError("--out", f"cannot use {str(run_dir)[:60]} as the run folder "
+                                   f"({exc.strerror}); choose another folder") from None
 
 
 def _lock(run_dir, new):
@@ -262,8 +264,8 @@ def _lock(run_dir, new):
         reason = exc.strerror or str(exc)
         if exc.errno == errno.ENAMETOOLONG:
             reason = "name too long"
-        raise ConfigError(key, f"cannot use {run_dir} as the run folder ({reason}); choose "
-                               "another folder") from None
+        raise ConfigError(key, f"cannot use {str(run_dir)[:60]} as the run folder ({reason}); "
+                               "choose another folder") from None
     try:
         import fcntl
     except ImportError:  # pragma: no cover - no flock (Windows): the emptiness check remains
@@ -496,7 +498,8 @@ def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
 
         import numpy as np
 
-        with warnings.catch_warnings(), np.errstate(all="warn"):
+        with warnings.catch_warnings(), np.errstate(divide="warn", over="warn",
+                                                    invalid="warn", under="ignore"):
             warnings.simplefilter("always")
             warnings.showwarning = caught
             results = module.run(config, ctx) or {}

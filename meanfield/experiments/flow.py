@@ -329,7 +329,7 @@ def run(config, ctx):
     _figures(result, ctx, title)
     summary = {
         "status": "ok" if result.status == "ok" else "failed",
-        "risk_initial": float(result.risk[0]),
+        "risk_initial": float(result.risk[0]) if result.risk.size else float("nan"),
         "risk_final": result.risk_final,
         "risk_exact_final": float(sim.backend.risk(sim.a, sim.b, sim.weights))
         if config["backend"] == "sampled" else result.risk_final,
