@@ -13,11 +13,25 @@ Each module in this package whose top level defines ``NAME`` is an experiment. C
     Allowed values of string keys.
 ``check(config)`` : optional
     Raise :class:`meanfield.config.ConfigError` for out-of-range values (called before any
-    work starts or any file is written).
+    work starts or any file is written). Generic checks come first and need no code: every
+    float finite, every integer within int64, every seed (``seed``, ``seeds``, ``*_seed``) >= 0.
+``APPLIES`` : dict, optional
+    ``key -> (condition(config), reason)``: a key the user sets where the condition is false
+    has no effect and is refused with the reason (defaults are never refused).
+``IMPLIES`` : dict, optional
+    ``key -> (other, value)``: setting ``key`` sets ``other`` (``init_file`` means
+    ``init = "file"``); an explicitly different ``other`` is refused.
+``resolve(config, user_keys)`` : optional
+    Fill in keys fixed by others (an init file fixes the number of particles).
+``estimate(config)`` : optional
+    ``{"memory": {key: bytes}, "work": pair evaluations × steps}``: the run is refused when
+    the memory exceeds what is available (naming the key that uses most), and the work is
+    printed in the run's first line.
 ``run(config, ctx)`` -> dict
     Do the work with the :class:`meanfield.runctx.RunContext` ``ctx``; return flat scalar
     results for ``summary.json``. Raise :class:`meanfield.runctx.RunFailed` when the run
-    itself fails.
+    itself fails. Save resumable state with ``ctx.save_part`` / ``ctx.save_checkpoint``
+    (they record the config, so a resume under other settings is refused).
 
 Module import must stay light (no compilation, no heavy work): ``--list`` imports them all.
 """
