@@ -139,6 +139,12 @@ def test_ctrl_c_writes_checkpoint_and_exits_cleanly(tmp_path):
     (["flow", "--set", "backend=exact", "--set", "input=rademacher"], "backend"),
     (["not-an-experiment"], "experiment"),
     (["flow", "--config", "/no/such/config.toml"], "--config"),
+    (["flow", "--set", "dt=0.1", "--set", "dt=0.2"], "dt"),
+    (["flow", "--set", "batch_size=64"], "batch_size"),
+    (["flow", "--set", "n_particles=1e9"], "n_particles"),
+    (["flow", "--set", "teacher_file=/no/such/teacher.npz"], "teacher_file"),
+    (["flow", "--set", "seed=-1"], "seed"),
+    (["flow", "--set", "dt=inf"], "dt"),
 ])
 def test_bad_input_exits_2_names_the_key_and_writes_nothing(tmp_path, args, key):
     out_dir = tmp_path / "never"
@@ -209,3 +215,23 @@ def test_library_simulate_is_still_callable_after_importing_the_cli_module(rng):
     problem = mf.Problem(3, mf.NormTarget(1))
     r = mf.simulate(problem, mf.init_gaussian(4, 3, rng), 0.1, 2)
     assert r.status == "ok"
+
+
+def test_folder_in_use_by_another_run_is_refused(tmp_path):
+    """The claim is a lock: while another process holds it, a second run exits 2 and leaves
+    the folder alone (the deterministic half of the concurrent-start race)."""
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "busy"
+    out.mkdir()
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        code, _, err = run_cli("flow", *SMALL, "--out", str(out), "--quiet")
+        assert code == 2 and "in use by another run" in err and err.count("\n") == 1
+        assert [p.name for p in out.iterdir()] == [".lock"]
+        code, _, err = run_cli("--resume", str(out))
+        assert code == 2
+    finally:
+        os.close(fd)
+    code, _, err = run_cli("flow", *SMALL, "--out", str(out), "--quiet")  # lock released
+    assert code == 0, err
