@@ -4,11 +4,10 @@ An experiment module (see :mod:`meanfield.experiments`) receives a :class:`RunCo
 uses it to write figures and arrays, to save finished sub-runs ("parts") so that
 ``--resume`` skips them, to checkpoint long loops, and to notice Ctrl-C.
 """
+import json
 import os
 import time
 from pathlib import Path
-
-import json
 
 import numpy as np
 
