@@ -476,7 +476,8 @@ def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
         atomic_write_json(run_dir / "config.json", saved)
     log = (lambda msg: stdout.write(msg + "\n"))
     ctx = RunContext(run_dir, quiet=args.quiet, resuming=saved is not None, log=log,
-                     config=saved["config"] if saved is not None else config)
+                     config=saved["config"] if saved is not None else config,
+                     progress_stream=stderr)
     if work is not None:
         ctx.log(f"{name}: estimated work {work:.3g} pair evaluations x steps, memory about "
                 f"{_bytes(memory)}, {threads} threads -> {run_dir}")

@@ -211,6 +211,8 @@ def check_generic(config, defaults):
 
     for key, default in defaults.items():
         value = config.get(key)
+        if value is default or (value == default and type(value) is type(default)):
+            continue  # an experiment's own default (which may be, say, inf for "no limit")
         items = value if isinstance(value, list) else [value]
         for v in items:
             if isinstance(v, bool):

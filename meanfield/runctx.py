@@ -46,12 +46,13 @@ class RunContext:
     """
 
     def __init__(self, out_dir, quiet=False, resuming=False, checkpoint_every_s=30.0, log=print,
-                 config=None, progress_every_s=10.0):
+                 config=None, progress_every_s=10.0, progress_stream=None):
         self.out_dir = Path(out_dir)
         self.quiet = quiet
         self.resuming = resuming
         self.checkpoint_every_s = checkpoint_every_s
         self.progress_every_s = progress_every_s
+        self.progress_stream = progress_stream  # None: sys.stderr
         #: the run's config; every checkpoint and part records it, so that a resume under an
         #: edited config.json is refused instead of mixing two settings in one result
         self.config = config
@@ -68,7 +69,8 @@ class RunContext:
     def progress(self, total, desc=""):
         """A :class:`~meanfield.progress.Progress` bar (a plain line every
         ``progress_every_s`` seconds when stderr is not a terminal)."""
-        return Progress(total, desc=desc, quiet=self.quiet, every_s=self.progress_every_s)
+        return Progress(total, desc=desc, quiet=self.quiet, every_s=self.progress_every_s,
+                        stream=self.progress_stream)
 
     # -- stop requests (Ctrl-C) ------------------------------------------------------------
     def request_stop(self):

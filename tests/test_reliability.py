@@ -178,7 +178,8 @@ def test_normal_run_prints_work_first_and_no_warnings(tmp_path):
     """noether used to print 13 RuntimeWarnings; they now go to summary.json."""
     code, out, err = run_cli("noether", *sets("noether"), "--out", str(tmp_path / "r"))
     assert code == 0, err
-    assert err == ""
+    # stderr holds at most progress lines (one per 10 s when not on a terminal)
+    assert all("% (" in line for line in err.splitlines()), err
     assert out.splitlines()[0].startswith("noether: estimated work ")
     assert "pair evaluations x steps" in out.splitlines()[0]
     run = mf.load_run(tmp_path / "r")
@@ -372,3 +373,19 @@ def test_ctrl_c_during_start_up_prints_one_line(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert b"Traceback" not in err and err.count(b"\n") == 1
+
+
+def test_full_vs_reduced_reports_progress_to_the_callers_stderr(tmp_path, monkeypatch):
+    from meanfield import runctx
+
+    def every_update(self, total, desc=""):
+        return Progress(total, desc=desc, quiet=self.quiet, every_s=0.0,
+                        stream=self.progress_stream)
+
+    monkeypatch.setattr(runctx.RunContext, "progress", every_update)
+    code, _, err = run_cli("lowdim-full-vs-reduced", *sets("lowdim-full-vs-reduced"), "--out",
+                           str(tmp_path / "r"))
+    assert code == 0, err
+    lines = [x for x in err.splitlines() if x.startswith("lowdim-full-vs-reduced: ")]
+    # three flows of n_steps = 10 for each of two widths: 60 units, one line per unit + close
+    assert len(lines) == 61 and "100.0% (60/60)" in lines[-1]

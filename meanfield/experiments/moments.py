@@ -90,7 +90,8 @@ def check(config):
             f"every N must be ≥ 10 d = {10 * config['d']}")
     require(config["trials"] >= 1, "trials", "must be ≥ 1")
     require(config["noise_std"] >= 0, "noise_std", "must be ≥ 0")
-    require(all(s >= 0 for s in config["noise_levels"]), "noise_levels", "must be ≥ 0")
+    require(len(config["noise_levels"]) >= 1 and all(s >= 0 for s in config["noise_levels"]),
+            "noise_levels", "give at least one noise level, each ≥ 0")
     require(config["noise_n_samples"] >= 10 * config["d"], "noise_n_samples", "must be ≥ 10 d")
     require(config["gd_n_samples"] >= 10 * config["d"], "gd_n_samples", "must be ≥ 10 d")
     require(config["gd_steps"] >= 1 and config["gd_lr"] > 0, "gd_lr",
@@ -248,7 +249,9 @@ def run(config, ctx):
 
     summary = {"exact_gaussian_error": float(exact["gaussian_error"]),
                "exact_gaussian_null_sv_k": float(exact["gaussian_null_sv"][-k]),
-               "exact_gaussian_null_sv_k1": float(exact["gaussian_null_sv"][-k - 1]),
+               # the (k+1)-th smallest of k(k+1)/2 values: none when k = 1
+               "exact_gaussian_null_sv_k1": float(exact["gaussian_null_sv"][-k - 1])
+               if exact["gaussian_null_sv"].size > k else float("nan"),
                "dm_sigma_min_gaussian_exact": float(exact["gaussian_dm_sigma_min"])}
     if "rademacher_error" in exact:
         summary["exact_rademacher_error"] = float(exact["rademacher_error"])

@@ -102,8 +102,8 @@ def estimate(config):
 def check(config):
     """Ranges the type checks cannot see."""
     require(config["d"] >= 3, "d", "must be >= 3 (H and a rotatable H⊥)")
-    require(1 <= config["d_H"] <= config["d"] - 2, "d_H",
-            f"must be in [1, d − 2 = {config['d'] - 2}]")
+    require(2 <= config["d_H"] <= config["d"] - 2, "d_H",
+            f"must be in [2, d − 2 = {config['d'] - 2}] (angular momentum in H needs a plane)")
     require(config["angmom_d"] >= config["d_H"] + 2, "angmom_d", "must be >= d_H + 2")
     for key in ("m", "linear_m", "angmom_m", "orbit_base", "time_steps", "angmom_steps",
                 "orbit_steps", "defect_steps", "defect_seeds", "n_projections", "batch_size"):
@@ -123,7 +123,8 @@ def check(config):
     require(all(v > 0 for v in config["linear_dts"]), "linear_dts", "values must be > 0")
     for dt in config["dts"]:
         n = config["horizon"] / dt
-        require(abs(n - round(n)) < 1e-9, "dts", f"horizon / dt must be an integer (dt = {dt})")
+        require(abs(n - round(n)) < 1e-9 and round(n) >= 1, "dts",
+                f"horizon / dt must be an integer >= 1 (dt = {dt})")
     require(all(m >= 8 for m in config["defect_ms"]), "defect_ms", "every m must be >= 8")
 
 

@@ -104,8 +104,9 @@ def check(config):
     require(config["record_every"] >= 1, "record_every", "must be >= 1")
     require(config["batch_size"] >= 1, "batch_size", "must be >= 1")
     require(config["n_probe"] >= 1, "n_probe", "must be >= 1")
-    require(0 < config["ode_rtol"] <= 1e-6, "ode_rtol",
-            f"must be in (0, 1e-6] (the ODE is the reference), got {config['ode_rtol']}")
+    require(1e-14 <= config["ode_rtol"] <= 1e-6, "ode_rtol",
+            f"must be in [1e-14, 1e-6] (the ODE is the reference; below 1e-14 the solver "
+            f"cannot meet it in double precision), got {config['ode_rtol']}")
 
 
 # ------------------------------------------------------------------------------ set-up
