@@ -184,7 +184,14 @@ def _validate(module, config, user_keys):
         estimate = None
     if hasattr(module, "check"):
         module.check(config)
-    return estimate if estimate is not None else _estimate(module, config)
+    if estimate is None:
+        try:
+            estimate = _estimate(module, config)
+        except ConfigError:
+            raise
+        except (ArithmeticError, ValueError, TypeError, KeyError, IndexError):
+            estimate = (None, None)  # no estimate for this config: run without one
+    return estimate
 
 
 def _prepare(args):
@@ -204,7 +211,11 @@ def _prepare(args):
             raise ConfigError("--resume", f"unknown experiment {name!r} in "
                                           f"{run_dir / 'config.json'}") from None
         _verify_resume(run_dir, saved)
-        config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), saved["config"])
+        # a run made before a key existed continues with what it did then, not the default
+        older = {k: f(saved["config"]) for k, f in getattr(module, "ADDED_KEYS", {}).items()
+                 if k not in saved["config"]}
+        config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), saved["config"],
+                                older)
         estimate = _validate(module, config, set())
         return name, module, config, run_dir, saved, estimate
     name = args.experiment or experiments.DEFAULT_EXPERIMENT

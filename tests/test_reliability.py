@@ -284,6 +284,26 @@ def test_resume_removes_stale_temporaries_and_records_threads(tmp_path):
 
     assert cfg["threads"] == numba.get_num_threads()
     assert cfg["resumed"][-1]["threads"] == numba.get_num_threads()
+    if (Path(mf.__file__).resolve().parent.parent / ".git").exists():
+        assert len(cfg["versions"]["meanfield_git"].split("-")[0]) == 40
+
+
+def test_resume_of_a_run_older_than_teacher_seed_keeps_its_teacher(tmp_path):
+    """Runs made before teacher_seed existed drew the teacher from seed; resuming one must
+    not switch it to teacher_seed's default mid-run."""
+    run_dir = _interrupted_flow(tmp_path, seed=5)
+    saved = json.loads((run_dir / "config.json").read_text())
+    del saved["config"]["teacher_seed"], saved["config_sha256"]
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    ckpt = np.load(run_dir / "checkpoint.npz")
+    state = {k: ckpt[k] for k in ckpt.files if k != "_config_json"}  # a checkpoint of then
+    np.savez(run_dir / "checkpoint.npz", **state)
+    from meanfield.cli import _parser, _prepare
+
+    config = _prepare(_parser().parse_args(["--resume", str(run_dir)]))[2]
+    assert config["teacher_seed"] == 5
+    code, _, err = run_cli("--resume", str(run_dir), "--quiet")
+    assert code == 0, err
 
 
 def test_files_follow_the_umask(tmp_path):

@@ -75,6 +75,10 @@ APPLIES = {
     "input_scale": (lambda c: c["input"] == "gaussian", "only input = 'gaussian' uses it"),
 }
 
+#: keys added after runs were made with this experiment: the value an older run used (a
+#: resume of such a run continues with it)
+ADDED_KEYS = {"teacher_seed": lambda c: c.get("seed", 0)}
+
 #: init_file given means the start comes from it.
 IMPLIES = {"init_file": ("init", "file")}
 

@@ -52,8 +52,10 @@ def check(config):
     require(config["n_steps"] >= 1, "n_steps", "must be >= 1")
     require(config["r_max"] > 0 and config["n_r"] >= 2, "r_max", "need r_max > 0 and n_r >= 2")
     require(config["n_directions"] >= 1, "n_directions", "must be >= 1")
-    require(all(0 <= s <= config["n_steps"] for s in config["profile_steps"]), "profile_steps",
-            f"steps must lie in [0, n_steps = {config['n_steps']}]")
+    require(len(config["profile_steps"]) >= 1 and all(
+        0 <= s <= config["n_steps"] for s in config["profile_steps"]), "profile_steps",
+        f"give at least one step, each in [0, n_steps = {config['n_steps']}]")
+    require(config["record_every"] >= 1, "record_every", "must be >= 1")
 
 
 def run(config, ctx):
