@@ -21,6 +21,9 @@ Each module in this package whose top level defines ``NAME`` is an experiment. C
 ``IMPLIES`` : dict, optional
     ``key -> (other, value)``: setting ``key`` sets ``other`` (``init_file`` means
     ``init = "file"``); an explicitly different ``other`` is refused.
+``ADDED_KEYS`` : dict, optional
+    ``key -> f(saved_config)``: for a key added after runs were made, the value an older run
+    used, so that resuming it does not switch to the new key's default mid-run.
 ``resolve(config, user_keys)`` : optional
     Fill in keys fixed by others (an init file fixes the number of particles).
 ``estimate(config)`` : optional
