@@ -23,7 +23,11 @@ def _quiet_startup_interrupt():
     try:
         signal.signal(signal.SIGINT, _exit)
     except ValueError:  # pragma: no cover - not the main thread
-        pass
+        return None
+    return _exit
 
 
-_quiet_startup_interrupt()
+#: the start-up handler, if installed; the command line replaces it by Python's own
+#: (KeyboardInterrupt) once it has taken over, so a caller of ``cli.main`` handles Ctrl-C
+#: its own way between calls
+HANDLER = _quiet_startup_interrupt()

@@ -408,11 +408,15 @@ def main(argv=None, stdout=None, stderr=None):
     def _early(signum, frame):
         raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
+    from . import _startup
+
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, _early)
     except ValueError:  # not the main thread: no signal handling
         previous = {}
+    if _startup.HANDLER is not None and previous.get(signal.SIGINT) is _startup.HANDLER:
+        previous[signal.SIGINT] = signal.default_int_handler
     try:
         return _main(argv, stdout, stderr, previous)
     except KeyboardInterrupt:
