@@ -343,6 +343,7 @@ def main_():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--races", type=int, default=6, help="concurrent-start tries")
+    parser.add_argument("--verbose", action="store_true", help="print every case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cwd = os.getcwd()
@@ -367,7 +368,9 @@ def main_():
     total = sum(t for t, _ in table.values()), sum(h for _, h in table.values())
     print(f"{'total':42s} {total[0]:5d} {total[1]:7d}")
     for cat, case, ok, detail in RESULTS:
-        if not ok:
+        if args.verbose:
+            print(f"{'handled' if ok else 'NOT HANDLED':11s} [{cat}] {case}: {detail}")
+        elif not ok:
             print(f"NOT HANDLED [{cat}] {case}: {detail}")
 
 
