@@ -26,7 +26,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from hostile import BAD_VALUES, DIVERGE, TINY  # noqa: E402
+from hostile import BAD_VALUES, DIVERGE, FUZZ_FOUND, TINY  # noqa: E402
 
 import meanfield as mf  # noqa: E402
 from meanfield.cli import main  # noqa: E402
@@ -339,6 +339,15 @@ def smaller(tmp):
     record(cat, "lowdim-full-vs-reduced reports progress", code == 0, err)
 
 
+def fuzz_found(tmp):
+    cat = "6 found by fuzzing every numeric key"
+    for exp, extra, key in FUZZ_FOUND:
+        refused(cat, f"{exp} {' '.join(extra)}", [exp, *sets(exp, *extra), "--out",
+                                                   f"{tmp}/never"], key, tmp, f"{tmp}/never")
+    code, _, err = cli("moments", *sets("moments", "k=1"), "--out", f"{tmp}/k1", "--quiet")
+    record(cat, "moments k = 1 runs", code == 0, err)
+
+
 def main_():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -350,7 +359,7 @@ def main_():
         os.chdir(tmp)
         try:
             for fn in (lambda t: data_loss(t, args.races), wrong_results, tracebacks, divergence,
-                       sizes, smaller):
+                       sizes, smaller, fuzz_found):
                 fn(tmp)
         finally:
             os.chdir(cwd)

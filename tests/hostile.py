@@ -88,3 +88,15 @@ BAD_VALUES = [
     ("orthogonal-dependence", ["n_particles=1e10"], "n_particles"),
     ("symmetric-boolean", ["n_train=[1e11]"], "n_train"),
 ]
+
+#: range errors found by trying 0, -1 and 1e-300 (and [], [0], [-1]) in every numeric key of
+#: every experiment; each crashed after config.json was written before its check existed
+FUZZ_FOUND = [
+    ("moments", ["noise_levels=[]"], "noise_levels"),
+    ("noether", ["d_H=1"], "d_H"),
+    ("noether", ["horizon=1e-300"], "dts"),
+    ("odd", ["ode_rtol=1e-300"], "ode_rtol"),
+    ("orthogonal-dependence", ["profile_steps=[]"], "profile_steps"),
+    ("orthogonal-dependence", ["record_every=0"], "record_every"),
+    ("symmetric-boolean", ["population_dt=1e-300"], "population_dt"),
+]

@@ -19,7 +19,7 @@ from meanfield.cli import main
 from meanfield.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hostile import BAD_VALUES, DIVERGE, TINY  # noqa: E402
+from hostile import BAD_VALUES, DIVERGE, FUZZ_FOUND, TINY  # noqa: E402
 
 
 def run_cli(*argv):
@@ -48,8 +48,8 @@ def folder_state(directory):
 
 
 # ---------------------------------------------------------------- bad values, every experiment
-@pytest.mark.parametrize("experiment,extra,key", BAD_VALUES,
-                         ids=[f"{e}-{'-'.join(x)}" for e, x, _ in BAD_VALUES])
+@pytest.mark.parametrize("experiment,extra,key", BAD_VALUES + FUZZ_FOUND,
+                         ids=[f"{e}-{'-'.join(x)}" for e, x, _ in BAD_VALUES + FUZZ_FOUND])
 def test_bad_value_is_refused_before_anything_is_written(tmp_path, experiment, extra, key):
     code, _, err = run_cli(experiment, *sets(experiment, *extra), "--out", str(tmp_path / "r"))
     assert_refused(code, err, key, tmp_path / "r")
@@ -189,6 +189,14 @@ def test_normal_run_prints_work_first_and_no_warnings(tmp_path):
     assert {"sweep", "time", "defect"} <= set(run.parts)
     assert "_config_json" not in run.parts["sweep"]
     assert run.tables["laws"] and "verdict" in run.tables["laws"][0]
+
+
+def test_moments_with_one_hidden_unit_runs(tmp_path):
+    """k = 1 has a single detector singular value: no (k+1)-th one to report."""
+    code, _, err = run_cli("moments", *sets("moments", "k=1"), "--out", str(tmp_path / "r"),
+                           "--quiet")
+    assert code == 0, err
+    assert np.isnan(mf.load_run(tmp_path / "r").summary["exact_gaussian_null_sv_k1"])
 
 
 # ---------------------------------------------------------------- resume

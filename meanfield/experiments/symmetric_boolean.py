@@ -82,6 +82,11 @@ def check(config):
     require(config["batch_size"] >= 1, "batch_size", "must be ≥ 1")
     require(config["n_test"] >= 1, "n_test", "must be ≥ 1")
     require(config["population_dt"] > 0, "population_dt", "must be > 0")
+    # the population flow covers epochs · N_max · lr units of time in steps of population_dt
+    steps = (config["epochs"] * max(config["n_train"] or [1]) * config["lr"]
+             / config["population_dt"])
+    require(steps <= 1e9, "population_dt", f"the population flow would take {steps:.3g} steps "
+                                           "(more than 1e9); increase population_dt")
     require(all(v > 0 for v in config["lr_sweep"]), "lr_sweep", "learning rates must be > 0")
     require(config["a_scale"] > 0, "a_scale", "must be > 0")
     require(config["invariant_scale"] > 0, "invariant_scale", "must be > 0")
