@@ -47,7 +47,9 @@ from math import copysign, pi, sqrt
 import numpy as np
 from scipy.special import roots_jacobi
 
-from ._numba import kernel, parallel_kernel, prange
+import threading
+
+from ._numba import blas_single_thread, get_threads, kernel, parallel_kernel, prange, run_tasks
 
 __all__ = ["interaction", "kappa", "norm_target_terms", "sphere_average_terms",
            "sphere_coordinate_quadrature"]
@@ -62,6 +64,13 @@ _SYM_WORKERS = 8       # virtual workers (own accumulation buffers) of the symme
 _SYM_BUFFER_BYTES = 256 << 20  # their buffers' cap: past it, the general kernel (no buffers)
 _SERIAL_WORK = 1 << 23  # m_out·m_src·(d + 16) below this: no parallel region (≈ 1 ms)
 _SMALL_D = 56          # below: Gram tiles by rank-4 row updates; above: by dot products
+# BLAS panels (large d): used for d >= _BLAS_MIN_D when both sides have >= _BLAS_MIN_M rows
+_BLAS_MIN_D = 200
+_BLAS_MIN_M = 256
+_BLAS_PANEL = 128       # rows per panel up to m = 4 · _BLAS_PANEL_BIG, then _BLAS_PANEL_BIG
+_BLAS_PANEL_BIG = 256
+_BLAS_CHUNK = 4096      # sources per Gram panel of the general BLAS path
+_BLAS_WORKERS = 4       # virtual workers of the symmetric BLAS path (memory permitting)
 
 # float64 constants of fdlibm's s_atan.c: π/4, atan(1/2), π/2, π split into high + low
 # parts, and the odd minimax polynomial of atan on |t| < 7/16.
@@ -234,8 +243,9 @@ def _tile_angles(dots, ni, nk, n2_rows, c_rows, n2_cols, c_cols, w, theta, radia
 
     For ii < ni, kk < nk, with r = √max(‖u‖²‖v‖² − ⟨u,v⟩², 0) and θ = atan2(r, −⟨u,v⟩):
     w[ii, kk] = c_cols[kk] θ and radial_rows[ii] += Σ_kk c_cols[kk] r. If ``both``, also
-    theta[ii, kk] = θ and radial_cols[kk] += Σ_ii c_rows[ii] r (the transposed tile).
-    The 1-D arrays are views of length ≥ ni (rows) or ≥ nk (cols).
+    theta[ii, kk] = c_rows[ii] θ and radial_cols[kk] += Σ_ii c_rows[ii] r (the transposed
+    tile's weights and radial sums). The 1-D arrays are views of length ≥ ni (rows) or
+    ≥ nk (cols).
     """
     for ii in range(ni):
         n2_i = n2_rows[ii]
@@ -254,24 +264,24 @@ def _tile_angles(dots, ni, nk, n2_rows, c_rows, n2_cols, c_cols, w, theta, radia
             wrow[kk] = ck[kk] * angle
             acc += ck[kk] * cross
             if both:
-                trow[kk] = angle
+                trow[kk] = c_i * angle
                 rc[kk] += c_i * cross
         radial_rows[ii] += acc
 
 
 @kernel(error_model="numpy")
-def _transpose_scaled(theta, ni, nk, c, out):
-    """out[kk, ii] = theta[ii, kk] · c[ii] (8 rows at a time, so stores are contiguous)."""
+def _transpose(theta, ni, nk, out):
+    """out[kk, ii] = theta[ii, kk] (8 rows at a time, so stores are contiguous)."""
     ii0 = 0
     while ii0 + 8 <= ni:
         for kk in range(nk):
             o = out[kk, ii0:ii0 + 8]
             for u in range(8):
-                o[u] = theta[ii0 + u, kk] * c[ii0 + u]
+                o[u] = theta[ii0 + u, kk]
         ii0 += 8
     for ii in range(ii0, ni):
         for kk in range(nk):
-            out[kk, ii] = theta[ii, kk] * c[ii]
+            out[kk, ii] = theta[ii, kk]
 
 
 @kernel(error_model="numpy", fastmath={"reassoc", "contract"})
@@ -293,48 +303,36 @@ def _finish_rows(b, n2, radial, out_s, out_g):
 
 
 @kernel(error_model="numpy")
-def _general_block(ib, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
-    """Rows ib·tr … of :func:`_pair_sums` against all sources, tc at a time (writes
-    those rows only)."""
-    mt, d = bt.shape
-    ms = bs.shape[0]
-    i0 = ib * tr
-    ni = min(tr, mt - i0)
-    dots = np.empty((tr, tc))
-    w = np.empty((tr, tc))
-    radial = np.zeros(tr)
-    g = out_g[i0:i0 + ni]
-    g[:] = 0.0
-    for k0 in range(0, ms, tc):
-        nk = min(tc, ms - k0)
-        _gram_tile(bt, i0, ni, bs, bs_t, k0, nk, dots)
-        # both=False: the c_rows, theta and radial_cols arguments are not touched
-        _tile_angles(dots, ni, nk, nt2[i0:i0 + ni], radial, ns2[k0:k0 + nk],
-                     cs[k0:k0 + nk], w, w, radial, radial, False)
-        _abt_tile(w, 0, 0, ni, bs_t, 0, k0, d, nk, g, True)
-    _finish_rows(bt[i0:i0 + ni], nt2[i0:i0 + ni], radial, out_s[i0:i0 + ni], g)
-
-
-@parallel_kernel(error_model="numpy")
-def _pair_sums(bt, nt2, bs, bs_t, ns2, cs, out_s, out_g, tr, tc, serial):
-    """Kernel sums S_i = Σ_k c_k κ(b_i, b'_k) and G_i = Σ_k c_k ∇_1 κ(b_i, b'_k).
+def _general_rows(ib0, ib1, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
+    """Kernel sums S_i = Σ_k c_k κ(b_i, b'_k) and G_i = Σ_k c_k ∇_1 κ(b_i, b'_k) for the
+    rows of blocks ib0 ≤ ib < ib1 (block ib: rows ib·tr …), all sources, tc at a time.
 
     Preconditions (checked by :func:`interaction`): ``bt`` (mt, d), ``bs`` (ms, d) and its
     transpose ``bs_t`` (d, ms) are C-contiguous float64, ms ≥ 1; ``nt2``/``ns2`` are the
-    squared row norms; ``cs`` (ms,); ``out_s`` (mt,) and ``out_g`` (mt, d) are written, not
-    accumulated into. The factor 1/(2π) is applied here; the law's v_ρ by the caller.
-    Tiles of ``tr`` rows × ``tc`` sources (:func:`_tile_shape`). Parallel over blocks of
-    output rows: no shared writes, identical for any thread count. ``serial`` runs the
-    same blocks in a plain loop (small problems: see :func:`_run_serially`); each block
-    computes the same numbers either way.
+    squared row norms; ``cs`` (ms,); ``out_s`` (mt,) and ``out_g`` (mt, d) are written
+    (those rows only), not accumulated into. The factor 1/(2π) is applied here; the law's
+    v_ρ by the caller. Each block's numbers depend on (tr, tc, d) only, so any split of
+    the blocks among tasks or threads gives the same result.
     """
-    n_blocks = (bt.shape[0] + tr - 1) // tr
-    if serial:
-        for ib in range(n_blocks):
-            _general_block(ib, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g)
-    else:
-        for ib in prange(n_blocks):
-            _general_block(ib, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g)
+    mt, d = bt.shape
+    ms = bs.shape[0]
+    dots = np.empty((tr, tc))
+    w = np.empty((tr, tc))
+    radial = np.empty(tr)
+    for ib in range(ib0, ib1):
+        i0 = ib * tr
+        ni = min(tr, mt - i0)
+        radial[:] = 0.0
+        g = out_g[i0:i0 + ni]
+        g[:] = 0.0
+        for k0 in range(0, ms, tc):
+            nk = min(tc, ms - k0)
+            _gram_tile(bt, i0, ni, bs, bs_t, k0, nk, dots)
+            # both=False: the c_rows, theta and radial_cols arguments are not touched
+            _tile_angles(dots, ni, nk, nt2[i0:i0 + ni], radial, ns2[k0:k0 + nk],
+                         cs[k0:k0 + nk], w, w, radial, radial, False)
+            _abt_tile(w, 0, 0, ni, bs_t, 0, k0, d, nk, g, True)
+        _finish_rows(bt[i0:i0 + ni], nt2[i0:i0 + ni], radial[:ni], out_s[i0:i0 + ni], g)
 
 
 def _tile_shape(d):
@@ -352,61 +350,70 @@ def _run_serially(m_out, m_src, d):
 
 
 @kernel(error_model="numpy")
-def _sym_worker(v, tb, b, b_t, c, n2, buf_r, buf_g):
-    """Virtual worker v of :func:`_pair_sums_symmetric`: its run of tb × tb tiles, into
-    its buffers."""
+def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g):
+    """Virtual workers v0 ≤ v < v1 of the symmetric pair sums (b_src is b_out = b): each
+    zeroes its buffers, then adds its fixed run of tb × tb tiles into them.
+
+    The n_b(n_b + 1)/2 tiles (I ≤ K) are split into ``n_workers`` = len(buf_g) contiguous
+    runs. An off-diagonal tile adds to rows I and K, so each *virtual* worker accumulates
+    into its own buffers ``buf_r`` (n_workers, m) and ``buf_g`` (n_workers, m, d); a
+    diagonal tile takes its squared norms from its own Gram diagonal, so the self-pair has
+    r_ii = 0 and θ_ii = π exactly. Which thread runs a worker never changes what it adds or
+    in which order (:func:`_sym_finish` adds the buffers in worker order).
+    """
     m, d = b.shape
     n_workers = buf_g.shape[0]
     n_blocks = (m + tb - 1) // tb
     n_tiles = n_blocks * (n_blocks + 1) // 2
-    t_first = n_tiles * v // n_workers
-    t_last = n_tiles * (v + 1) // n_workers
-    # tile number t_first -> (ib, kb), row-major order of the upper triangle (ib ≤ kb)
-    ib = 0
-    t = t_first
-    while ib < n_blocks and t >= n_blocks - ib:
-        t -= n_blocks - ib
-        ib += 1
-    kb = ib + t
     dots = np.empty((tb, tb))
     w = np.empty((tb, tb))
     theta = np.empty((tb, tb))
     n2_diag = np.empty(tb)
-    g_v = buf_g[v]
-    r_v = buf_r[v]
-    for _ in range(t_first, t_last):
-        i0 = ib * tb
-        ni = min(tb, m - i0)
-        k0 = kb * tb
-        nk = min(tb, m - k0)
-        _gram_tile(b, i0, ni, b, b_t, k0, nk, dots)
-        if ib == kb:
-            # squared norms from the tile's own diagonal: r_ii = 0 and θ_ii = π exactly
-            for ii in range(ni):
-                n2_diag[ii] = dots[ii, ii]
-            _tile_angles(dots, ni, ni, n2_diag, c[i0:i0 + ni], n2_diag, c[i0:i0 + ni],
-                         w, w, r_v[i0:i0 + ni], r_v[i0:i0 + ni], False)
-            _abt_tile(w, 0, 0, ni, b_t, 0, i0, d, ni, g_v[i0:i0 + ni], True)
-        else:
-            _tile_angles(dots, ni, nk, n2[i0:i0 + ni], c[i0:i0 + ni], n2[k0:k0 + nk],
-                         c[k0:k0 + nk], w, theta, r_v[i0:i0 + ni], r_v[k0:k0 + nk], True)
-            _abt_tile(w, 0, 0, ni, b_t, 0, k0, d, nk, g_v[i0:i0 + ni], True)
-            # rows K: Σ_ii c_i θ_ik b_i, the tile transposed so the dots are contiguous
-            _transpose_scaled(theta, ni, nk, c[i0:i0 + ni], w)
-            _abt_tile(w, 0, 0, nk, b_t, 0, i0, d, ni, g_v[k0:k0 + nk], True)
-        kb += 1
-        if kb == n_blocks:
+    for v in range(v0, v1):
+        t_first = n_tiles * v // n_workers
+        t_last = n_tiles * (v + 1) // n_workers
+        # tile number t_first -> (ib, kb), row-major order of the upper triangle (ib ≤ kb)
+        ib = 0
+        t = t_first
+        while ib < n_blocks and t >= n_blocks - ib:
+            t -= n_blocks - ib
             ib += 1
-            kb = ib
+        kb = ib + t
+        g_v = buf_g[v]
+        r_v = buf_r[v]
+        g_v[:] = 0.0
+        r_v[:] = 0.0
+        for _ in range(t_first, t_last):
+            i0 = ib * tb
+            ni = min(tb, m - i0)
+            k0 = kb * tb
+            nk = min(tb, m - k0)
+            _gram_tile(b, i0, ni, b, b_t, k0, nk, dots)
+            if ib == kb:
+                # squared norms from the tile's own diagonal: r_ii = 0 and θ_ii = π exactly
+                for ii in range(ni):
+                    n2_diag[ii] = dots[ii, ii]
+                _tile_angles(dots, ni, ni, n2_diag, c[i0:i0 + ni], n2_diag, c[i0:i0 + ni],
+                             w, w, r_v[i0:i0 + ni], r_v[i0:i0 + ni], False)
+                _abt_tile(w, 0, 0, ni, b_t, 0, i0, d, ni, g_v[i0:i0 + ni], True)
+            else:
+                _tile_angles(dots, ni, nk, n2[i0:i0 + ni], c[i0:i0 + ni], n2[k0:k0 + nk],
+                             c[k0:k0 + nk], w, theta, r_v[i0:i0 + ni], r_v[k0:k0 + nk], True)
+                _abt_tile(w, 0, 0, ni, b_t, 0, k0, d, nk, g_v[i0:i0 + ni], True)
+                # rows K: Σ_ii c_i θ_ik b_i, the tile transposed so the dots are contiguous
+                _transpose(theta, ni, nk, w)
+                _abt_tile(w, 0, 0, nk, b_t, 0, i0, d, ni, g_v[k0:k0 + nk], True)
+            kb += 1
+            if kb == n_blocks:
+                ib += 1
+                kb = ib
 
 
 @kernel(error_model="numpy")
-def _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g):
-    """Rows of block ib of :func:`_pair_sums_symmetric`: add the workers' buffers in
-    worker order, then finish the rows (writes those rows only)."""
-    m, d = b.shape
-    i0 = ib * tb
-    i1 = min(m, i0 + tb)
+def _sym_finish(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
+    """Rows i0 ≤ i < i1 of the symmetric pair sums: add the workers' buffers in worker
+    order, then finish the rows (:func:`_finish_rows`; writes those rows only)."""
+    d = b.shape[1]
     radial = np.zeros(i1 - i0)
     out_g[i0:i1] = 0.0
     for v in range(buf_g.shape[0]):
@@ -419,41 +426,167 @@ def _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g):
     _finish_rows(b[i0:i1], n2[i0:i1], radial, out_s[i0:i1], out_g[i0:i1])
 
 
-@parallel_kernel(error_model="numpy")
-def _pair_sums_symmetric(b, b_t, c, n2, buf_r, buf_g, out_s, out_g, tb, serial):
-    """:func:`_pair_sums` for ``b_src = b_out = b``: each unordered pair of tiles once.
+# ---------------------------------------------------------------- drivers (tasks on threads)
+_BUFFERS = threading.local()
 
-    Preconditions: ``b`` (m, d) and ``b_t`` (d, m) C-contiguous float64, m ≥ 1; ``c`` (m,);
-    ``n2`` (m,) the squared norms; ``buf_r`` (n_workers, m) and ``buf_g``
-    (n_workers, m, d) are zeros on entry (allocated by the caller: an array allocation
-    inside a parallel kernel becomes a parallel region of its own); ``out_s`` (m,) and
-    ``out_g`` (m, d) are written.
 
-    1. The n_b(n_b + 1)/2 tiles (I ≤ K) of tb × tb (:func:`_tile_shape`), split into
-       ``n_workers`` fixed contiguous runs. An off-diagonal tile adds to rows I and K,
-       so each *virtual* worker accumulates into its own buffers (:func:`interaction`
-       caps them at 256 MiB in all, beyond which it uses the general kernel); the
-       threads share the workers.
-       A diagonal tile takes its squared norms from its own Gram diagonal, so the
-       self-pair has r_ii = 0 and θ_ii = π exactly.
-    2. Parallel over row blocks: add the buffers in worker order and finish the rows.
-    Which thread runs a worker never changes what it adds or in which order, so results
-    are identical for any thread count (and with ``serial``); they depend on (m, d) only.
-    Two parallel regions in all: each costs microseconds on an idle machine but waits for
-    every thread, which is slow when other processes hold the cores.
-    """
-    n_blocks = (b.shape[0] + tb - 1) // tb
-    n_workers = buf_g.shape[0]
-    if serial:
-        for v in range(n_workers):
-            _sym_worker(v, tb, b, b_t, c, n2, buf_r, buf_g)
-        for ib in range(n_blocks):
-            _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g)
+def _worker_buffers(n_workers, m, d):
+    """The virtual workers' buffers (n_workers, m) and (n_workers, m, d), kept between
+    calls of the same shape in the calling thread (the workers zero them): a fresh
+    array of tens of MiB costs a page fault per 4 KiB on every flow step."""
+    key = (n_workers, m, d)
+    if getattr(_BUFFERS, "key", None) != key:
+        _BUFFERS.key = None  # free the old ones before allocating
+        _BUFFERS.r = np.empty((n_workers, m))
+        _BUFFERS.g = np.empty((n_workers, m, d))
+        _BUFFERS.key = key
+    return _BUFFERS.r, _BUFFERS.g
+
+
+def _split(n, parts):
+    """Bounds of ``parts`` contiguous near-equal chunks of range(n)."""
+    parts = max(1, min(parts, n))
+    return [(n * p // parts, n * (p + 1) // parts) for p in range(parts)]
+
+
+def _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g, parallel):
+    chunks = _split(b.shape[0], 4 * get_threads() if parallel else 1)
+    run_tasks(lambda t: _sym_finish(*chunks[t], b, n2, buf_r, buf_g, out_s, out_g),
+              len(chunks), parallel)
+
+
+def _numba_symmetric(b, c, n2, out_s, out_g, parallel):
+    """Symmetric pair sums with the Numba tiles: 8 virtual workers (tasks), then the
+    rows finished in chunks. Results depend on (m, d) only."""
+    m, d = b.shape
+    tb = _tile_shape(d)[2]
+    n_workers = _SYM_WORKERS if m > tb else 1  # one block: one tile
+    buf_r, buf_g = _worker_buffers(n_workers, m, d)
+    b_t = np.ascontiguousarray(b.T)
+    if parallel:
+        run_tasks(lambda v: _sym_workers(v, v + 1, tb, b, b_t, c, n2, buf_r, buf_g), n_workers)
     else:
-        for v in prange(n_workers):
-            _sym_worker(v, tb, b, b_t, c, n2, buf_r, buf_g)
-        for ib in prange(n_blocks):
-            _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g)
+        _sym_workers(0, n_workers, tb, b, b_t, c, n2, buf_r, buf_g)
+    _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g, parallel)
+
+
+def _numba_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
+    tr, tc, _ = _tile_shape(bt.shape[1])
+    bs_t = np.ascontiguousarray(bs.T)
+    n_blocks = (bt.shape[0] + tr - 1) // tr
+    chunks = _split(n_blocks, 4 * get_threads() if parallel else 1)
+    run_tasks(lambda t: _general_rows(*chunks[t], tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s,
+                                      out_g), len(chunks), parallel)
+
+
+# Large d: the Gram and reduction products through BLAS, the elementwise pass in Numba.
+def _dgemm():
+    from scipy.linalg.blas import dgemm
+    return dgemm
+
+
+def _gram_panel(dgemm, rows, cols):
+    """⟨rows_i, cols_k⟩ as a C-contiguous (len(rows), len(cols)) array (one BLAS call)."""
+    # in Fortran order: (cols rowsᵀ) is (n, ni); its transpose is the C-ordered panel
+    return dgemm(1.0, cols.T, rows.T, trans_a=1).T
+
+
+def _add_product(dgemm, out, w, src, w_transposed=False):
+    """out += w · src (out (n, d) C-contiguous rows of a buffer, updated in place by BLAS
+    with β = 1); with ``w_transposed``, out += wᵀ · src."""
+    ot = out.T  # Fortran-ordered (d, n): BLAS writes into it directly
+    if w_transposed:
+        res = dgemm(1.0, src.T, w.T, beta=1.0, c=ot, overwrite_c=1, trans_b=1)
+    else:
+        res = dgemm(1.0, src.T, w.T, beta=1.0, c=ot, overwrite_c=1)
+    if res is not ot and not np.shares_memory(res, ot):  # pragma: no cover - f2py copied
+        out[:] = res.T
+
+
+def _blas_panel_rows(m):
+    """Rows per panel of the BLAS paths (a size rule: the summation order depends on it)."""
+    return _BLAS_PANEL if m <= 4 * _BLAS_PANEL_BIG else _BLAS_PANEL_BIG
+
+
+def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
+    """Symmetric pair sums by BLAS panels: panel J (rows i0:i1) against the columns
+    i0 … m − 1 only (the upper triangle), its diagonal block apart (norms from its own
+    Gram diagonal, as in the tiles). The panels are dealt to ``n_workers`` virtual
+    workers in a fixed order; each adds into its own buffers, BLAS with one thread, and
+    :func:`_sym_finish` adds the buffers in worker order. Results depend on (m, d) only."""
+    m, d = b.shape
+    p = _blas_panel_rows(m)
+    n_panels = (m + p - 1) // p
+    # snake order (0 1 2 3 3 2 1 0 0 1 …): the triangle's long and short panels balance
+    runs = [[] for _ in range(n_workers)]
+    for j in range(n_panels):
+        r = j % (2 * n_workers)
+        runs[r if r < n_workers else 2 * n_workers - 1 - r].append(j)
+    buf_r, buf_g = _worker_buffers(n_workers, m, d)
+    dgemm = _dgemm()
+
+    def worker(v):
+        r_v, g_v = buf_r[v], buf_g[v]
+        r_v[:] = 0.0
+        g_v[:] = 0.0
+        for j in runs[v]:
+            i0, i1 = j * p, min(m, (j + 1) * p)
+            ni = i1 - i0
+            bi, ci = b[i0:i1], c[i0:i1]
+            dots = _gram_panel(dgemm, bi, bi)
+            n2_diag = np.ascontiguousarray(dots.diagonal())
+            w = np.empty_like(dots)
+            _tile_angles(dots, ni, ni, n2_diag, ci, n2_diag, ci, w, w, r_v[i0:i1],
+                         r_v[i0:i1], False)
+            _add_product(dgemm, g_v[i0:i1], w, bi)
+            if i1 < m:
+                bk = b[i1:]
+                nk = m - i1
+                dots = _gram_panel(dgemm, bi, bk)
+                w = np.empty_like(dots)
+                theta = np.empty_like(dots)
+                _tile_angles(dots, ni, nk, n2[i0:i1], ci, n2[i1:], c[i1:], w, theta,
+                             r_v[i0:i1], r_v[i1:], True)
+                _add_product(dgemm, g_v[i0:i1], w, bk)
+                _add_product(dgemm, g_v[i1:], theta, bi, w_transposed=True)
+
+    with blas_single_thread():
+        run_tasks(worker, n_workers, parallel)
+    _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g, parallel)
+
+
+def _blas_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
+    """General pair sums by BLAS panels: row panels of ``bt`` (tasks, no shared writes)
+    against the sources in chunks of ``_BLAS_CHUNK``; BLAS with one thread."""
+    mt = bt.shape[0]
+    ms = bs.shape[0]
+    p = _blas_panel_rows(mt)
+    n_panels = (mt + p - 1) // p
+    dgemm = _dgemm()
+
+    def panel(j):
+        i0, i1 = j * p, min(mt, (j + 1) * p)
+        ni = i1 - i0
+        radial = np.zeros(ni)
+        g = out_g[i0:i1]
+        g[:] = 0.0
+        for k0 in range(0, ms, _BLAS_CHUNK):
+            k1 = min(ms, k0 + _BLAS_CHUNK)
+            dots = _gram_panel(dgemm, bt[i0:i1], bs[k0:k1])
+            w = np.empty_like(dots)
+            _tile_angles(dots, ni, k1 - k0, nt2[i0:i1], radial, ns2[k0:k1], cs[k0:k1], w, w,
+                         radial, radial, False)
+            _add_product(dgemm, g, w, bs[k0:k1])
+        _finish_rows(bt[i0:i1], nt2[i0:i1], radial, out_s[i0:i1], g)
+
+    with blas_single_thread():
+        run_tasks(panel, n_panels, parallel)
+
+
+def _use_blas(m_out, m_src, d):
+    """The BLAS panels where the products dominate: d ≥ _BLAS_MIN_D and both sides at
+    least one panel (a size rule, measured: benchmarks/README.md)."""
+    return d >= _BLAS_MIN_D and min(m_out, m_src) >= _BLAS_MIN_M
 
 
 def _check_rows(name, arr, d=None):
@@ -497,32 +630,45 @@ def interaction(b_out, b_src, c_src):
     if c_src.shape != (b_src.shape[0],):
         raise ValueError(f"c_src must have shape ({b_src.shape[0]},), got {c_src.shape}")
     m, d = b_out.shape
+    same = b_src is b_out or (b_src.shape == b_out.shape and np.array_equal(b_src, b_out))
+    blas = _use_blas(m, b_src.shape[0], d)
     # the particle interaction: each pair once, unless the workers' buffers would be large
-    symmetric = ((b_src is b_out or (b_src.shape == b_out.shape and np.array_equal(b_src, b_out)))
-                 and _SYM_WORKERS * 8 * m * (d + 1) <= _SYM_BUFFER_BYTES)
+    n_workers = _symmetric_workers(m, d, blas) if same else 0
+    symmetric = n_workers > 0
     nonzero = c_src != 0.0
     if not nonzero.all() and not (symmetric and np.isfinite(b_src).all()):
         # a source with c_k = 0 contributes nothing, even a non-finite one: drop it
         b_src, c_src, symmetric = b_src[nonzero], c_src[nonzero], False
+        blas = _use_blas(m, b_src.shape[0], d)
     out_s = np.empty(b_out.shape[0])
     out_g = np.empty_like(b_out)
     if b_src.shape[0] == 0 or b_out.shape[0] == 0:
         out_s[:] = 0.0
         out_g[:] = 0.0
         return out_s, out_g
-    if symmetric:
-        tr, tc, tb = _tile_shape(d)
-        n_workers = _SYM_WORKERS if m > tb else 1  # one block: one tile
-        _pair_sums_symmetric(b_out, np.ascontiguousarray(b_out.T), c_src,
-                             np.einsum("ij,ij->i", b_out, b_out), np.zeros((n_workers, m)),
-                             np.zeros((n_workers, m, d)), out_s, out_g, tb,
-                             _run_serially(m, m, d))
+    parallel = not _run_serially(m, b_src.shape[0], d)
+    n2 = np.einsum("ij,ij->i", b_out, b_out)
+    if symmetric and blas:
+        _blas_symmetric(b_out, c_src, n2, out_s, out_g, parallel, n_workers)
+    elif symmetric:
+        _numba_symmetric(b_out, c_src, n2, out_s, out_g, parallel)
     else:
-        _pair_sums(b_out, np.einsum("ij,ij->i", b_out, b_out), b_src,
-                   np.ascontiguousarray(b_src.T), np.einsum("ij,ij->i", b_src, b_src), c_src,
-                   out_s, out_g, *_tile_shape(d)[:2],
-                   _run_serially(b_out.shape[0], b_src.shape[0], d))
+        ns2 = n2 if b_src is b_out else np.einsum("ij,ij->i", b_src, b_src)
+        if blas:
+            _blas_general(b_out, n2, b_src, ns2, c_src, out_s, out_g, parallel)
+        else:
+            _numba_general(b_out, n2, b_src, ns2, c_src, out_s, out_g, parallel)
     return out_s, out_g
+
+
+def _symmetric_workers(m, d, blas):
+    """Virtual workers of the symmetric path, 0 if their buffers (n_workers · m · (d + 1)
+    doubles) would pass ``_SYM_BUFFER_BYTES`` (then the general path runs)."""
+    per_worker = 8 * m * (d + 1)
+    if blas:
+        n = min(_BLAS_WORKERS, _SYM_BUFFER_BYTES // per_worker)
+        return n if n >= 2 else 0
+    return _SYM_WORKERS if _SYM_WORKERS * per_worker <= _SYM_BUFFER_BYTES else 0
 
 
 def kappa(u, v):

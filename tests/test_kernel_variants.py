@@ -184,22 +184,33 @@ def test_tiled_kernels_identical_for_1_and_2_threads(rng):
         assert np.array_equal(one, two)
 
 
-def test_serial_and_parallel_drivers_compute_the_same_numbers(rng):
-    """Small problems skip the parallel region (a size rule); the blocks are the same code."""
-    m, d = 300, 9
+@pytest.mark.parametrize("m,d,blas", [(300, 9, False), (300, 210, True)])
+def test_serial_and_parallel_drivers_compute_the_same_numbers(rng, m, d, blas):
+    """Small problems run their tasks in order in the calling thread (a size rule); the
+    tasks are the same code, so the numbers are the same (Numba tiles and BLAS panels)."""
     b = rng.standard_normal((m, d))
-    b_t = np.ascontiguousarray(b.T)
     c = rng.standard_normal(m)
     n2 = np.einsum("ij,ij->i", b, b)
+    before = numba.get_num_threads()
     outs = []
-    for serial in (True, False):
-        s_sym, g_sym, s_gen, g_gen = np.empty(m), np.empty((m, d)), np.empty(m), np.empty((m, d))
-        gaussian._pair_sums_symmetric(b, b_t, c, n2, np.zeros((8, m)), np.zeros((8, m, d)),
-                                      s_sym, g_sym, 128, serial)
-        gaussian._pair_sums(b, n2, b, b_t, n2, c, s_gen, g_gen, 64, 256, serial)
-        outs.append((s_sym, g_sym, s_gen, g_gen))
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        for parallel in (False, True):
+            s_sym, g_sym, s_gen, g_gen = np.empty(m), np.empty((m, d)), np.empty(m), np.empty((m, d))
+            if blas:
+                gaussian._blas_symmetric(b, c, n2, s_sym, g_sym, parallel, 3)
+                gaussian._blas_general(b, n2, b, n2, c, s_gen, g_gen, parallel)
+            else:
+                gaussian._numba_symmetric(b, c, n2, s_sym, g_sym, parallel)
+                gaussian._numba_general(b, n2, b, n2, c, s_gen, g_gen, parallel)
+            outs.append((s_sym, g_sym, s_gen, g_gen))
+    finally:
+        numba.set_num_threads(before)
     for one, two in zip(*outs):
         assert np.array_equal(one, two)
+    s_ref, g_ref = _symmetric_reference(b, c)
+    for s, g in (outs[0][:2], outs[0][2:]):
+        assert _rel(s, s_ref) <= RTOL_PAIR and _rel(g, g_ref) <= RTOL_PAIR
 
 
 def test_sampled_kernels_serial_parallel_and_threads_agree(rng):
