@@ -246,3 +246,115 @@ def test_sampled_kernels_serial_parallel_and_threads_agree(rng):
     ga_s, gb_s = np.empty(m), np.empty((m, d))
     sampled._gradient_kernel(x, np.ascontiguousarray(x.T), r, a, b, 0, 0.01, ga_s, gb_s, True)
     assert np.array_equal(f_serial, f) and np.array_equal(ga_s, ga) and np.array_equal(gb_s, gb)
+
+
+# ------------------------------------------------------------- the BLAS panels (large d)
+@pytest.fixture
+def blas_everywhere(monkeypatch):
+    """Send every size to the BLAS panels (normally d ≥ _BLAS_MIN_D, m ≥ _BLAS_MIN_M), with
+    small panels and source chunks so that tiny problems cross their edges."""
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_D", 1)
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_M", 1)
+    monkeypatch.setattr(gaussian, "_BLAS_PANEL", 3)
+    monkeypatch.setattr(gaussian, "_BLAS_CHUNK", 5)
+
+
+@pytest.mark.parametrize("d", [1, 3, 17])
+def test_blas_panels_match_slow_reference_on_hard_points(rng, blas_everywhere, d):
+    """Parallel, antiparallel, orthogonal, tiny and zero vectors (zero as a source only),
+    the symmetric and the general panel paths against tests/reference.py, non-uniform
+    coefficients of both signs; tolerances as test_kernels.py's."""
+    import reference as ref
+    u, v = _hard_points(rng, d)
+    pts = np.vstack([u, v])
+    pts = pts[np.linalg.norm(pts, axis=1) > 0]  # the reference's ∇κ(0, ·) divides by 0
+    c = rng.standard_normal(pts.shape[0])
+    scale = np.abs(c).sum() * np.linalg.norm(pts, axis=1).max() ** 2
+    for b_out, b_src in ((u, v), (pts, pts)):
+        cs = c[:b_src.shape[0]]
+        S, G = interaction(b_out, b_src, cs)
+        S_ref, G_ref = ref.interaction(b_out, b_src, cs)
+        np.testing.assert_allclose(S, S_ref, rtol=0, atol=1e-12 * scale)
+        # arccos in the reference loses ~√ε at γ ≈ 0, π (as in test_kernels.py)
+        np.testing.assert_allclose(G, G_ref, rtol=0, atol=1e-7 * np.abs(cs).sum() * 3)
+
+
+def _hard_points(rng, d):
+    from test_kernels import _hard_points as hard
+    return hard(rng, d)
+
+
+@pytest.mark.parametrize("m,d", [(256, 200), (700, 210), (1030, 300)])
+def test_blas_panels_match_dense_formula_and_tiles(rng, m, d):
+    """Real sizes (default panels): 2–5 panels of 128 rows, 4 virtual workers, a last short
+    panel; symmetric and general paths against the dense formula and the Numba tiles."""
+    assert gaussian._use_blas(m, m, d)
+    b = rng.standard_normal((m, d))
+    b[1] = 3.0 * b[0]          # parallel
+    b[2] = -0.5 * b[0]         # antiparallel
+    b[3] = 0.0                 # zero
+    c = rng.standard_normal(m) * rng.random(m)
+    src = rng.standard_normal((m + 41, d))
+    cs = rng.standard_normal(m + 41)
+    s, g = interaction(b, b, c)
+    s_gen, g_gen = interaction(b, src, cs)
+    s_ref, g_ref = _symmetric_reference(b, c)
+    assert _rel(s, s_ref) <= RTOL_PAIR and _rel(g, g_ref) <= RTOL_PAIR
+    s_ref, g_ref = _dense_reference(b, src, cs)
+    assert _rel(s_gen, s_ref) <= RTOL_PAIR and _rel(g_gen, g_ref) <= RTOL_PAIR
+    saved = gaussian._BLAS_MIN_D
+    try:
+        gaussian._BLAS_MIN_D = 10 ** 9  # the Numba tiles at the same sizes
+        s_t, g_t = interaction(b, b, c)
+    finally:
+        gaussian._BLAS_MIN_D = saved
+    assert _rel(s, s_t) <= RTOL_PAIR and _rel(g, g_t) <= RTOL_PAIR
+
+
+def test_blas_self_pair_is_exact(rng):
+    """Diagonal blocks take their norms from their own Gram diagonal: κ(u, u) = ‖u‖²/2."""
+    m, d = 300, 256
+    b = rng.standard_normal((m, d))
+    c = np.zeros(m)
+    c[200] = 1.0
+    assert gaussian._use_blas(m, m, d)
+    s, g = interaction(b, b, c)
+    assert s[200] == pytest.approx(0.5 * b[200] @ b[200], rel=4 * np.finfo(float).eps)
+    np.testing.assert_allclose(g[200], 0.5 * b[200], rtol=4 * np.finfo(float).eps)
+
+
+def test_blas_panels_identical_for_1_and_2_threads(rng):
+    """Above the serial size rule, so the tasks really run on 2 threads (each BLAS call
+    with one thread); the general path too."""
+    m, d = 900, 220
+    assert gaussian._use_blas(m, m, d) and not gaussian._run_serially(m, m, d)
+    b = rng.standard_normal((m, d))
+    c = rng.standard_normal(m)
+    src = rng.standard_normal((500, d))
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(interaction(b, b, c) + interaction(b, src, c[:500]))
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+
+
+def test_blas_products_accumulate_in_place(rng):
+    """out += w·src and out += wᵀ·src write into the caller's rows (no silent copy)."""
+    out = rng.standard_normal((7, 5))
+    w = rng.standard_normal((4, 7))
+    src = rng.standard_normal((4, 5))
+    want = out + w.T @ src
+    view = out[2:]
+    want2 = want.copy()
+    gaussian._add_product(gaussian._dgemm(), out, w, src, w_transposed=True)
+    np.testing.assert_allclose(out, want, rtol=1e-14)
+    w2 = rng.standard_normal((5, 3))
+    src2 = rng.standard_normal((3, 5))
+    want2[2:] += w2 @ src2
+    gaussian._add_product(gaussian._dgemm(), view, w2, src2)
+    np.testing.assert_allclose(out, want2, rtol=1e-14)
