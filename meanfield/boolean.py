@@ -46,7 +46,6 @@ gradient-flow time, the scale on which :func:`population_flow` is compared with 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import comb
 
 from ._numba import kernel
 
@@ -96,6 +95,8 @@ def labels(X, g):
 
 def hamming_weights(n):
     """Probabilities ``C(n, h)/2^n`` of ``|x| = h`` for uniform ``x``; shape (n + 1,)."""
+    from scipy.special import comb  # imported when used (slow to load)
+
     return comb(n, np.arange(n + 1)) / 2.0 ** n
 
 

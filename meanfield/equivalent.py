@@ -30,7 +30,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 __all__ = [
     "MinimaCount", "count_equivalent_minima", "ACTIVATION_CLASSES",
@@ -333,6 +332,8 @@ def canonical_distance(A1, W1, A2, W2, c1=None, c2=None, activation="relu", rela
     if kind == "odd":
         summ = X[0][:, None, :] + X[1][None, :, :]
         cost = np.minimum(cost, np.sum(summ ** 2, axis=2))
+    from scipy.optimize import linear_sum_assignment  # imported when used (slow to load)
+
     rows, cols = linear_sum_assignment(cost)
     dist = float(np.sqrt(cost[rows, cols].sum()))
     if relative:

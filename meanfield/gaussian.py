@@ -45,7 +45,6 @@ Every choice (kernel, tiles, serial or parallel) depends on the sizes only.
 from math import copysign, pi, sqrt
 
 import numpy as np
-from scipy.special import roots_jacobi
 
 import threading
 
@@ -134,7 +133,8 @@ def _abt_tile(x, xr, xc, nx, y, yr, yc, ny, n, out, accumulate):
 
     Dot products along the contiguous index t (vectorised: needs ``reassoc``), blocked
     2 rows × 4 columns so each loaded value is used 2–4 times. Used for Gram tiles with
-    d ≥ 56 and for every reduction tile. Preconditions: 2-D C-contiguous float64 arrays,
+    d ≥ 56 and for every reduction tile. Callers pass run-time values, not literal
+    constants, for the offsets and ``accumulate`` (one compiled specialisation). Preconditions: 2-D C-contiguous float64 arrays,
     all index ranges in bounds, ``out`` at least (nx, ny).
     """
     i = 0
@@ -228,12 +228,14 @@ def _ay_tile(a, ar, ni, nt, y, yc, nk, out):
 
 @kernel(error_model="numpy")
 def _gram_tile(b_rows, i0, ni, b_cols, b_cols_t, k0, nk, dots):
-    """dots[ii, kk] = ⟨b_rows[i0+ii], b_cols[k0+kk]⟩ (rank-4 updates for small d)."""
+    """dots[ii, kk] = ⟨b_rows[i0+ii], b_cols[k0+kk]⟩ (rank-4 updates for small d). Used by
+    the sampled kernels; the pair kernels choose the two cases inline."""
     d = b_rows.shape[1]
+    zero = i0 - i0  # run-time 0 / False: see _general_rows
     if d < _SMALL_D:
         _ay_tile(b_rows, i0, ni, d, b_cols_t, k0, nk, dots)
     else:
-        _abt_tile(b_rows, i0, 0, ni, b_cols, k0, 0, nk, d, dots, False)
+        _abt_tile(b_rows, i0, zero, ni, b_cols, k0, zero, nk, d, dots, zero > 0)
 
 
 @kernel(error_model="numpy", fastmath={"reassoc"})
@@ -319,6 +321,11 @@ def _general_rows(ib0, ib1, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
     dots = np.empty((tr, tc))
     w = np.empty((tr, tc))
     radial = np.empty(tr)
+    # run-time 0 / False / True: a literal constant argument would make Numba compile
+    # one more specialisation of the callee (each costs seconds on a cold start)
+    zero = ib0 - ib0
+    no = zero > 0
+    yes = zero == 0
     for ib in range(ib0, ib1):
         i0 = ib * tr
         ni = min(tr, mt - i0)
@@ -327,11 +334,14 @@ def _general_rows(ib0, ib1, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
         g[:] = 0.0
         for k0 in range(0, ms, tc):
             nk = min(tc, ms - k0)
-            _gram_tile(bt, i0, ni, bs, bs_t, k0, nk, dots)
+            if d < _SMALL_D:  # the Gram tile
+                _ay_tile(bt, i0, ni, d, bs_t, k0, nk, dots)
+            else:
+                _abt_tile(bt, i0, zero, ni, bs, k0, zero, nk, d, dots, no)
             # both=False: the c_rows, theta and radial_cols arguments are not touched
             _tile_angles(dots, ni, nk, nt2[i0:i0 + ni], radial, ns2[k0:k0 + nk],
-                         cs[k0:k0 + nk], w, w, radial, radial, False)
-            _abt_tile(w, 0, 0, ni, bs_t, 0, k0, d, nk, g, True)
+                         cs[k0:k0 + nk], w, w, radial, radial, no)
+            _abt_tile(w, zero, zero, ni, bs_t, zero, k0, d, nk, g, yes)
         _finish_rows(bt[i0:i0 + ni], nt2[i0:i0 + ni], radial[:ni], out_s[i0:i0 + ni], g)
 
 
@@ -369,6 +379,10 @@ def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g):
     w = np.empty((tb, tb))
     theta = np.empty((tb, tb))
     n2_diag = np.empty(tb)
+    # run-time 0 / False / True (see _general_rows)
+    zero = v0 - v0
+    no = zero > 0
+    yes = zero == 0
     for v in range(v0, v1):
         t_first = n_tiles * v // n_workers
         t_last = n_tiles * (v + 1) // n_workers
@@ -388,21 +402,32 @@ def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g):
             ni = min(tb, m - i0)
             k0 = kb * tb
             nk = min(tb, m - k0)
-            _gram_tile(b, i0, ni, b, b_t, k0, nk, dots)
-            if ib == kb:
+            off_diagonal = ib != kb
+            if d < _SMALL_D:  # the Gram tile
+                _ay_tile(b, i0, ni, d, b_t, k0, nk, dots)
+            else:
+                _abt_tile(b, i0, zero, ni, b, k0, zero, nk, d, dots, no)
+            if off_diagonal:
+                n2_rows = n2[i0:i0 + ni]
+                n2_cols = n2[k0:k0 + nk]
+            else:
                 # squared norms from the tile's own diagonal: r_ii = 0 and θ_ii = π exactly
                 for ii in range(ni):
                     n2_diag[ii] = dots[ii, ii]
-                _tile_angles(dots, ni, ni, n2_diag, c[i0:i0 + ni], n2_diag, c[i0:i0 + ni],
-                             w, w, r_v[i0:i0 + ni], r_v[i0:i0 + ni], False)
-                _abt_tile(w, 0, 0, ni, b_t, 0, i0, d, ni, g_v[i0:i0 + ni], True)
-            else:
-                _tile_angles(dots, ni, nk, n2[i0:i0 + ni], c[i0:i0 + ni], n2[k0:k0 + nk],
-                             c[k0:k0 + nk], w, theta, r_v[i0:i0 + ni], r_v[k0:k0 + nk], True)
-                _abt_tile(w, 0, 0, ni, b_t, 0, k0, d, nk, g_v[i0:i0 + ni], True)
-                # rows K: Σ_ii c_i θ_ik b_i, the tile transposed so the dots are contiguous
-                _transpose(theta, ni, nk, w)
-                _abt_tile(w, 0, 0, nk, b_t, 0, i0, d, ni, g_v[k0:k0 + nk], True)
+                n2_rows = n2_diag
+                n2_cols = n2_diag
+            # a diagonal tile (both=False) adds to its rows once: theta, radial_cols unused
+            _tile_angles(dots, ni, nk, n2_rows, c[i0:i0 + ni], n2_cols, c[k0:k0 + nk], w,
+                         theta, r_v[i0:i0 + ni], r_v[k0:k0 + nk], off_diagonal)
+            # rows I: Σ_k c_k θ_ik b_k; then (off-diagonal) rows K: Σ_i c_i θ_ik b_i, the
+            # tile transposed so the dots are contiguous. One call site each keeps the
+            # compiled kernel small (every call site is inlined).
+            for side in range(2 if off_diagonal else 1):
+                r0, nr, s0, ns = i0, ni, k0, nk
+                if side == 1:
+                    _transpose(theta, ni, nk, w)
+                    r0, nr, s0, ns = k0, nk, i0, ni
+                _abt_tile(w, zero, zero, nr, b_t, zero, s0, d, ns, g_v[r0:r0 + nr], yes)
             kb += 1
             if kb == n_blocks:
                 ib += 1
@@ -694,6 +719,8 @@ def sphere_coordinate_quadrature(k, n_nodes=64):
     if k == 1:
         return np.array([-1.0, 1.0]), np.array([0.5, 0.5])
     alpha = (k - 3) / 2.0
+    from scipy.special import roots_jacobi  # imported when used: scipy.special is slow to load
+
     t, w = roots_jacobi(int(n_nodes), alpha, alpha)
     return np.ascontiguousarray(t), np.ascontiguousarray(w / w.sum())
 

@@ -17,8 +17,6 @@ sampled directly in reduced form: ‖b_H‖² ∼ Beta(d_H/2, d_⊥/2), ‖b_⊥
 from math import pi
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.stats import wasserstein_distance
 
 __all__ = ["radial_from_reduced", "radial_from_particles", "reduced_from_radial",
            "sample_reduced_init", "sample_radial_init", "signed_masses", "angle_law",
@@ -135,6 +133,8 @@ def distances_to_limit(eps, c, theta, w, alpha):
 
 def wasserstein_1d(u, v, u_weights=None, v_weights=None):
     """W₁ between two weighted 1-D laws (scipy.stats.wasserstein_distance)."""
+    from scipy.stats import wasserstein_distance  # imported when used (slow to load)
+
     return float(wasserstein_distance(u, v, u_weights, v_weights))
 
 
@@ -151,6 +151,8 @@ def wasserstein_matched(X, Y, p=2):
     if X.shape != Y.shape:
         raise ValueError(f"need two samples of the same shape, got {X.shape} and {Y.shape}")
     cost = np.linalg.norm(X[:, None, :] - Y[None, :, :], axis=2) ** p
+    from scipy.optimize import linear_sum_assignment  # imported when used (slow to load)
+
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean() ** (1.0 / p))
 

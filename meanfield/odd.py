@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from math import pi
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from .backends import ExactBackend
 from .integrators import get_integrator
@@ -255,6 +254,8 @@ def moment_ode(reduction, w0, S0, s0, t, rtol=1e-12, atol=1e-12, method="DOP853"
     if t[-1] == 0.0:
         ys = np.repeat(y0[:, None], t.size, axis=1)
     else:
+        from scipy.integrate import solve_ivp  # imported when used (slow to load)
+
         sol = solve_ivp(rhs, (0.0, t[-1]), y0, method=method, t_eval=t, rtol=rtol, atol=atol)
         if not sol.success:
             raise RuntimeError(f"moment ODE integration failed: {sol.message}")
@@ -318,6 +319,8 @@ def isotropic_solution(reduction, V, t, method="closed", rtol=1e-13, atol=1e-14)
         if t[-1] == 0.0:
             Lam = np.zeros_like(t)
         else:
+            from scipy.integrate import solve_ivp  # imported when used (slow to load)
+
             sol = solve_ivp(lambda _, L: 0.5 * v * (W - k * np.sinh(2.0 * L)), (0.0, t[-1]),
                             [0.0], method="DOP853", t_eval=t, rtol=rtol, atol=atol)
             if not sol.success:

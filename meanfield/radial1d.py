@@ -71,7 +71,6 @@ from dataclasses import dataclass
 from math import pi
 
 import numpy as np
-from scipy.fft import dct, dctn
 
 from ._numba import kernel, parallel_kernel, prange
 from .engine import snapshot_steps
@@ -162,6 +161,8 @@ class RadialKernel:
         k_tab, _ = self.kernel_direct(grid, grid, self.table_nodes)
         a_tab, _ = self.target_direct(grid, self.table_nodes)
         # DCT-II on the Chebyshev points: f_j = Σ_p c_p cos(p (j+½)π/P), c = dct/P, c_0 halved
+        from scipy.fft import dct, dctn  # imported when used (slow to load)
+
         C = dctn(k_tab, type=2) / (P * P)
         C[0, :] *= 0.5
         C[:, 0] *= 0.5
