@@ -67,7 +67,7 @@ class Output:
         print(text, file=self.table, flush=True)
 
     def row(self, implementation, m, d, median_s, pairs, rel_err, note=""):
-        pairs_per_s = pairs / median_s if median_s and median_s > 0 else None
+        pairs_per_s = pairs / median_s if pairs and median_s and median_s > 0 else None
         rel = "" if rel_err is None else f"{rel_err:.1e}"
         pps = "" if pairs_per_s is None else f"{pairs_per_s / 1e6:10.1f}"
         self.say(f"  {implementation:<22} {m:>7} {d:>5} {median_s:>11.4f} {pps:>10} "

@@ -63,9 +63,13 @@ _SYM_WORKERS = 8       # virtual workers (own accumulation buffers) of the symme
 _SYM_BUFFER_BYTES = 256 << 20  # their buffers' cap: past it, the general kernel (no buffers)
 _SERIAL_WORK = 1 << 23  # m_out·m_src·(d + 16) below this: no parallel region (≈ 1 ms)
 _SMALL_D = 56          # below: Gram tiles by rank-4 row updates; above: by dot products
-# BLAS panels (large d): used for d >= _BLAS_MIN_D when both sides have >= _BLAS_MIN_M rows
-_BLAS_MIN_D = 200
-_BLAS_MIN_M = 256
+# BLAS panels (large d): for d >= _BLAS_MIN_D when both sides have >= _BLAS_MIN_M rows, or
+# d >= _BLAS_MIN_D_SMALL_M and >= _BLAS_MIN_M_SMALL rows (crossovers measured one-threaded,
+# benchmarks/README.md: from d ≈ 100 at m ≥ 1024, from d ≈ 300 at m = 256)
+_BLAS_MIN_D = 96
+_BLAS_MIN_M = 512
+_BLAS_MIN_D_SMALL_M = 256
+_BLAS_MIN_M_SMALL = 128
 _BLAS_PANEL = 128       # rows per panel up to m = 4 · _BLAS_PANEL_BIG, then _BLAS_PANEL_BIG
 _BLAS_PANEL_BIG = 256
 _BLAS_CHUNK = 4096      # sources per Gram panel of the general BLAS path
@@ -609,9 +613,11 @@ def _blas_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
 
 
 def _use_blas(m_out, m_src, d):
-    """The BLAS panels where the products dominate: d ≥ _BLAS_MIN_D and both sides at
-    least one panel (a size rule, measured: benchmarks/README.md)."""
-    return d >= _BLAS_MIN_D and min(m_out, m_src) >= _BLAS_MIN_M
+    """The BLAS panels where the products dominate (a size rule from the measured
+    crossover, benchmarks/README.md; never the thread count)."""
+    m = min(m_out, m_src)
+    return ((d >= _BLAS_MIN_D and m >= _BLAS_MIN_M)
+            or (d >= _BLAS_MIN_D_SMALL_M and m >= _BLAS_MIN_M_SMALL))
 
 
 def _check_rows(name, arr, d=None):

@@ -143,7 +143,7 @@ def test_large_d_blas_panels_agree_with_tiles_in_the_backend(rng, monkeypatch):
     weights) with the particle interaction on the BLAS panels (d ≥ _BLAS_MIN_D) and on the
     Numba tiles: the same to round-off."""
     from meanfield import gaussian
-    d, m = 230, 300
+    d, m = 260, 300
     assert gaussian._use_blas(m, m, d)
     teacher = mf.Teacher(rng.standard_normal(3), rng.standard_normal((3, d)) / np.sqrt(d))
     problem = mf.Problem(d, (mf.NormTarget(3, 0.7), teacher))
@@ -153,6 +153,7 @@ def test_large_d_blas_panels_agree_with_tiles_in_the_backend(rng, monkeypatch):
     w /= w.sum()
     ga, gb, F = backend.gradients(p.a, p.b, w)
     monkeypatch.setattr(gaussian, "_BLAS_MIN_D", 10 ** 9)
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_D_SMALL_M", 10 ** 9)
     ga_t, gb_t, F_t = backend.gradients(p.a, p.b, w)
     assert np.linalg.norm(ga - ga_t) <= RTOL_KERNEL * np.linalg.norm(ga_t)
     assert np.linalg.norm(gb - gb_t) <= RTOL_KERNEL * np.linalg.norm(gb_t)

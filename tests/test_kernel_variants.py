@@ -255,6 +255,8 @@ def blas_everywhere(monkeypatch):
     small panels and source chunks so that tiny problems cross their edges."""
     monkeypatch.setattr(gaussian, "_BLAS_MIN_D", 1)
     monkeypatch.setattr(gaussian, "_BLAS_MIN_M", 1)
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_D_SMALL_M", 1)
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_M_SMALL", 1)
     monkeypatch.setattr(gaussian, "_BLAS_PANEL", 3)
     monkeypatch.setattr(gaussian, "_BLAS_CHUNK", 5)
 
@@ -284,10 +286,10 @@ def _hard_points(rng, d):
     return hard(rng, d)
 
 
-@pytest.mark.parametrize("m,d", [(256, 200), (700, 210), (1030, 300)])
+@pytest.mark.parametrize("m,d", [(520, 100), (700, 210), (1030, 300), (300, 260)])
 def test_blas_panels_match_dense_formula_and_tiles(rng, m, d):
-    """Real sizes (default panels): 2–5 panels of 128 rows, 4 virtual workers, a last short
-    panel; symmetric and general paths against the dense formula and the Numba tiles."""
+    """Real sizes (default panels, both size rules): 3–9 panels of 128 rows, 4 virtual
+    workers, a last short panel; symmetric and general paths against the dense formula and the Numba tiles."""
     assert gaussian._use_blas(m, m, d)
     b = rng.standard_normal((m, d))
     b[1] = 3.0 * b[0]          # parallel
@@ -302,12 +304,12 @@ def test_blas_panels_match_dense_formula_and_tiles(rng, m, d):
     assert _rel(s, s_ref) <= RTOL_PAIR and _rel(g, g_ref) <= RTOL_PAIR
     s_ref, g_ref = _dense_reference(b, src, cs)
     assert _rel(s_gen, s_ref) <= RTOL_PAIR and _rel(g_gen, g_ref) <= RTOL_PAIR
-    saved = gaussian._BLAS_MIN_D
+    saved = gaussian._BLAS_MIN_D, gaussian._BLAS_MIN_D_SMALL_M
     try:
-        gaussian._BLAS_MIN_D = 10 ** 9  # the Numba tiles at the same sizes
+        gaussian._BLAS_MIN_D = gaussian._BLAS_MIN_D_SMALL_M = 10 ** 9  # the Numba tiles
         s_t, g_t = interaction(b, b, c)
     finally:
-        gaussian._BLAS_MIN_D = saved
+        gaussian._BLAS_MIN_D, gaussian._BLAS_MIN_D_SMALL_M = saved
     assert _rel(s, s_t) <= RTOL_PAIR and _rel(g, g_t) <= RTOL_PAIR
 
 
