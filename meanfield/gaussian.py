@@ -18,29 +18,44 @@ With θ_ik = π − γ_ik and r_ik = ‖b_i‖‖b'_k‖ sin γ_ik, the sums are
 
 so the O(m² d) work is two matrix products per tile — the Gram tile ⟨b_i, b'_k⟩ and the
 reduction Σ_k (c_k θ_ik) b'_k — and an O(m²) elementwise pass (one square root, one
-arctangent per pair). Nothing of size m × m is ever stored: tiles of at most 128 × 256.
+arctangent per pair). Nothing of size m × m is ever stored: tiles of at most 128 × 256,
+panels of at most 256 × max(m, 4096).
 
 * The arctangent is :func:`_atan2`, a branch-free double-precision atan2 (fdlibm's
   polynomial, one division) that LLVM vectorises; libm's scalar atan2 would cost more
   than everything else in the pass together.
-* The matrix products are register-blocked loops (:func:`_abt_tile`, :func:`_ay_tile`)
-  that vectorise over a contiguous index. They run inside the one ``prange`` region, so
-  there is no BLAS call from worker threads (which oversubscribes the cores).
+* For d below the measured crossover (:func:`_use_blas`: d < 96, or m < 512 and
+  d < 256) the matrix products are register-blocked Numba loops (:func:`_abt_tile`,
+  :func:`_ay_tile`) that vectorise over a contiguous index; above it (issue 17) they are
+  BLAS calls on row panels (:func:`_blas_symmetric`, :func:`_blas_general`: the Gram
+  panel and both reductions through ``dgemm``, accumulating in place with β = 1) and only
+  the elementwise pass (:func:`_tile_angles`) is Numba. BLAS then runs with one thread
+  per task (:func:`~meanfield._numba.blas_single_thread`), so it neither fights the
+  tasks for the cores nor makes a product's summation depend on its thread count.
 * When the sources are the outputs (the particle interaction, ``b_src`` is ``b_out``),
-  each unordered pair of tiles is visited once (:func:`_pair_sums_symmetric`), which
-  halves the Gram and elementwise work. A tile then adds to two row blocks, so the tiles
-  are split into 8 fixed runs ("virtual workers", each with its own accumulation buffer)
-  and the buffers are added in worker order: every row receives its contributions in
-  the same order whatever the number of threads.
-* Problems below about a millisecond of work run without a parallel region (a size rule,
-  :func:`_run_serially`): a region costs microseconds on an idle machine but waits for
-  every thread, i.e. milliseconds when other processes hold the cores.
+  each unordered pair is computed once (:func:`_sym_workers` on tiles, or the upper
+  triangle of panels), which halves the Gram and elementwise work. A tile or panel then
+  adds to two row blocks, so the work is split into fixed runs ("virtual workers", 8 for
+  the tiles, 4 for the panels, each with its own accumulation buffer, reused between
+  calls) and the buffers are added in worker order (:func:`_sym_finish`): every row
+  receives its contributions in the same order whatever the number of threads.
+* The kernels are serial ``nogil`` functions; the tasks (virtual workers, row chunks,
+  panels) run on a small thread pool (:func:`~meanfield._numba.run_tasks`), taken
+  dynamically, two thread hand-offs per evaluation. Problems below about a millisecond
+  of work run in the calling thread (a size rule, :func:`_run_serially`): a hand-off
+  costs microseconds on an idle machine but can cost milliseconds when other processes
+  hold the cores.
+* Cold start: no kernel here is ``parallel=True`` (parfor lowering was most of the
+  compile time), callees get run-time rather than literal arguments (a literal would
+  compile another specialisation) and each tile kernel has one call site per caller
+  (every call site is inlined and optimised again).
 
 Floating-point policy: the products and row sums may be reassociated (``reassoc``,
 ``contract``) — this fixes the summation order per tile shape, not per thread — but the
 elementwise pass is not contracted, so that the self-pair of the symmetric kernel, whose
 squared norm is read from the Gram tile's own diagonal, gets r_ii = 0 and θ_ii = π exactly.
-Every choice (kernel, tiles, serial or parallel) depends on the sizes only.
+Every choice (tiles or panels, their shapes, the virtual workers, serial or threaded)
+depends on the sizes only.
 """
 from math import copysign, pi, sqrt
 
@@ -649,11 +664,13 @@ def interaction(b_out, b_src, c_src):
 
     Notes
     -----
-    Memory O((m + n) d): tiles, never an m × n array. When ``b_src`` equals ``b_out`` (the
-    particle interaction) each unordered pair is computed once and the self-pair is
-    exact (κ(u, u) = ‖u‖²/2); that path adds at most 256 MiB of buffers. A source with
-    c_k = 0 contributes nothing. The numbers depend on the sizes only, never on the
-    number of threads.
+    Memory O((m + n) d): tiles or panels, never an m × n array. When ``b_src`` equals
+    ``b_out`` (the particle interaction) each unordered pair is computed once and the
+    self-pair is exact (κ(u, u) = ‖u‖²/2); that path adds at most 256 MiB of buffers,
+    kept (per calling thread) for the next call of the same shape. A source with c_k = 0
+    contributes nothing. The numbers depend on the sizes only, never on the number of
+    threads; for large d (:func:`_use_blas`) they come from BLAS panels and agree with the
+    Numba tiles to round-off.
     """
     b_out = _check_rows("b_out", b_out)
     b_src = _check_rows("b_src", b_src, b_out.shape[1])
