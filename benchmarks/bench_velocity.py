@@ -5,7 +5,8 @@ b ∼ N(0, I/d), weights 1/m. Every implementation computes the potential gradie
 (g_a, g_b) at all particles (the velocity is −g); the O(m² d) particle interaction is
 nearly all of the work.
 
-* ``meanfield``: ``ExactBackend.gradients`` (tiled Numba kernels, no m × m array).
+* ``meanfield``: ``ExactBackend.gradients`` (Numba tiles, or BLAS panels for large d; no
+  m × m array).
 * ``numpy``: the same formula with dense m × m arrays and a BLAS Gram matrix.
 * ``torch``: the same formula in PyTorch (CPU, float64).
 * ``torch-autograd``: PyTorch autograd of the exact risk F(a, b) (g = m ∇F).

@@ -360,3 +360,22 @@ def test_blas_products_accumulate_in_place(rng):
     want2[2:] += w2 @ src2
     gaussian._add_product(gaussian._dgemm(), view, w2, src2)
     np.testing.assert_allclose(out, want2, rtol=1e-14)
+
+
+def test_run_tasks_runs_each_task_once_and_raises_a_task_error():
+    """The thread pool driver: every index exactly once on 2 threads, in order on 1; an
+    exception in a task reaches the caller."""
+    from meanfield._numba import run_tasks
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            seen = []
+            run_tasks(seen.append, 37)
+            assert sorted(seen) == list(range(37))
+            if threads == 1:
+                assert seen == list(range(37))
+            with pytest.raises(ZeroDivisionError):
+                run_tasks(lambda t: 1 / (t - 3), 6)
+    finally:
+        numba.set_num_threads(before)
