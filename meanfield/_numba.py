@@ -70,15 +70,19 @@ def get_threads():
 
 
 _POOL = None
+_POOL_PID = None
 _POOL_LOCK = threading.Lock()
 
 
 def _pool():
-    global _POOL
+    """The task threads, made on first use; a forked child (whose copy of the pool has no
+    threads) makes its own."""
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None:
+        if _POOL is None or _POOL_PID != os.getpid():
             _POOL = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
                                        thread_name_prefix="meanfield")
+            _POOL_PID = os.getpid()
         return _POOL
 
 

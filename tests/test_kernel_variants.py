@@ -379,3 +379,22 @@ def test_run_tasks_runs_each_task_once_and_raises_a_task_error():
                 run_tasks(lambda t: 1 / (t - 3), 6)
     finally:
         numba.set_num_threads(before)
+
+
+def test_threaded_pair_sums_work_in_a_forked_child(rng):
+    """A process forked after the task threads exist (multiprocessing's default on Linux)
+    gets threads of its own instead of waiting forever on its parent's."""
+    import multiprocessing as mp
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    b = rng.standard_normal((700, 20))
+    c = rng.standard_normal(700)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        want = interaction(b, b, c)  # the parent's pool now exists
+        with mp.get_context("fork").Pool(1) as pool:
+            got = pool.apply_async(interaction, (b, b, c)).get(timeout=300)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
