@@ -470,6 +470,31 @@ def _sym_finish(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
     _finish_rows(b[i0:i1], n2[i0:i1], radial, out_s[i0:i1], out_g[i0:i1])
 
 
+@kernel(error_model="numpy")
+def _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g):
+    """:func:`_sym_finish` for the rows of block ib (rows ib·tb …); used by
+    :mod:`meanfield._reduced_kernels`."""
+    i0 = ib * tb
+    _sym_finish(i0, min(b.shape[0], i0 + tb), b, n2, buf_r, buf_g, out_s, out_g)
+
+
+@kernel(error_model="numpy")
+def _transpose_scaled(theta, ni, nk, c, out):
+    """out[kk, ii] = theta[ii, kk] · c[ii] (8 rows at a time, so stores are contiguous);
+    used by :mod:`meanfield._reduced_kernels` (the pair tiles here scale in
+    :func:`_tile_angles` and use :func:`_transpose`)."""
+    ii0 = 0
+    while ii0 + 8 <= ni:
+        for kk in range(nk):
+            o = out[kk, ii0:ii0 + 8]
+            for u in range(8):
+                o[u] = theta[ii0 + u, kk] * c[ii0 + u]
+        ii0 += 8
+    for ii in range(ii0, ni):
+        for kk in range(nk):
+            out[kk, ii] = theta[ii, kk] * c[ii]
+
+
 # ---------------------------------------------------------------- drivers (tasks on threads)
 _BUFFERS = threading.local()
 
