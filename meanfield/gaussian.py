@@ -153,8 +153,9 @@ def _abt_tile(x, xr, xc, nx, y, yr, yc, ny, n, out, accumulate):
     Dot products along the contiguous index t (vectorised: needs ``reassoc``), blocked
     2 rows × 4 columns so each loaded value is used 2–4 times. Used for Gram tiles with
     d ≥ 56 and for every reduction tile. Callers pass run-time values, not literal
-    constants, for the offsets and ``accumulate`` (one compiled specialisation). Preconditions: 2-D C-contiguous float64 arrays,
-    all index ranges in bounds, ``out`` at least (nx, ny).
+    constants, for the offsets and ``accumulate`` (one compiled specialisation).
+    Preconditions: 2-D C-contiguous float64 arrays, all index ranges in bounds, ``out``
+    at least (nx, ny).
     """
     i = 0
     while i < nx:

@@ -196,7 +196,8 @@ def test_serial_and_parallel_drivers_compute_the_same_numbers(rng, m, d, blas):
     try:
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
         for parallel in (False, True):
-            s_sym, g_sym, s_gen, g_gen = np.empty(m), np.empty((m, d)), np.empty(m), np.empty((m, d))
+            s_sym, s_gen = np.empty(m), np.empty(m)
+            g_sym, g_gen = np.empty((m, d)), np.empty((m, d))
             if blas:
                 gaussian._blas_symmetric(b, c, n2, s_sym, g_sym, parallel, 3)
                 gaussian._blas_general(b, n2, b, n2, c, s_gen, g_gen, parallel)
@@ -289,7 +290,8 @@ def _hard_points(rng, d):
 @pytest.mark.parametrize("m,d", [(520, 100), (700, 210), (1030, 300), (300, 260)])
 def test_blas_panels_match_dense_formula_and_tiles(rng, m, d):
     """Real sizes (default panels, both size rules): 3–9 panels of 128 rows, 4 virtual
-    workers, a last short panel; symmetric and general paths against the dense formula and the Numba tiles."""
+    workers, a last short panel; symmetric and general paths against the dense formula
+    and the Numba tiles."""
     assert gaussian._use_blas(m, m, d)
     b = rng.standard_normal((m, d))
     b[1] = 3.0 * b[0]          # parallel
