@@ -1,0 +1,696 @@
+"""The Hessian of the m-particle population risk: products, dense matrix, spectra, polishing,
+zero modes.
+
+What is computed
+----------------
+F(a, b) = ½ Σ_jk w_j w_k a_j a_k κ_ρ(b_j, b_k) − Σ_j w_j a_j T(b_j) + ½ E f*² (MATH §2), with
+particle weights w_j > 0 (Σ w_j = 1). The potential gradient g_j = ∇_θ V_μ(θ_j) is minus the
+particle velocity and ∂F/∂θ_j = w_j g_j. Its Jacobian ∂g_j/∂θ_k = w_j⁻¹ ∂²F/∂θ_j∂θ_k is not
+symmetric when the weights differ, so the operator reported here is the symmetric matrix
+
+    H = D^{-1/2} ∇²_θ F D^{-1/2},   D = diag(w_1..w_m for a, then w_j repeated d times for b_j),
+
+which is similar to that Jacobian (same eigenvalues: the local rates of the flow) and equals
+m ∇²_θ F for uniform weights w_j = 1/m. Coordinates are ordered (a_1..a_m, b_1..b_m row by
+row); in the variables φ = D^{1/2} θ, H is the plain Hessian of F, and ‖D^{1/2} g‖ =
+(Σ_j w_j |g_j|²)^{1/2} is the gradient norm reported (its square is −dF/dt along the flow).
+
+Blocks (e_j = ∇S_j − ∇T_j with S_j = Σ_k w_k a_k κ_ρ(b_j, b_k), so g_b,j = a_j e_j):
+
+    ∂²F/∂a_j∂a_k = w_j w_k κ_ρ(b_j, b_k)
+    ∂²F/∂a_j∂b_k = w_j [δ_jk e_j + w_k a_k ∇_1κ_ρ(b_k, b_j)]
+    ∂²F/∂b_j∂b_k = w_j a_j [δ_jk (Σ_l w_l a_l ∇²_11κ_ρ(b_j, b_l) − ∇²T(b_j)) + w_k a_k ∇²_12κ_ρ(b_j, b_k)]
+
+with 2π ∇²_11κ(u, v) = (r/‖u‖²)(I − ûûᵀ) + v_⊥v_⊥ᵀ/r and 2π ∇²_12κ(u, v) = θ I +
+(v u_⊥ᵀ + u v_⊥ᵀ)/r (r = ‖u‖‖v‖ sin γ, θ = π − γ, v_⊥ = v − ⟨u,v⟩u/‖u‖²; derived by
+differentiating MATH §2.2 with ∇_u θ = v_⊥/r and ∇_u r = ‖v‖² u_⊥/r; equivalently
+∇²_11κ = E[δ(⟨u,x⟩) σ(⟨v,x⟩) x xᵀ], ∇²_12κ = E[σ'(⟨u,x⟩) σ'(⟨v,x⟩) x xᵀ]). The self pair of
+the sum over l (l = j) is part of the formula: ∇²_11κ(u, u) = 0, ∇²_12κ(u, u) = I/2.
+Target parts: a teacher's units give ∇²T = v_ρ Σ_k a*_k ∇²_11κ(b, b*_k) (the same pair
+kernel with the teacher as sources); the linear part and odd power targets enter only
+through E[f* x] (T is linear in b: no second derivative); the norm target ‖P_H x‖ =
+α E_v σ(⟨v, x_H⟩) gives ∇²T = α E_v ∇²_11κ(b, v), a 1-D Gauss–Jacobi quadrature over
+t = ⟨v, e⟩ (e = b_H/‖b_H‖, v = t e + √(1−t²) ω): with h = ‖b_H‖, ρ⊥ = ‖b_⊥‖,
+r(t) = (ρ⊥² + (1 − t²) h²)^{1/2},
+
+    2π E_v ∇²_11κ(b, v) = (E r/‖b‖²)(I − b̂b̂ᵀ) + (ρ⊥²/‖b‖²) E[t²/r] f fᵀ
+                          + E[(1 − t²)/r]/(d_H − 1) (P_H − e eᵀ),
+
+f = (ρ⊥ e − h b_⊥/ρ⊥)/‖b‖ (a unit vector ⊥ b), which has no cancellation anywhere (b ∈ H,
+b ⊥ H, d_H = 1 included). Linear activation: κ_ρ = v_ρ⟨u, v⟩, ∇²_11κ = 0, ∇²_12κ = v_ρ I.
+
+Smoothness and clusters. κ is C² but not C³ where two directions are parallel or
+antiparallel (J(γ) has a γ³ term: κ behaves like |u_⊥|³ there), so F is twice
+differentiable at coincident and clustered directions and its Hessian there is the limit
+along the cluster: ∇²_12κ → θ I/(2π) (I/2 for parallel, 0 for antiparallel), ∇²_11κ → 0.
+The kernels take this limit for pairs with sin γ ≤ 2⁻²⁶ (≈ √ε), where the general formula
+would cancel catastrophically (see :mod:`meanfield.hessian._kernels`). At b_j = 0 F is not
+twice differentiable (κ is 1-homogeneous in each argument); such particles are reported
+(``n_zero_b``) and get the velocity's convention (terms divided by ‖b_j‖² are zero).
+
+Zero modes: the rule implemented (:func:`predict_zero_modes`)
+-------------------------------------------------------------
+At a critical point ∇²F = E[∇f ∇fᵀ] + E[(f − f*) ∇²f] (Gauss–Newton part + residual part).
+The residual part vanishes when f = f* (zero loss) and, for an odd target, at f = ⟨w*, x⟩
+(then V(b) = E[(f − f*) σ(⟨b,x⟩)] ≡ 0 because the residual is odd and orthogonal to linear
+functions). There the null space is {δθ : δf = 0}, and δf = Σ_j σ'(⟨b_j, x⟩) ⟨x, c_j⟩ with
+c_j = w_j (δa_j b_j + a_j δb_j). Group the particles into clusters of equal direction
+b̂ (angle below ``angle_tol``). For a cluster u the c_j add up to C_u ∈ V_u, with V_u = R^d if
+some member is alive (a_j ≠ 0) and V_u = span(u) if all its members are dead (a_j = 0).
+The map (δa_j, δb_j) ↦ c_j has a kernel of dimension 1 for a live particle (the rescaling
+(a_j, b_j) ↦ (c a_j, b_j/c)) and d for a dead one (all of δb_j). A sum Σ_u σ'(⟨u,x⟩)⟨x, C_u⟩
+vanishes for Gaussian x only if each kink cancels: C_u = 0 for a cluster without an
+antipodal partner; for an antipodal pair (u, −u), C_u = C_{−u} = D ∈ V_u ∩ V_{−u}, and the
+remaining linear function ⟨x, Σ D⟩ must vanish. Hence
+
+    n_zero = m (d + 1) − Σ_u dim V_u + Σ_pairs dim(V_u ∩ V_{−u}) − dim span(∪_pairs V_u ∩ V_{−u}).
+
+Special cases: distinct directions, all alive (teacher = student): m. A zero-loss minimum
+whose neurons form k clusters on k + h neurons: m + d·h. A dead neuron (a_j = 0, its
+direction shared with no other particle): d instead of 1 (all of δb_j; its a_j direction is
+curved by ∂²F/∂a_j² = w_j² κ_ρ(b_j, b_j) > 0), i.e. d − 1 beyond its rescaling mode. An
+odd-target end point made of antipodal pairs (the paired start): m + (m/2 − 1)·d. Away from
+such points (a critical point with residual, e.g. a saddle) only the symmetries are exact
+zero modes (the m rescalings, and one mass exchange per extra cluster member), and the
+prediction above is an upper bound on the exact ones; the report says which applies.
+
+Counting zero modes (:func:`count_zero_modes`): sort |λ| ascending, s_1 ≤ … ≤ s_N, and
+cut at the largest ratio s_{n+1}/s_n (with s_0 the round-off floor N ε max|λ|) among cuts
+with s_n ≤ ``ceiling`` · max|λ|; ``spectral_gap`` is that ratio. Eigenvalues below the
+cut are zero modes; negative and positive ones are those beyond it on either side.
+"""
+import time
+
+import numpy as np
+
+from ..backends import ExactBackend
+from ..gaussian import sphere_coordinate_quadrature
+from ..problem import NormTarget, Teacher
+from ._kernels import SMALL_ANGLE, hvp_pair_sums
+
+__all__ = ["HessianOperator", "dense_hessian", "spectrum", "polish", "predict_zero_modes",
+           "count_zero_modes", "analyse", "DENSE_MAX", "gradient_norm"]
+
+#: largest number of parameters for which the dense matrix and full spectrum are computed.
+DENSE_MAX = 5000
+_INV_2PI = 1.0 / (2.0 * np.pi)
+
+
+def _check_state(problem, a, b, weights):
+    a = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+    b = np.ascontiguousarray(np.asarray(b, dtype=np.float64))
+    if a.ndim != 1 or b.ndim != 2 or b.shape[0] != a.shape[0]:
+        raise ValueError(f"a must be (m,) and b (m, d); got {a.shape} and {b.shape}")
+    if b.shape[1] != problem.d:
+        raise ValueError(f"b has d = {b.shape[1]} columns, the problem has d = {problem.d}")
+    if weights is None:
+        w = np.full(a.shape[0], 1.0 / a.shape[0])
+    else:
+        w = np.ascontiguousarray(np.asarray(weights, dtype=np.float64))
+        if w.shape != a.shape:
+            raise ValueError(f"weights must have shape {a.shape}, got {w.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(np.isfinite(w))):
+        raise ValueError("a, b and weights must be finite")
+    if np.any(w <= 0):
+        raise ValueError("every weight must be > 0: drop particles without mass first "
+                         "(H is scaled by w_j^(-1/2))")
+    return a, b, w
+
+
+class HessianOperator:
+    """Exact Hessian-vector products of F at one state (a, b, w).
+
+    Parameters
+    ----------
+    problem : Problem
+        An exact problem (Gaussian or spherical inputs, ReLU or linear activation).
+    a : (m,) array
+    b : (m, d) array
+    weights : (m,) array, optional
+        Positive particle weights (uniform 1/m by default).
+    n_nodes : int
+        Gauss–Jacobi nodes of the norm target's quadrature (64, as the gradient uses).
+
+    Attributes
+    ----------
+    n : int
+        Number of parameters m (d + 1).
+    g_a, g_b : (m,), (m, d) arrays
+        Potential gradients at the state (minus the velocity).
+    risk : float
+        F at the state.
+    """
+
+    def __init__(self, problem, a, b, weights=None, n_nodes=64):
+        a, b, w = _check_state(problem, a, b, weights)
+        self.problem = problem
+        self.backend = ExactBackend(problem)
+        self.a, self.b, self.w = a, b, w
+        self.m, self.d = b.shape
+        self.n = self.m * (self.d + 1)
+        self.v_rho = self.backend.v_rho
+        self.linear = self.backend.linear
+        s, gs = self.backend.interaction_terms(a, b, w)
+        t, gt = self.backend.target_terms(b)
+        self.e = gs - gt
+        self.g_a = s - t
+        self.g_b = a[:, None] * self.e
+        wa = w * a
+        self.risk = float(0.5 * wa @ s - wa @ t + self.backend.energy)
+        self.sqrt_w = np.sqrt(w)
+        teacher = self.backend.teacher
+        self.teacher = teacher if (teacher is not None and teacher.a.size and not self.linear) \
+            else None
+        self.norm = None if self.linear else self.backend.norm
+        if self.norm is not None:
+            self._norm_coefficients(n_nodes)
+        self.n_products = 0
+
+    # -- norm target: per-particle coefficients of ∇²T ------------------------------------
+    def _norm_coefficients(self, n_nodes):
+        """Coefficients of 2π ∇²T_N(b_j)/K, K = coef v_ρ α (module docstring)."""
+        norm, b = self.norm, self.b
+        d_h = norm.d_H
+        t, wq = sphere_coordinate_quadrature(d_h, n_nodes)
+        bh, bp = b[:, :d_h], b[:, d_h:]
+        h2 = np.einsum("ij,ij->i", bh, bh)
+        rp2 = np.einsum("ij,ij->i", bp, bp)
+        n2 = h2 + rp2
+        h, rp = np.sqrt(h2), np.sqrt(rp2)
+        r = np.sqrt(rp2[:, None] + (1.0 - t * t)[None, :] * h2[:, None])  # (m, q)
+        safe = r > 0
+        inv_r = np.where(safe, 1.0 / np.where(safe, r, 1.0), 0.0)
+        pos_n2 = n2 > 0
+        inv_n2 = np.where(pos_n2, 1.0 / np.where(pos_n2, n2, 1.0), 0.0)
+        self._nt_rad = (r @ wq) * inv_n2
+        self._nt_f = rp2 * inv_n2 * ((t * t * inv_r) @ wq)
+        self._nt_om = ((1.0 - t * t) * inv_r) @ wq / (d_h - 1) if d_h > 1 else np.zeros(len(b))
+        e = np.zeros((len(b), self.d))
+        e[:, :d_h] = np.where(h[:, None] > 0, bh / np.where(h > 0, h, 1.0)[:, None], 0.0)
+        e[h == 0, 0] = 1.0  # any unit vector of H: the terms are invariant there
+        f = np.zeros_like(e)
+        live = (rp > 0) & pos_n2
+        f[live] = (rp[live, None] * e[live]
+                   - h[live, None] * np.concatenate([np.zeros((live.sum(), d_h)),
+                                                     bp[live] / rp[live, None]], axis=1)) \
+            / np.sqrt(n2[live])[:, None]
+        self._nt_e, self._nt_fvec = e, f
+        self._nt_bhat = b * np.sqrt(inv_n2)[:, None]
+        self._nt_K = norm.coef * self.v_rho * norm.alpha * _INV_2PI
+
+    def _norm_hess_apply(self, beta):
+        """∇²T_N(b_j) β_j for every j, shape (m, d)."""
+        d_h = self.norm.d_H
+        bh = self._nt_bhat
+        out = self._nt_rad[:, None] * (beta - bh * np.einsum("ij,ij->i", bh, beta)[:, None])
+        f = self._nt_fvec
+        out += (self._nt_f * np.einsum("ij,ij->i", f, beta))[:, None] * f
+        e = self._nt_e
+        ph = np.zeros_like(beta)
+        ph[:, :d_h] = beta[:, :d_h]
+        out += self._nt_om[:, None] * (ph - e * np.einsum("ij,ij->i", e, beta)[:, None])
+        return self._nt_K * out
+
+    def _norm_hess_dense(self):
+        """∇²T_N(b_j), shape (m, d, d)."""
+        d, d_h = self.d, self.norm.d_H
+        eye = np.eye(d)
+        ph = np.zeros((d, d))
+        ph[:d_h, :d_h] = np.eye(d_h)
+        bh, f, e = self._nt_bhat, self._nt_fvec, self._nt_e
+        out = self._nt_rad[:, None, None] * (eye - np.einsum("ia,ib->iab", bh, bh))
+        out += self._nt_f[:, None, None] * np.einsum("ia,ib->iab", f, f)
+        out += self._nt_om[:, None, None] * (ph - np.einsum("ia,ib->iab", e, e))
+        return self._nt_K * out
+
+    # -- products --------------------------------------------------------------------------
+    def split(self, vec):
+        """Flat (n,) vector -> (α (m,), β (m, d)) views in the (a..., b row by row) order."""
+        vec = np.asarray(vec, dtype=np.float64)
+        if vec.shape != (self.n,):
+            raise ValueError(f"vector must have shape ({self.n},), got {vec.shape}")
+        return vec[:self.m], vec[self.m:].reshape(self.m, self.d)
+
+    def hvp_F(self, vec, serial=None):
+        """∇²_θ F · vec (unscaled Hessian of F), shape (n,)."""
+        alpha, beta = self.split(vec)
+        a, b, w, v = self.a, self.b, self.w, self.v_rho
+        wa = w * a
+        al_t = w * alpha
+        be_t = wa[:, None] * beta
+        if self.linear:
+            mean = al_t @ b + be_t.sum(axis=0)
+            A = v * (b @ mean)
+            B = np.broadcast_to(v * mean, b.shape)
+            hess_t = 0.0
+        else:
+            A, B = hvp_pair_sums(b, beta, b, be_t, al_t, wa, same=True, serial=serial)
+            A *= v
+            B *= v
+            hess_t = np.zeros_like(beta)
+            if self.teacher is not None:
+                zeros = np.zeros_like(self.teacher.b)
+                _, bt = hvp_pair_sums(b, beta, self.teacher.b, zeros,
+                                      np.zeros(self.teacher.a.size), self.teacher.a,
+                                      serial=serial)
+                hess_t += v * bt
+            if self.norm is not None:
+                hess_t += self._norm_hess_apply(beta)
+        out = np.empty(self.n)
+        out[:self.m] = w * (A + np.einsum("ij,ij->i", self.e, beta))
+        out[self.m:] = (w[:, None] * (self.e * alpha[:, None] + a[:, None] * (B - hess_t))).ravel()
+        self.n_products += 1
+        return out
+
+    def _scale(self):
+        return np.concatenate([self.sqrt_w, np.repeat(self.sqrt_w, self.d)])
+
+    def matvec(self, vec, serial=None):
+        """H · vec with H = D^{-1/2} ∇²F D^{-1/2} (= m ∇²F for uniform weights)."""
+        s = self._scale()
+        return self.hvp_F(np.asarray(vec, dtype=np.float64) / s, serial=serial) / s
+
+    def linear_operator(self):
+        """H as a :class:`scipy.sparse.linalg.LinearOperator` (symmetric)."""
+        from scipy.sparse.linalg import LinearOperator
+
+        return LinearOperator((self.n, self.n), matvec=self.matvec, rmatvec=self.matvec,
+                              dtype=np.float64)
+
+    def gradient(self):
+        """D^{-1/2} ∇F = D^{1/2} g: the gradient in the variables φ = D^{1/2} θ, shape (n,)."""
+        return np.concatenate([self.sqrt_w * self.g_a,
+                               (self.sqrt_w[:, None] * self.g_b).ravel()])
+
+    def gradient_norm(self):
+        """(Σ_j w_j |g_j|²)^{1/2}."""
+        return float(np.linalg.norm(self.gradient()))
+
+
+def gradient_norm(problem, a, b, weights=None):
+    """(Σ_j w_j (g_a,j² + |g_b,j|²))^{1/2} at a state, from the exact backend."""
+    a, b, w = _check_state(problem, a, b, weights)
+    ga, gb, _ = ExactBackend(problem).gradients(a, b, w)
+    return float(np.sqrt(w @ (ga * ga) + w @ np.einsum("ij,ij->i", gb, gb)))
+
+
+# ------------------------------------------------------------------------------- dense
+def _pairs(bu, bv, same):
+    """dot, r, θ, 1/r (0 at small angles), ‖u‖², ‖v‖² for all pairs, shapes (m, n)."""
+    dot = bu @ bv.T
+    nu2 = np.einsum("ij,ij->i", bu, bu)
+    nv2 = np.einsum("ij,ij->i", bv, bv)
+    prod = nu2[:, None] * nv2[None, :]
+    r = np.sqrt(np.maximum(prod - dot * dot, 0.0))
+    theta = np.arctan2(r, -dot)
+    if same:
+        np.fill_diagonal(r, 0.0)
+        np.fill_diagonal(theta, np.pi)
+    big = r > SMALL_ANGLE * np.sqrt(prod)
+    inv_r = np.where(big, 1.0 / np.where(big, r, 1.0), 0.0)
+    return dot, r, theta, inv_r, nu2, nv2
+
+
+def _inv(x):
+    return np.where(x > 0, 1.0 / np.where(x > 0, x, 1.0), 0.0)
+
+
+def _hess11_sums(bu, bv, c, same):
+    """Σ_l c_l ∇²_11κ(u_j, v_l), shape (m, d, d) (standard Gaussian inputs)."""
+    dot, r, _, inv_r, nu2, _ = _pairs(bu, bv, same)
+    iu = _inv(nu2)
+    d = bu.shape[1]
+    crad = (r * c[None, :]).sum(axis=1) * iu                        # Σ c r / ‖u‖²
+    cr = c[None, :] * inv_r                                         # c / r
+    out = crad[:, None, None] * (np.eye(d)[None] - np.einsum("ia,ib->iab", bu, bu)
+                                 * iu[:, None, None])
+    out += np.einsum("jl,la,lb->jab", cr, bv, bv)
+    cross = np.einsum("jl,la->ja", cr * dot, bv) * iu[:, None]       # Σ (c/r)(dot/‖u‖²) v
+    out -= np.einsum("ja,jb->jab", cross, bu) + np.einsum("ja,jb->jab", bu, cross)
+    out += ((cr * dot * dot).sum(axis=1) * iu * iu)[:, None, None] * np.einsum("ia,ib->iab",
+                                                                              bu, bu)
+    return out * _INV_2PI
+
+
+def dense_hessian(problem, a, b, weights=None, scaled=True, max_params=DENSE_MAX, n_nodes=64):
+    """The Hessian as a dense (n, n) array, n = m (d + 1), order (a_1..a_m, b_1..b_m rows).
+
+    Parameters
+    ----------
+    scaled : bool
+        True: H = D^{-1/2} ∇²F D^{-1/2} (module docstring); False: ∇²_θ F itself.
+    max_params : int
+        Refuse above this many parameters (memory ~ 3 n² doubles).
+
+    Returns
+    -------
+    (n, n) array, symmetric.
+    """
+    op = HessianOperator(problem, a, b, weights, n_nodes=n_nodes)
+    if op.n > max_params:
+        raise ValueError(f"{op.n} parameters exceed max_params = {max_params}; use "
+                         "HessianOperator and spectrum(..., k=K) (Lanczos) instead")
+    a, b, w, v = op.a, op.b, op.w, op.v_rho
+    m, d = b.shape
+    wa = w * a
+    H = np.zeros((op.n, op.n))
+    Haa = H[:m, :m]
+    Hab = H[:m, m:].reshape(m, m, d)
+    Hbb = H[m:, m:].reshape(m, d, m, d)
+    if op.linear:
+        Haa[:] = v * np.outer(w, w) * (b @ b.T)
+        # ∂²F/∂a_j∂b_k = w_j δ_jk e_j + w_j w_k a_k v b_j
+        Hab[:] = v * (w[:, None] * wa[None, :])[:, :, None] * b[:, None, :]
+        hbb_pair = v * np.outer(wa, wa)[:, None, :, None] * np.eye(d)[None, :, None, :]
+        Hbb[:] = hbb_pair
+        diag_bb = np.zeros((m, d, d))
+    else:
+        dot, r, theta, inv_r, nu2, _ = _pairs(b, b, True)
+        iu = _inv(nu2)
+        Haa[:] = v * np.outer(w, w) * (r + theta * dot) * _INV_2PI
+        # w_j w_k a_k ∇_1κ(b_k, b_j) = w_j w_k a_k (θ b_j + (r/‖b_k‖²) b_k)/2π
+        coef = v * w[:, None] * wa[None, :] * _INV_2PI
+        Hab[:] = (coef * theta)[:, :, None] * b[:, None, :] \
+            + (coef * r * iu[None, :])[:, :, None] * b[None, :, :]
+        # w_j a_j w_k a_k ∇²_12κ(b_j, b_k): θ I + (b_k u_⊥ᵀ + b_j v_⊥ᵀ)/r
+        cc = v * np.outer(wa, wa) * _INV_2PI
+        ci = cc * inv_r
+        Hbb[:] = (cc * theta)[:, None, :, None] * np.eye(d)[None, :, None, :]
+        Hbb += np.einsum("jk,ka,jb->jakb", ci, b, b)                     # v uᵀ
+        Hbb -= np.einsum("jk,ka,kb->jakb", ci * dot * iu[None, :], b, b)  # v (dot/‖v‖²) vᵀ
+        Hbb += np.einsum("jk,ja,kb->jakb", ci, b, b)                     # u vᵀ
+        Hbb -= np.einsum("jk,ja,jb->jakb", ci * dot * iu[:, None], b, b)  # u (dot/‖u‖²) uᵀ
+        diag_bb = v * _hess11_sums(b, b, wa, True)
+        if op.teacher is not None:
+            diag_bb -= v * _hess11_sums(b, op.teacher.b, op.teacher.a, False)
+        if op.norm is not None:
+            diag_bb -= op._norm_hess_dense()
+    idx = np.arange(m)
+    Hab[idx, idx, :] += w[:, None] * op.e
+    Hbb[idx, :, idx, :] += wa[:, None, None] * diag_bb
+    # the bb pair term was written for every (j, k) without the leading w_j a_j
+    # (the linear branch's and the ReLU branch's pair terms already include w_j a_j w_k a_k)
+    H[m:, :m] = H[:m, m:].T
+    if scaled:
+        s = op._scale()
+        H /= s[:, None]
+        H /= s[None, :]
+    return H
+
+
+# ------------------------------------------------------------------------------- spectra
+def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small="SA"):
+    """Eigenvalues of H at the operator's state.
+
+    Parameters
+    ----------
+    op : HessianOperator
+    k : int, optional
+        With n > ``dense_max`` (or k given), the k smallest and k largest eigenvalues by
+        Lanczos (``scipy.sparse.linalg.eigsh`` on the operator's products); otherwise all
+        of them by ``numpy.linalg.eigh`` on the dense matrix.
+    tol : float
+        Relative accuracy for ``eigsh`` (0 = machine precision).
+    which_small : str
+        ``SA`` (smallest algebraic; negative directions first) — shift-invert needs a
+        factorisation that a product-only operator does not have.
+
+    Returns
+    -------
+    dict with ``eigenvalues`` (ascending), ``method`` (``dense`` or ``lanczos``),
+    ``n_params``, ``smallest``/``largest`` (Lanczos), ``n_products``, ``seconds``.
+    """
+    start = time.perf_counter()
+    n = op.n
+    n0 = op.n_products
+    if k is None and n <= dense_max:
+        H = dense_hessian(op.problem, op.a, op.b, op.w, max_params=max(dense_max, n))
+        ev = np.linalg.eigh(H)[0]
+        return {"eigenvalues": ev, "method": "dense", "n_params": n,
+                "n_products": 0, "seconds": time.perf_counter() - start}
+    from scipy.sparse.linalg import eigsh
+
+    if k is None:
+        raise ValueError(f"{n} parameters exceed dense_max = {dense_max}: give k (Lanczos)")
+    if not 1 <= k < n // 2:
+        raise ValueError(f"k must be between 1 and {n // 2 - 1} for {n} parameters, got {k}")
+    lin = op.linear_operator()
+    v0 = np.random.default_rng(0).standard_normal(n)  # a fixed start: reproducible results
+    large = eigsh(lin, k=k, which="LA", tol=tol, maxiter=maxiter, v0=v0,
+                  return_eigenvectors=False)
+    small = eigsh(lin, k=k, which=which_small, tol=tol, maxiter=maxiter, v0=v0,
+                  return_eigenvectors=False)
+    small, large = np.sort(small), np.sort(large)
+    return {"eigenvalues": np.concatenate([small, large]), "method": "lanczos",
+            "smallest": small, "largest": large, "n_params": n,
+            "n_products": op.n_products - n0, "seconds": time.perf_counter() - start}
+
+
+def count_zero_modes(eigenvalues, scale=None, ceiling=1e-3, n_params=None):
+    """Near-zero eigenvalues by the largest gap in |λ| (module docstring).
+
+    Parameters
+    ----------
+    eigenvalues : (N,) array
+        All eigenvalues, or the smallest k (with ``scale`` from the largest).
+    scale : float, optional
+        max |λ| (default: from ``eigenvalues``).
+    ceiling : float
+        A zero mode has |λ| ≤ ceiling · scale.
+    n_params : int, optional
+        Size of H (round-off floor n ε scale); default N.
+
+    Returns
+    -------
+    dict: ``n_zero``, ``n_negative``, ``n_positive`` (among the given eigenvalues),
+    ``spectral_gap`` (ratio across the cut), ``threshold`` (|λ| below it is zero),
+    ``saturated`` (True when every given eigenvalue is below the cut: the count is a lower
+    bound).
+    """
+    ev = np.asarray(eigenvalues, dtype=np.float64)
+    s = np.sort(np.abs(ev))
+    if scale is None:
+        scale = float(s[-1]) if s.size else 1.0
+    n_params = n_params or ev.size
+    floor = n_params * np.finfo(float).eps * scale
+    lower = np.concatenate([[floor], np.maximum(s, floor)])  # s_0 = floor
+    best, best_ratio = 0, 0.0
+    for n in range(0, s.size):
+        if lower[n] > ceiling * scale:
+            break
+        upper = s[n] if n < s.size else np.inf
+        ratio = max(upper, floor) / lower[n]
+        if ratio > best_ratio:
+            best, best_ratio = n, ratio
+    saturated = False
+    if s.size and s[-1] <= ceiling * scale and best_ratio < 10.0:
+        best, best_ratio, saturated = s.size, float("nan"), True
+    if saturated:
+        threshold = ceiling * scale
+    else:
+        threshold = float(np.sqrt(lower[best] * max(s[best], floor))) if s.size else floor
+    return {"n_zero": int(best), "n_negative": int(np.sum(ev < -threshold)),
+            "n_positive": int(np.sum(ev > threshold)), "spectral_gap": float(best_ratio),
+            "threshold": float(threshold), "saturated": bool(saturated), "scale": float(scale)}
+
+
+# ------------------------------------------------------------------------------- zero modes
+def _clusters(bhat, cos_tol):
+    """Union-find labels of rows whose directions agree (cos ≥ 1 − cos_tol), blockwise."""
+    m = bhat.shape[0]
+    parent = np.arange(m)
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i0 in range(0, m, 1024):
+        c = bhat[i0:i0 + 1024] @ bhat.T
+        ii, kk = np.nonzero(c >= 1.0 - cos_tol)
+        for i, k in zip(ii + i0, kk):
+            if k > i:
+                ri, rk = find(i), find(k)
+                if ri != rk:
+                    parent[max(ri, rk)] = min(ri, rk)
+    return np.array([find(i) for i in range(m)])
+
+
+def predict_zero_modes(a, b, angle_tol=1e-6, dead_tol=1e-10):
+    """Zero modes predicted by the cluster rule (module docstring).
+
+    Parameters
+    ----------
+    a : (m,) array
+    b : (m, d) array
+    angle_tol : float
+        Directions closer than this angle (radians) form one cluster; antipodal likewise.
+    dead_tol : float
+        |a_j| ≤ dead_tol · max |a| is a dead particle.
+
+    Returns
+    -------
+    dict: ``n_zero_modes_predicted``, ``n_clusters``, ``n_dead``, ``n_antipodal_pairs``,
+    ``n_zero_b`` (particles with b_j = 0: not covered by the rule), ``n_rescaling`` (m minus
+    those).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    m, d = b.shape
+    nb = np.linalg.norm(b, axis=1)
+    zero_b = nb == 0
+    keep = ~zero_b
+    amax = np.max(np.abs(a)) if m else 0.0
+    dead = np.abs(a) <= dead_tol * amax
+    bhat = b[keep] / nb[keep, None]
+    cos_tol = 1.0 - np.cos(angle_tol)
+    labels = _clusters(bhat, cos_tol)
+    roots = np.unique(labels)
+    dead_k = dead[keep]
+    live_cluster = {int(r): bool(np.any(~dead_k[labels == r])) for r in roots}
+    dim_v = {r: (d if live_cluster[r] else 1) for r in live_cluster}
+    # antipodal partners: representative directions with cos ≤ −1 + cos_tol
+    reps = {r: bhat[labels == r].mean(axis=0) for r in live_cluster}
+    rep_ids = list(reps)
+    pairs = []
+    if rep_ids:
+        R = np.array([reps[r] / np.linalg.norm(reps[r]) for r in rep_ids])
+        for i0 in range(0, len(rep_ids), 1024):
+            c = R[i0:i0 + 1024] @ R.T
+            ii, kk = np.nonzero(c <= -1.0 + cos_tol)
+            for i, k in zip(ii + i0, kk):
+                if k > i:
+                    pairs.append((rep_ids[i], rep_ids[k], R[i]))
+    inter = 0
+    spans = []
+    full = False
+    for r1, r2, u in pairs:
+        if live_cluster[r1] and live_cluster[r2]:
+            inter += d
+            full = True
+        else:
+            inter += 1
+            spans.append(u)
+    if full:
+        span_dim = d
+    elif spans:
+        span_dim = int(np.linalg.matrix_rank(np.array(spans)))
+    else:
+        span_dim = 0
+    m_eff = int(keep.sum())
+    n_pred = m_eff * (d + 1) - sum(dim_v.values()) + inter - span_dim
+    return {"n_zero_modes_predicted": int(n_pred), "n_clusters": int(len(roots)),
+            "n_dead": int(np.sum(dead & keep)), "n_antipodal_pairs": len(pairs),
+            "n_zero_b": int(zero_b.sum()), "angle_tol": angle_tol, "dead_tol": dead_tol}
+
+
+# ------------------------------------------------------------------------------- polishing
+def polish(problem, a, b, weights=None, gtol=1e-13, maxiter=200, log=None):
+    """Converge to a critical point of F with ``scipy.optimize.minimize(method='trust-krylov')``.
+
+    The variables are φ = D^{1/2} θ, so the Hessian is the operator H of this module and
+    the gradient norm is (Σ_j w_j |g_j|²)^{1/2}. Gradients come from
+    :class:`~meanfield.backends.ExactBackend`, Hessian-vector products from
+    :class:`HessianOperator`.
+
+    Parameters
+    ----------
+    gtol : float
+        Stop when the gradient norm is below this (round-off is ~1e-15 · scale).
+    maxiter : int
+    log : callable, optional
+        Called with one line per iteration (iteration, F, gradient norm, products).
+
+    Returns
+    -------
+    dict: ``a``, ``b`` (the polished state), ``history`` (list of (iteration, F, gradient
+    norm)), ``status``, ``message``, ``n_products``, ``seconds``.
+    """
+    from scipy.optimize import minimize
+
+    a, b, w = _check_state(problem, a, b, weights)
+    m, d = b.shape
+    sw = np.sqrt(w)
+    scale = np.concatenate([sw, np.repeat(sw, d)])
+    cache = {}
+
+    def operator(phi):
+        key = phi.tobytes()
+        if cache.get("key") != key:
+            theta = phi / scale
+            cache["key"] = key
+            cache["op"] = HessianOperator(problem, theta[:m], theta[m:].reshape(m, d), w)
+            cache["n_products"] = cache.get("n_products", 0)
+        return cache["op"]
+
+    products = [0]
+
+    def fun(phi):
+        op = operator(phi)
+        return op.risk, op.gradient()
+
+    def hessp(phi, p):
+        products[0] += 1
+        return operator(phi).matvec(p)
+
+    history = []
+    start = time.perf_counter()
+
+    def record(it, phi):
+        op = operator(phi)
+        gn = op.gradient_norm()
+        history.append((it, op.risk, gn))
+        if log is not None:
+            log(f"  polish iter {it:4d}   F = {op.risk:.16e}   |grad| = {gn:.3e}   "
+                f"products = {products[0]}")
+
+    phi0 = np.concatenate([a, b.ravel()]) * scale
+    record(0, phi0)
+    it = [0]
+
+    def callback(intermediate_result):
+        it[0] += 1
+        record(it[0], intermediate_result.x)
+
+    res = minimize(fun, phi0, jac=True, hessp=hessp, method="trust-krylov", callback=callback,
+                   options={"gtol": gtol, "maxiter": maxiter})
+    theta = res.x / scale
+    final = HessianOperator(problem, theta[:m], theta[m:].reshape(m, d), w)
+    return {"a": final.a, "b": final.b, "history": history, "status": int(res.status),
+            "message": str(res.message), "gradient_norm": final.gradient_norm(),
+            "risk": final.risk, "n_products": products[0],
+            "seconds": time.perf_counter() - start}
+
+
+# ------------------------------------------------------------------------------- analysis
+def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=1e-6,
+            dead_tol=1e-10, ceiling=1e-3):
+    """Spectrum, zero-mode count and prediction, gradient norm at one state.
+
+    Returns
+    -------
+    dict with ``eigenvalues`` (ascending: all when dense, else the k smallest then the k
+    largest), ``method``, ``n_params``, ``n_zero_modes``, ``n_negative``, ``n_positive``,
+    ``spectral_gap``, ``zero_threshold``, ``saturated``, ``n_zero_modes_predicted`` and the
+    rule's details, ``gradient_norm``, ``risk``, ``seconds``.
+    """
+    op = HessianOperator(problem, a, b, weights)
+    spec = spectrum(op, k=k, dense_max=dense_max)
+    ev = spec["eigenvalues"]
+    if spec["method"] == "dense":
+        count = count_zero_modes(ev, ceiling=ceiling)
+    else:
+        scale = float(max(abs(spec["largest"][-1]), abs(spec["smallest"][0])))
+        count = count_zero_modes(spec["smallest"], scale=scale, ceiling=ceiling,
+                                 n_params=op.n)
+    pred = predict_zero_modes(op.a, op.b, angle_tol=angle_tol, dead_tol=dead_tol)
+    out = {"eigenvalues": ev, "method": spec["method"], "n_params": op.n, "m": op.m,
+           "d": op.d, "n_zero_modes": count["n_zero"], "n_negative": count["n_negative"],
+           "n_positive": count["n_positive"] if spec["method"] == "dense"
+           else op.n - count["n_zero"] - count["n_negative"],
+           "spectral_gap": count["spectral_gap"], "zero_threshold": count["threshold"],
+           "saturated": count["saturated"], "eigenvalue_scale": count["scale"],
+           **pred, "gradient_norm": op.gradient_norm(), "risk": op.risk,
+           "n_products": spec["n_products"], "seconds": spec["seconds"]}
+    return out

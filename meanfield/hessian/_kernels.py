@@ -1,0 +1,248 @@
+"""Compiled tiles of the exact Hessian-vector product (arc-cosine kernel, Gaussian inputs).
+
+One kernel, :func:`hvp_pair_sums`, serves every pair sum of the Hessian-vector product: the
+particle interaction (sources = the particles themselves) and the teacher part of the target
+(sources = the teacher's units, with zero directions). For output rows u = b_j with
+direction β_j and sources v = b_k with coefficients α̃_k, β̃_k (d,) and c_k, it returns
+
+    A_j = Σ_k [κ(u, v) α̃_k + ∇_1κ(v, u)·β̃_k]                                     (scalar)
+    B_j = Σ_k [∇_1κ(u, v) α̃_k + c_k ∇²_11κ(u, v) β_j + ∇²_12κ(u, v) β̃_k]           (d,)
+
+with, for dot = ⟨u,v⟩, r = √(‖u‖²‖v‖² − dot²) = ‖u‖‖v‖ sin γ, θ = π − γ,
+v_⊥ = v − (dot/‖u‖²) u and u_⊥ = u − (dot/‖v‖²) v (derivation in :mod:`meanfield.hessian`):
+
+    2π κ          = r + θ dot
+    2π ∇_1κ(u, v) = θ v + (r/‖u‖²) u
+    2π ∇²_11κ     = (r/‖u‖²)(I − ûûᵀ) + v_⊥ v_⊥ᵀ / r
+    2π ∇²_12κ     = θ I + (v u_⊥ᵀ + u v_⊥ᵀ) / r
+
+Written through the Gram tiles ⟨u, v⟩, ⟨u, β̃_k⟩, ⟨β_j, v⟩ and the two reductions
+Σ_k X_jk v_k, Σ_k θ_jk β̃_k, the O(m² d) work is five matrix products per tile and an O(m²)
+elementwise pass (one square root, one arctangent, one division per pair); nothing of size
+m × m is stored (tiles of 64 × 256).
+
+Small angles. The 1/r terms are O(sin γ) (κ is C² but not C³ where u ∥ v: its Hessian is
+continuous, with value θ I/(2π) in the limit), but written in the (u, v) basis they cancel
+catastrophically: their rounding error is ~ε/sin γ. Pairs with sin γ ≤ ``SMALL_ANGLE``
+(2⁻²⁶ ≈ √ε) therefore take the limit (the 1/r terms dropped): the error is then at most
+~√ε ≈ 1.5e-8 of the pair's scale either way. Zero vectors (‖u‖ = 0 or ‖v‖ = 0, where κ is
+not twice differentiable) give the same convention as the velocity: terms divided by ‖u‖²
+are zero. A self-pair (``same`` and j = k) is set to its exact value r = 0, θ = π.
+
+Parallel over blocks of output rows (``prange``), each block writing its rows only: results
+are identical for any number of threads; small problems run the same blocks serially.
+"""
+from math import pi, sqrt
+
+import numpy as np
+
+from .._numba import kernel, parallel_kernel, prange
+from ..gaussian import _abt_tile, _atan2
+
+__all__ = ["hvp_pair_sums", "SMALL_ANGLE"]
+
+_INV_2PI = 1.0 / (2.0 * pi)
+#: sin γ at or below which a pair takes the parallel (or antiparallel) limit: √ε.
+SMALL_ANGLE = 2.0 ** -26
+_TILE_ROWS = 64
+_TILE_COLS = 256
+#: m_out·m_src·(d + 16) below this: no parallel region (as in meanfield.gaussian).
+_SERIAL_WORK = 1 << 22
+
+
+@kernel(error_model="numpy", fastmath={"reassoc"})
+def _hvp_tile_pass(i0, k0, ni, nk, same, dots, gp, gq, nt2, qq, ns2, qs, al, cs, x, th, sc):
+    """Elementwise pass over one tile (rows i0.., sources k0..).
+
+    On entry ``dots``, ``gp`` (⟨u, β̃_k⟩) and ``gq`` (⟨β_j, v⟩) hold the Gram tiles. On exit
+    ``x[ii, kk]`` is the coefficient of v_k and ``th[ii, kk]`` that of β̃_k in B_j, and the
+    row sums are added to ``sc[ii, :]``: 0: Σ(r + θ dot) α̃, 1: Σ r q̃/‖v‖², 2: Σ r α̃,
+    3: Σ c r, 4: Σ (coefficient of u from the 1/r terms).
+    """
+    for ii in range(ni):
+        n2u = nt2[i0 + ii]
+        inv_n2u = 1.0 / n2u if n2u > 0.0 else 0.0
+        qu = qq[i0 + ii]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        for kk in range(nk):
+            n2v = ns2[k0 + kk]
+            dot = dots[ii, kk]
+            prod = n2u * n2v
+            cross = sqrt(max(prod - dot * dot, 0.0))
+            angle = _atan2(cross, -dot)
+            if same and i0 + ii == k0 + kk:
+                cross = 0.0
+                angle = pi
+            alk = al[k0 + kk]
+            ck = cs[k0 + kk]
+            qk = qs[k0 + kk]
+            inv_n2v = 1.0 / n2v if n2v > 0.0 else 0.0
+            s0 += (cross + angle * dot) * alk
+            s1 += cross * qk * inv_n2v
+            s2 += cross * alk
+            s3 += ck * cross
+            xv = angle * alk
+            if cross > SMALL_ANGLE * sqrt(prod):
+                inv_r = 1.0 / cross
+                p = gp[ii, kk]
+                s = gq[ii, kk] - dot * qu * inv_n2u          # ⟨v_⊥, β_j⟩
+                xv += (ck * s + p - dot * qk * inv_n2v) * inv_r  # c_k v_⊥v_⊥ᵀβ_j/r + v u_⊥ᵀβ̃_k/r
+                s4 += (qk - dot * p * inv_n2u - ck * s * dot * inv_n2u) * inv_r
+            x[ii, kk] = xv
+            th[ii, kk] = angle
+        sc[ii, 0] += s0
+        sc[ii, 1] += s1
+        sc[ii, 2] += s2
+        sc[ii, 3] += s3
+        sc[ii, 4] += s4
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def _hvp_finish(i0, ni, bt, beta_t, nt2, qq, sc, out_a, out_b):
+    """out_a, out_b rows i0..: add the scalar terms, apply 1/(2π)."""
+    d = bt.shape[1]
+    for ii in range(ni):
+        i = i0 + ii
+        n2u = nt2[i]
+        inv_n2u = 1.0 / n2u if n2u > 0.0 else 0.0
+        ui = bt[i]
+        gi = out_b[i]
+        # A_j: Σ κ α̃ + ⟨u, Σ θ β̃⟩ + Σ r q̃/‖v‖²; Σ θ β̃ sits in ``yb``, folded in below
+        coef_u = (sc[ii, 2] - sc[ii, 3] * qq[i] * inv_n2u) * inv_n2u + sc[ii, 4]
+        coef_beta = sc[ii, 3] * inv_n2u
+        bj = beta_t[i]
+        for l in range(d):
+            gi[l] = (gi[l] + coef_u * ui[l] + coef_beta * bj[l]) * _INV_2PI
+        out_a[i] = (sc[ii, 0] + sc[ii, 1] + out_a[i]) * _INV_2PI
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def _row_dots(x, y, i0, ni, out):
+    """out[i0 + ii] = ⟨x[i0+ii], y[i0+ii]⟩."""
+    d = x.shape[1]
+    for ii in range(ni):
+        s = 0.0
+        for l in range(d):
+            s += x[i0 + ii, l] * y[i0 + ii, l]
+        out[i0 + ii] = s
+
+
+@kernel(error_model="numpy")
+def _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs, al, cs,
+               out_a, out_b):
+    """Rows ib·tr … of :func:`hvp_pair_sums` against all sources (writes those rows only)."""
+    mt, d = bt.shape
+    ms = bs.shape[0]
+    i0 = ib * tr
+    ni = min(tr, mt - i0)
+    dots = np.empty((tr, tc))
+    gp = np.empty((tr, tc))
+    gq = np.empty((tr, tc))
+    x = np.empty((tr, tc))
+    th = np.empty((tr, tc))
+    sc = np.zeros((tr, 5))
+    yb = np.zeros((tr, d))
+    gb = out_b[i0:i0 + ni]
+    gb[:] = 0.0
+    for k0 in range(0, ms, tc):
+        nk = min(tc, ms - k0)
+        _abt_tile(bt, i0, 0, ni, bs, k0, 0, nk, d, dots, False)
+        _abt_tile(bt, i0, 0, ni, btil, k0, 0, nk, d, gp, False)
+        _abt_tile(beta_t, i0, 0, ni, bs, k0, 0, nk, d, gq, False)
+        _hvp_tile_pass(i0, k0, ni, nk, same, dots, gp, gq, nt2, qq, ns2, qs, al, cs, x, th, sc)
+        _abt_tile(x, 0, 0, ni, bs_t, 0, k0, d, nk, gb, True)
+        _abt_tile(th, 0, 0, ni, btil_t, 0, k0, d, nk, yb, True)
+    # A_j gets ⟨u, Σ θ β̃⟩; B_j gets Σ θ β̃
+    for ii in range(ni):
+        s = 0.0
+        for l in range(d):
+            s += bt[i0 + ii, l] * yb[ii, l]
+            gb[ii, l] += yb[ii, l]
+        out_a[i0 + ii] = s
+    _hvp_finish(i0, ni, bt, beta_t, nt2, qq, sc, out_a, out_b)
+
+
+@parallel_kernel(error_model="numpy")
+def _hvp_pairs(same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs, al, cs, out_a, out_b,
+               tr, tc, serial):
+    """Parallel (or serial) loop over row blocks of :func:`_hvp_block`.
+
+    Preconditions (checked by :func:`hvp_pair_sums`): ``bt``, ``beta_t`` (mt, d), ``bs``,
+    ``btil`` (ms, d) and their transposes ``bs_t``, ``btil_t`` (d, ms) C-contiguous float64;
+    ``nt2``, ``qq`` (mt,), ``ns2``, ``qs``, ``al``, ``cs`` (ms,); ms ≥ 1. Outputs written.
+    """
+    n_blocks = (bt.shape[0] + tr - 1) // tr
+    if serial:
+        for ib in range(n_blocks):
+            _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs,
+                       al, cs, out_a, out_b)
+    else:
+        for ib in prange(n_blocks):
+            _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs,
+                       al, cs, out_a, out_b)
+
+
+def _rows(name, arr, shape):
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    return arr
+
+
+def hvp_pair_sums(b_out, beta_out, b_src, beta_src, alpha_src, c_src, same=False,
+                  serial=None):
+    """Pair sums A (m,) and B (m, d) of the Hessian-vector product (module docstring).
+
+    Parameters
+    ----------
+    b_out, beta_out : (m, d) arrays
+        Output points u_j = b_j and the direction's rows β_j at them.
+    b_src, beta_src : (n, d) arrays
+        Source points v_k and their coefficient vectors β̃_k.
+    alpha_src, c_src : (n,) arrays
+        Coefficients α̃_k (of κ and ∇_1κ) and c_k (of ∇²_11κ).
+    same : bool
+        True when ``b_src`` is ``b_out`` (row j and source j are the same point: its
+        self-pair is set exactly to r = 0, θ = π).
+    serial : bool, optional
+        Force the serial (True) or parallel (False) path; default by problem size. Both
+        give identical numbers.
+
+    Returns
+    -------
+    A : (m,) array
+    B : (m, d) array
+        Standard Gaussian inputs: multiply by v_ρ for other scales.
+    """
+    b_out = np.ascontiguousarray(b_out, dtype=np.float64)
+    if b_out.ndim != 2:
+        raise ValueError(f"b_out must be 2-D (m, d), got shape {b_out.shape}")
+    m, d = b_out.shape
+    beta_out = _rows("beta_out", beta_out, (m, d))
+    b_src = np.ascontiguousarray(b_src, dtype=np.float64)
+    if b_src.ndim != 2 or b_src.shape[1] != d:
+        raise ValueError(f"b_src must have shape (n, {d}), got {b_src.shape}")
+    n = b_src.shape[0]
+    beta_src = _rows("beta_src", beta_src, (n, d))
+    alpha_src = _rows("alpha_src", alpha_src, (n,))
+    c_src = _rows("c_src", c_src, (n,))
+    if same and b_src.shape != b_out.shape:
+        raise ValueError("same=True needs b_src to be b_out")
+    out_a = np.zeros(m)
+    out_b = np.zeros((m, d))
+    if n == 0 or m == 0:
+        return out_a, out_b
+    nt2 = np.einsum("ij,ij->i", b_out, b_out)
+    ns2 = nt2 if same else np.einsum("ij,ij->i", b_src, b_src)
+    qq = np.einsum("ij,ij->i", b_out, beta_out)
+    qs = np.einsum("ij,ij->i", b_src, beta_src)
+    if serial is None:
+        serial = m * n * (d + 16) < _SERIAL_WORK
+    _hvp_pairs(bool(same), b_out, beta_out, nt2, qq, b_src, np.ascontiguousarray(b_src.T),
+               beta_src, np.ascontiguousarray(beta_src.T), ns2, qs, alpha_src, c_src,
+               out_a, out_b, _TILE_ROWS, _TILE_COLS, bool(serial))
+    return out_a, out_b
