@@ -130,3 +130,82 @@ def reduced_interaction(z_out, z_src, c_src, n_explicit, nodes, weights):
         G[:, :p] += wt * gsum[:, :p]
         G[:, p:] += wt * gsum[:, p::2][:, :n_red]
     return S, G
+
+
+# ------------------------------------------------------------------ Hessian of the risk (issue 18)
+def _angle_frame(u, v):
+    """γ, û, v̂ and the unit vector p_v of u's part orthogonal to v (zero if parallel)."""
+    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+    uh, vh = u / nu, v / nv
+    c = np.clip(uh @ vh, -1.0, 1.0)
+    g = np.arccos(c)
+    pv = uh - c * vh
+    npv = np.linalg.norm(pv)
+    pv = pv / npv if npv > 1e-12 else np.zeros_like(u)
+    pu = vh - c * uh
+    npu = np.linalg.norm(pu)
+    pu = pu / npu if npu > 1e-12 else np.zeros_like(u)
+    return g, nu, nv, uh, vh, pu, pv
+
+
+def hess11_kappa(u, v):
+    """∇²_uu κ(u, v) = E[δ(⟨u,x⟩) σ(⟨v,x⟩) x xᵀ] = ‖v‖ sin γ/(2π‖u‖) [(I − ûûᵀ) + p pᵀ],
+    p the unit vector of v's part orthogonal to u (Gaussian conditioning on ⟨u,x⟩ = 0)."""
+    g, nu, nv, uh, vh, pu, pv = _angle_frame(u, v)
+    d = u.size
+    return nv * np.sin(g) / (2 * np.pi * nu) * (np.eye(d) - np.outer(uh, uh) + np.outer(pu, pu))
+
+
+def hess12_kappa(u, v):
+    """∂_v ∇_u κ(u, v) = E[σ'(⟨u,x⟩) σ'(⟨v,x⟩) x xᵀ]
+    = [(π − γ) I + sin γ cos γ (v̂v̂ᵀ − p pᵀ) + sin²γ (v̂ pᵀ + p v̂ᵀ)]/(2π), p ⊥ v in span(u, v)."""
+    g, nu, nv, uh, vh, pu, pv = _angle_frame(u, v)
+    d = u.size
+    s, c = np.sin(g), np.cos(g)
+    return ((np.pi - g) * np.eye(d) + s * c * (np.outer(vh, vh) - np.outer(pv, pv))
+            + s * s * (np.outer(vh, pv) + np.outer(pv, vh))) / (2 * np.pi)
+
+
+def risk_hessian(a, b, w, teacher_a, teacher_b):
+    """∇²_θ F for a ReLU teacher (no linear part), x ∼ N(0, I), by loops over the blocks
+    (order a_1..a_m, then b_1..b_m row by row)."""
+    m, d = b.shape
+    n = m * (d + 1)
+    H = np.zeros((n, n))
+    S_grad = [sum(w[l] * a[l] * grad_kappa(b[j], b[l]) for l in range(m)) for j in range(m)]
+    T_grad = [sum(teacher_a[k] * grad_kappa(b[j], teacher_b[k]) for k in range(len(teacher_a)))
+              for j in range(m)]
+    T_hess = [sum(teacher_a[k] * hess11_kappa(b[j], teacher_b[k])
+                  for k in range(len(teacher_a))) for j in range(m)]
+
+    def bi(j):
+        return slice(m + j * d, m + (j + 1) * d)
+
+    for j in range(m):
+        for k in range(m):
+            H[j, k] = w[j] * w[k] * kappa(b[j], b[k])
+            ab = w[j] * w[k] * a[k] * grad_kappa(b[k], b[j])
+            if j == k:
+                ab = ab + w[j] * (S_grad[j] - T_grad[j])
+            H[j, bi(k)] = ab
+            H[bi(k), j] = ab
+            if j == k:
+                # ∂²/∂b_j² of κ(b_j, b_j) through both arguments: ∇²_11 + ∇²_12 at u = v is I/2
+                inner = sum(w[l] * a[l] * hess11_kappa(b[j], b[l]) for l in range(m) if l != j)
+                bb = w[j] * a[j] * (inner - T_hess[j] + w[j] * a[j] * np.eye(d) / 2)
+            else:
+                bb = w[j] * a[j] * w[k] * a[k] * hess12_kappa(b[j], b[k])
+            H[bi(j), bi(k)] = bb
+    return H
+
+
+def norm_target_hessian_dH2(b, n_phi=4000):
+    """∇²_b E[‖x_H‖ σ(⟨b,x⟩)] for d_H = 2: α E_φ ∇²_11κ(b, (cos φ, sin φ, 0, …)) by the
+    trapezoidal rule in φ (periodic and smooth: spectral accuracy), α(2) = π."""
+    d = b.size
+    out = np.zeros((d, d))
+    for phi in np.linspace(0, 2 * np.pi, n_phi, endpoint=False):
+        v = np.zeros(d)
+        v[0], v[1] = np.cos(phi), np.sin(phi)
+        out += hess11_kappa(b, v)
+    return np.pi * out / n_phi

@@ -71,8 +71,9 @@ direction shared with no other particle): d instead of 1 (all of δb_j; its a_j 
 curved by ∂²F/∂a_j² = w_j² κ_ρ(b_j, b_j) > 0), i.e. d − 1 beyond its rescaling mode. An
 odd-target end point made of antipodal pairs (the paired start): m + (m/2 − 1)·d. Away from
 such points (a critical point with residual, e.g. a saddle) only the symmetries are exact
-zero modes (the m rescalings, and one mass exchange per extra cluster member), and the
-prediction above is an upper bound on the exact ones; the report says which applies.
+zero modes (a rescaling per live particle, all of δb_j for a dead one, one mass exchange
+(a_j, a_k) ↦ (a_j + s/(w_j‖b_j‖), a_k − s/(w_k‖b_k‖)) per extra cluster member):
+``n_zero_modes_symmetry``, a lower bound; the rule above then need not hold.
 
 Counting zero modes (:func:`count_zero_modes`): sort |λ| ascending, s_1 ≤ … ≤ s_N, and
 cut at the largest ratio s_{n+1}/s_n (with s_0 the round-off floor N ε max|λ|) among cuts
@@ -301,7 +302,13 @@ def _pairs(bu, bv, same):
     nu2 = np.einsum("ij,ij->i", bu, bu)
     nv2 = np.einsum("ij,ij->i", bv, bv)
     prod = nu2[:, None] * nv2[None, :]
-    r = np.sqrt(np.maximum(prod - dot * dot, 0.0))
+    cross2 = prod - dot * dot
+    near = (cross2 <= 1e-8 * prod) & (prod > 0)
+    if np.any(near):  # as the kernel: r = ‖u‖ ‖v − (dot/‖u‖²) u‖ where the difference cancels
+        jj, kk = np.nonzero(near)
+        vperp = bv[kk] - (dot[jj, kk] / nu2[jj])[:, None] * bu[jj]
+        cross2[jj, kk] = nu2[jj] * np.einsum("ij,ij->i", vperp, vperp)
+    r = np.sqrt(np.maximum(cross2, 0.0))
     theta = np.arctan2(r, -dot)
     if same:
         np.fill_diagonal(r, 0.0)
@@ -434,12 +441,21 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
         raise ValueError(f"{n} parameters exceed dense_max = {dense_max}: give k (Lanczos)")
     if not 1 <= k < n // 2:
         raise ValueError(f"k must be between 1 and {n // 2 - 1} for {n} parameters, got {k}")
+    from scipy.sparse.linalg import LinearOperator
+
     lin = op.linear_operator()
     v0 = np.random.default_rng(0).standard_normal(n)  # a fixed start: reproducible results
-    large = eigsh(lin, k=k, which="LA", tol=tol, maxiter=maxiter, v0=v0,
+    ncv = min(n, max(2 * k + 1, 40))
+    large = eigsh(lin, k=k, which="LA", tol=tol, maxiter=maxiter, v0=v0, ncv=ncv,
                   return_eigenvectors=False)
-    small = eigsh(lin, k=k, which=which_small, tol=tol, maxiter=maxiter, v0=v0,
-                  return_eigenvectors=False)
+    # ARPACK's stopping test is relative to |λ| (tol · max(ε^{2/3}, |λ|)), which a zero mode
+    # cannot meet; on H + σI with σ = λ_max the test is relative to the spectrum's scale.
+    # The Krylov spaces, hence the iterations, are the same.
+    shift = float(max(abs(large.max()), 1e-300))
+    shifted = LinearOperator((n, n), matvec=lambda x: lin.matvec(x) + shift * x,
+                             dtype=np.float64)
+    small = eigsh(shifted, k=k, which=which_small, tol=tol, maxiter=maxiter, v0=v0, ncv=ncv,
+                  return_eigenvectors=False) - shift
     small, large = np.sort(small), np.sort(large)
     return {"eigenvalues": np.concatenate([small, large]), "method": "lanczos",
             "smallest": small, "largest": large, "n_params": n,
@@ -531,7 +547,10 @@ def predict_zero_modes(a, b, angle_tol=1e-6, dead_tol=1e-10):
 
     Returns
     -------
-    dict: ``n_zero_modes_predicted``, ``n_clusters``, ``n_dead``, ``n_antipodal_pairs``,
+    dict: ``n_zero_modes_predicted`` (the rule: exact where the residual part of ∇²F
+    vanishes), ``n_zero_modes_symmetry`` (the directions that are flat at any critical point
+    with ∇V(b_j) = 0 at dead particles: a rescaling per live particle, d per dead one, one
+    mass exchange per extra member of a cluster; a lower bound), ``n_clusters``, ``n_dead``, ``n_antipodal_pairs``,
     ``n_zero_b`` (particles with b_j = 0: not covered by the rule), ``n_rescaling`` (m minus
     those).
     """
@@ -580,34 +599,49 @@ def predict_zero_modes(a, b, angle_tol=1e-6, dead_tol=1e-10):
         span_dim = 0
     m_eff = int(keep.sum())
     n_pred = m_eff * (d + 1) - sum(dim_v.values()) + inter - span_dim
-    return {"n_zero_modes_predicted": int(n_pred), "n_clusters": int(len(roots)),
+    # symmetries alone: a rescaling per live particle, all of δb_j per dead one, one mass
+    # exchange per extra member of a cluster
+    sizes = np.bincount(np.searchsorted(roots, labels), minlength=len(roots))
+    n_sym = int(np.sum(~dead_k) + d * np.sum(dead_k) + np.sum(sizes - 1))
+    return {"n_zero_modes_predicted": int(n_pred), "n_zero_modes_symmetry": n_sym, "n_clusters": int(len(roots)),
             "n_dead": int(np.sum(dead & keep)), "n_antipodal_pairs": len(pairs),
             "n_zero_b": int(zero_b.sum()), "angle_tol": angle_tol, "dead_tol": dead_tol}
 
 
 # ------------------------------------------------------------------------------- polishing
-def polish(problem, a, b, weights=None, gtol=1e-13, maxiter=200, log=None):
-    """Converge to a critical point of F with ``scipy.optimize.minimize(method='trust-krylov')``.
+class _NonFinite(Exception):
+    """The trust-region subproblem proposed a non-finite point (trlib at tiny gradients)."""
+
+
+def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10, log=None):
+    """Converge to a critical point of F: ``scipy.optimize.minimize(method='trust-krylov')``,
+    then Newton steps with MINRES.
 
     The variables are φ = D^{1/2} θ, so the Hessian is the operator H of this module and
     the gradient norm is (Σ_j w_j |g_j|²)^{1/2}. Gradients come from
     :class:`~meanfield.backends.ExactBackend`, Hessian-vector products from
-    :class:`HessianOperator`.
+    :class:`HessianOperator`. Trust-krylov stops at ``gtol``, at ``maxiter``, or when its
+    subproblem solver breaks down near round-off (it can propose NaN steps once the gradient
+    is ~1e-9); then up to ``newton_steps`` Newton steps p = −H⁺∇ (MINRES, which handles the
+    zero modes) are taken, each kept only if it lowers the gradient norm.
 
     Parameters
     ----------
     gtol : float
-        Stop when the gradient norm is below this (round-off is ~1e-15 · scale).
+        Target gradient norm (round-off is ~1e-16 times the scale of F's terms).
     maxiter : int
+        Trust-krylov iterations.
+    newton_steps : int
     log : callable, optional
         Called with one line per iteration (iteration, F, gradient norm, products).
 
     Returns
     -------
     dict: ``a``, ``b`` (the polished state), ``history`` (list of (iteration, F, gradient
-    norm)), ``status``, ``message``, ``n_products``, ``seconds``.
+    norm)), ``message``, ``gradient_norm``, ``risk``, ``n_products``, ``seconds``.
     """
     from scipy.optimize import minimize
+    from scipy.sparse.linalg import minres
 
     a, b, w = _check_state(problem, a, b, weights)
     m, d = b.shape
@@ -616,12 +650,13 @@ def polish(problem, a, b, weights=None, gtol=1e-13, maxiter=200, log=None):
     cache = {}
 
     def operator(phi):
+        if not np.all(np.isfinite(phi)):
+            raise _NonFinite
         key = phi.tobytes()
         if cache.get("key") != key:
             theta = phi / scale
             cache["key"] = key
             cache["op"] = HessianOperator(problem, theta[:m], theta[m:].reshape(m, d), w)
-            cache["n_products"] = cache.get("n_products", 0)
         return cache["op"]
 
     products = [0]
@@ -635,32 +670,58 @@ def polish(problem, a, b, weights=None, gtol=1e-13, maxiter=200, log=None):
         return operator(phi).matvec(p)
 
     history = []
+    best = {}
     start = time.perf_counter()
 
-    def record(it, phi):
+    def record(it, phi, stage):
         op = operator(phi)
         gn = op.gradient_norm()
         history.append((it, op.risk, gn))
+        if not best or gn < best["gn"]:
+            best.update(gn=gn, phi=phi.copy())
         if log is not None:
-            log(f"  polish iter {it:4d}   F = {op.risk:.16e}   |grad| = {gn:.3e}   "
+            log(f"  {stage} {it:4d}   F = {op.risk:.16e}   |grad| = {gn:.3e}   "
                 f"products = {products[0]}")
 
     phi0 = np.concatenate([a, b.ravel()]) * scale
-    record(0, phi0)
+    record(0, phi0, "trust-krylov")
     it = [0]
 
     def callback(intermediate_result):
         it[0] += 1
-        record(it[0], intermediate_result.x)
+        record(it[0], intermediate_result.x, "trust-krylov")
 
-    res = minimize(fun, phi0, jac=True, hessp=hessp, method="trust-krylov", callback=callback,
-                   options={"gtol": gtol, "maxiter": maxiter})
-    theta = res.x / scale
+    try:
+        res = minimize(fun, phi0, jac=True, hessp=hessp, method="trust-krylov",
+                       callback=callback, options={"gtol": gtol, "maxiter": maxiter})
+        message = f"trust-krylov: {res.message}"
+        if np.all(np.isfinite(res.x)):
+            record(it[0] + 1, res.x, "trust-krylov")
+    except (_NonFinite, FloatingPointError):  # NaN step, or the same under np.errstate(raise)
+        message = "trust-krylov: its subproblem proposed a non-finite step (stopped there)"
+    phi = best["phi"]
+    for step in range(newton_steps):
+        if best["gn"] <= gtol:
+            break
+        op = operator(phi)
+        lin = op.linear_operator()
+        p, _ = minres(lin, -op.gradient(), rtol=1e-14, maxiter=max(100, 2 * op.n))
+        products[0] += 0  # counted by matvec below only for reporting the Hessian products
+        trial = phi + p
+        if not np.all(np.isfinite(trial)):
+            break
+        before = best["gn"]
+        record(step + 1, trial, "newton      ")
+        if best["gn"] >= before:
+            message += f"; Newton step {step + 1} did not lower the gradient norm (round-off)"
+            break
+        phi = best["phi"]
+    phi = best["phi"]
+    theta = phi / scale
     final = HessianOperator(problem, theta[:m], theta[m:].reshape(m, d), w)
-    return {"a": final.a, "b": final.b, "history": history, "status": int(res.status),
-            "message": str(res.message), "gradient_norm": final.gradient_norm(),
-            "risk": final.risk, "n_products": products[0],
-            "seconds": time.perf_counter() - start}
+    return {"a": final.a, "b": final.b, "history": history, "message": message,
+            "gradient_norm": final.gradient_norm(), "risk": final.risk,
+            "n_products": products[0], "seconds": time.perf_counter() - start}
 
 
 # ------------------------------------------------------------------------------- analysis

@@ -23,7 +23,9 @@ m × m is stored (tiles of 64 × 256).
 
 Small angles. The 1/r terms are O(sin γ) (κ is C² but not C³ where u ∥ v: its Hessian is
 continuous, with value θ I/(2π) in the limit), but written in the (u, v) basis they cancel
-catastrophically: their rounding error is ~ε/sin γ. Pairs with sin γ ≤ ``SMALL_ANGLE``
+catastrophically: their rounding error is ~ε/sin γ. (r itself is recomputed as
+‖u‖ ‖v − (dot/‖u‖²) u‖ when sin²γ ≤ 1e-8: the difference of squares would leave an error
+of ~√ε ‖u‖‖v‖ in r, which shows in the Hessian of clustered particles.) Pairs with sin γ ≤ ``SMALL_ANGLE``
 (2⁻²⁶ ≈ √ε) therefore take the limit (the 1/r terms dropped): the error is then at most
 ~√ε ≈ 1.5e-8 of the pair's scale either way. Zero vectors (‖u‖ = 0 or ‖v‖ = 0, where κ is
 not twice differentiable) give the same convention as the velocity: terms divided by ‖u‖²
@@ -44,6 +46,9 @@ __all__ = ["hvp_pair_sums", "SMALL_ANGLE"]
 _INV_2PI = 1.0 / (2.0 * pi)
 #: sin γ at or below which a pair takes the parallel (or antiparallel) limit: √ε.
 SMALL_ANGLE = 2.0 ** -26
+#: sin²γ below which r is recomputed from the orthogonal part (the difference of squares
+#: ‖u‖²‖v‖² − ⟨u,v⟩² has error ~ε‖u‖²‖v‖², i.e. r would be wrong by ~√ε there).
+_NEAR_PARALLEL = 1e-8
 _TILE_ROWS = 64
 _TILE_COLS = 256
 #: m_out·m_src·(d + 16) below this: no parallel region (as in meanfield.gaussian).
@@ -51,7 +56,8 @@ _SERIAL_WORK = 1 << 22
 
 
 @kernel(error_model="numpy", fastmath={"reassoc"})
-def _hvp_tile_pass(i0, k0, ni, nk, same, dots, gp, gq, nt2, qq, ns2, qs, al, cs, x, th, sc):
+def _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, qq, ns2, qs, al, cs, x, th,
+                   sc):
     """Elementwise pass over one tile (rows i0.., sources k0..).
 
     On entry ``dots``, ``gp`` (⟨u, β̃_k⟩) and ``gq`` (⟨β_j, v⟩) hold the Gram tiles. On exit
@@ -72,7 +78,16 @@ def _hvp_tile_pass(i0, k0, ni, nk, same, dots, gp, gq, nt2, qq, ns2, qs, al, cs,
             n2v = ns2[k0 + kk]
             dot = dots[ii, kk]
             prod = n2u * n2v
-            cross = sqrt(max(prod - dot * dot, 0.0))
+            cross2 = prod - dot * dot
+            if cross2 <= _NEAR_PARALLEL * prod and prod > 0.0:
+                # ‖u‖²‖v‖² − dot² cancels (error ~ ε‖u‖²‖v‖²): r = ‖u‖ ‖v − (dot/‖u‖²) u‖
+                f = dot * inv_n2u
+                acc = 0.0
+                for l in range(bt.shape[1]):
+                    z = bs[k0 + kk, l] - f * bt[i0 + ii, l]
+                    acc += z * z
+                cross2 = n2u * acc
+            cross = sqrt(max(cross2, 0.0))
             angle = _atan2(cross, -dot)
             if same and i0 + ii == k0 + kk:
                 cross = 0.0
@@ -120,17 +135,6 @@ def _hvp_finish(i0, ni, bt, beta_t, nt2, qq, sc, out_a, out_b):
         out_a[i] = (sc[ii, 0] + sc[ii, 1] + out_a[i]) * _INV_2PI
 
 
-@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
-def _row_dots(x, y, i0, ni, out):
-    """out[i0 + ii] = ⟨x[i0+ii], y[i0+ii]⟩."""
-    d = x.shape[1]
-    for ii in range(ni):
-        s = 0.0
-        for l in range(d):
-            s += x[i0 + ii, l] * y[i0 + ii, l]
-        out[i0 + ii] = s
-
-
 @kernel(error_model="numpy")
 def _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs, al, cs,
                out_a, out_b):
@@ -153,7 +157,7 @@ def _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns
         _abt_tile(bt, i0, 0, ni, bs, k0, 0, nk, d, dots, False)
         _abt_tile(bt, i0, 0, ni, btil, k0, 0, nk, d, gp, False)
         _abt_tile(beta_t, i0, 0, ni, bs, k0, 0, nk, d, gq, False)
-        _hvp_tile_pass(i0, k0, ni, nk, same, dots, gp, gq, nt2, qq, ns2, qs, al, cs, x, th, sc)
+        _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, qq, ns2, qs, al, cs, x, th, sc)
         _abt_tile(x, 0, 0, ni, bs_t, 0, k0, d, nk, gb, True)
         _abt_tile(th, 0, 0, ni, btil_t, 0, k0, d, nk, yb, True)
     # A_j gets ⟨u, Σ θ β̃⟩; B_j gets Σ θ β̃

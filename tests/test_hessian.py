@@ -1,0 +1,318 @@
+"""The exact Hessian (meanfield.hessian): products against finite differences, the dense
+matrix and a loop reference; thread independence; Lanczos against eigh; zero modes against
+the symmetry rule at constructed minima; a saddle; polishing; the command line."""
+import json
+
+import numba
+import numpy as np
+import pytest
+
+import meanfield as mf
+from meanfield.backends import ExactBackend
+from meanfield.hessian import (HessianOperator, analyse, dense_hessian, polish,
+                               predict_zero_modes, spectrum)
+from meanfield.hessian._kernels import hvp_pair_sums
+
+import reference as ref
+from conftest import RTOL_FD, RTOL_KERNEL
+
+#: a zero mode at an exact minimum is round-off (≲ 1e-14 of the top eigenvalue) and the
+#: rest are ≳ 1e-4 of it in these small problems: demand at least 8 decades between.
+MIN_GAP = 1e8
+#: Lanczos (eigsh, tol = 0) against eigh: both at machine precision of the largest |λ|.
+RTOL_LANCZOS = 1e-10
+
+
+def _problems(rng, d):
+    teacher = mf.Teacher(rng.standard_normal(3), rng.standard_normal((3, d)),
+                         rng.standard_normal(d))
+    return [
+        ("teacher+linear", mf.Problem(d, teacher, mf.GaussianLaw(0.7))),
+        ("norm d_H=3", mf.Problem(d, mf.NormTarget(3, coef=1.3))),
+        ("norm d_H=1", mf.Problem(d, mf.NormTarget(1))),
+        ("odd cubic", mf.Problem(d, mf.odd_cubic_target(d, rng), mf.GaussianLaw(0.5))),
+        ("sphere teacher", mf.Problem(d, mf.Teacher(np.ones(2), rng.standard_normal((2, d))),
+                                      mf.SphereLaw())),
+        ("linear activation", mf.Problem(d, teacher, activation="linear")),
+    ]
+
+
+def _state(rng, m, d):
+    a = rng.standard_normal(m)
+    b = rng.standard_normal((m, d))
+    w = rng.random(m) + 0.1
+    return a, b, w / w.sum()
+
+
+def _exact_grad(problem, w, m, d):
+    be = ExactBackend(problem)
+
+    def grad(theta):
+        ga, gb, _ = be.gradients(theta[:m], theta[m:].reshape(m, d), w)
+        return np.concatenate([w * ga, (w[:, None] * gb).ravel()])
+    return grad
+
+
+@pytest.mark.parametrize("which", range(6))
+def test_hvp_matches_finite_differences_and_dense(rng, which):
+    """∇²F·v equals the central difference of the exact gradient, and the dense matrix
+    (non-uniform weights, every exact target kind, ReLU and linear)."""
+    m, d = 9, 6
+    name, problem = _problems(rng, d)[which]
+    a, b, w = _state(rng, m, d)
+    op = HessianOperator(problem, a, b, w)
+    grad = _exact_grad(problem, w, m, d)
+    theta = np.concatenate([a, b.ravel()])
+    v = rng.standard_normal(op.n)
+    h = 1e-5
+    fd = (grad(theta + h * v) - grad(theta - h * v)) / (2 * h)
+    hv = op.hvp_F(v)
+    assert np.linalg.norm(hv - fd) <= RTOL_FD * np.linalg.norm(fd), name
+    D = dense_hessian(problem, a, b, w, scaled=False)
+    assert np.linalg.norm(D @ v - hv) <= RTOL_KERNEL * np.linalg.norm(hv), name
+    assert np.abs(D - D.T).max() <= RTOL_KERNEL * np.abs(D).max(), name
+    # the scaled operator is D^{-1/2} ∇²F D^{-1/2}, symmetric: ⟨u, Hv⟩ = ⟨Hu, v⟩
+    u = rng.standard_normal(op.n)
+    assert abs(u @ op.matvec(v) - op.matvec(u) @ v) <= RTOL_KERNEL * (
+        np.linalg.norm(u) * np.linalg.norm(op.matvec(v)))
+    s = np.sqrt(np.concatenate([w, np.repeat(w, d)]))
+    Hs = dense_hessian(problem, a, b, w)
+    assert np.allclose(Hs, D / np.outer(s, s), rtol=0, atol=RTOL_KERNEL * np.abs(Hs).max())
+
+
+def test_dense_matches_loop_reference(rng):
+    """The dense Hessian against tests/reference.py (other formulas for the pair blocks:
+    Gaussian conditioning and an orthonormal frame) with a teacher."""
+    m, d = 5, 4
+    ta, tb = rng.standard_normal(3), rng.standard_normal((3, d))
+    problem = mf.Problem(d, mf.Teacher(ta, tb))
+    a, b, w = _state(rng, m, d)
+    H = dense_hessian(problem, a, b, w, scaled=False)
+    R = ref.risk_hessian(a, b, w, ta, tb)
+    assert np.abs(H - R).max() <= RTOL_KERNEL * np.abs(R).max()
+
+
+def test_norm_target_hessian_matches_angle_integral(rng):
+    """∇²T for ‖x_H‖ (d_H = 2) by the t-quadrature against a direct φ integral."""
+    d = 5
+    problem = mf.Problem(d, mf.NormTarget(2))
+    b = rng.standard_normal((3, d))
+    op = HessianOperator(problem, np.ones(3), b)
+    mine = op._norm_hess_dense()
+    for j in range(3):
+        want = ref.norm_target_hessian_dH2(b[j])
+        assert np.abs(mine[j] - want).max() <= 1e-9 * np.abs(want).max()
+
+
+def test_hvp_identical_for_serial_parallel_and_threads(rng):
+    """Sizes past the serial cut-off (m·n·(d+16) ≥ 2²², several row blocks and source tiles):
+    1 and 2 threads and the serial path give bit-identical products."""
+    m, d = 700, 12
+    b = rng.standard_normal((m, d))
+    beta = rng.standard_normal((m, d))
+    al = rng.standard_normal(m)
+    c = rng.standard_normal(m)
+    bt = rng.standard_normal((m, d))
+    results = [hvp_pair_sums(b, beta, b, bt, al, c, same=True, serial=True)]
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(hvp_pair_sums(b, beta, b, bt, al, c, same=True, serial=False))
+    finally:
+        numba.set_num_threads(before)
+    assert numba.config.NUMBA_NUM_THREADS >= 2 or pytest.skip("one core: nothing to compare")
+    for A, B in results[1:]:
+        assert np.array_equal(A, results[0][0]) and np.array_equal(B, results[0][1])
+
+
+def test_lanczos_extremes_equal_eigh(rng):
+    m, d = 30, 5
+    problem = mf.Problem(d, mf.Teacher(np.ones(2), rng.standard_normal((2, d))))
+    a, b, w = _state(rng, m, d)
+    op = HessianOperator(problem, a, b, w)
+    full = spectrum(op)["eigenvalues"]
+    lan = spectrum(op, k=4)
+    scale = np.abs(full).max()
+    assert np.allclose(lan["smallest"], full[:4], rtol=0, atol=RTOL_LANCZOS * scale)
+    assert np.allclose(lan["largest"], full[-4:], rtol=0, atol=RTOL_LANCZOS * scale)
+
+
+# ------------------------------------------------------------------------- zero modes
+def _teacher(rng, k, d):
+    tb = rng.standard_normal((k, d))
+    tb /= np.linalg.norm(tb, axis=1)[:, None]
+    return np.array([1.0, -0.7, 1.3, 0.9][:k]), tb
+
+
+def test_zero_modes_teacher_equals_student(rng):
+    d, k = 5, 3
+    ta, tb = _teacher(rng, k, d)
+    problem = mf.Problem(d, mf.Teacher(ta, tb))
+    r = analyse(problem, k * ta, tb.copy())
+    assert r["risk"] < 1e-14 and r["gradient_norm"] < 1e-13
+    assert r["n_zero_modes"] == r["n_zero_modes_predicted"] == k
+    assert r["n_negative"] == 0 and r["spectral_gap"] > MIN_GAP
+
+
+def test_zero_modes_clustered_minimum(rng):
+    """k = 3 units carried by m = 6 neurons (clusters of 3, 2, 1, norms 1, 2, 4 and uneven
+    output masses, non-uniform weights): m + d·h zero modes, h = m − k."""
+    d, k = 5, 3
+    ta, tb = _teacher(rng, k, d)
+    problem = mf.Problem(d, mf.Teacher(ta, tb))
+    sizes = (3, 2, 1)
+    m = sum(sizes)
+    w = rng.random(m) + 0.5
+    w /= w.sum()
+    a, b, j = [], [], 0
+    for unit, n in enumerate(sizes):
+        frac = rng.random(n) + 0.2
+        frac /= frac.sum()
+        for i in range(n):
+            s = 2.0 ** i  # exact scalings: the cluster's directions are exactly equal
+            a.append(ta[unit] * frac[i] / (s * w[j]))
+            b.append(s * tb[unit])
+            j += 1
+    r = analyse(problem, np.array(a), np.array(b), w)
+    assert r["risk"] < 1e-14 and r["gradient_norm"] < 1e-13
+    assert r["n_zero_modes"] == r["n_zero_modes_predicted"] == m + d * (m - k)
+    assert r["n_negative"] == 0 and r["spectral_gap"] > MIN_GAP
+
+
+def test_zero_modes_dead_neuron(rng):
+    """A neuron with a_j = 0 and its own direction adds d zero modes (its whole b_j block),
+    not 1: the count is (live neurons) + d."""
+    d, k = 5, 3
+    ta, tb = _teacher(rng, k, d)
+    problem = mf.Problem(d, mf.Teacher(ta, tb))
+    m = k + 1
+    a = np.concatenate([m * ta, [0.0]])
+    b = np.vstack([tb, rng.standard_normal(d)])
+    r = analyse(problem, a, b)
+    assert r["n_dead"] == 1
+    assert r["n_zero_modes"] == r["n_zero_modes_predicted"] == k + d
+    assert r["n_negative"] == 0 and r["spectral_gap"] > MIN_GAP
+
+
+def test_prediction_rule_antipodal_pairs(rng):
+    """Pairs (a, b), (−a, −b): m + (m/2 − 1) d by the rule."""
+    d, half = 4, 5
+    a = rng.standard_normal(half)
+    b = rng.standard_normal((half, d))
+    pred = predict_zero_modes(np.concatenate([a, -a]), np.vstack([b, -b]))
+    assert pred["n_antipodal_pairs"] == half
+    assert pred["n_zero_modes_predicted"] == 2 * half + (half - 1) * d
+
+
+def test_odd_target_paired_minimum_matches_rule(rng):
+    """Odd target: antipodal pairs with ½ Σ w a b = w* are a minimum whose residual part of
+    the Hessian vanishes; the spectral count equals the rule m + (m/2 − 1) d."""
+    d, half = 3, 4
+    target = mf.odd_cubic_target(d, rng)
+    problem = mf.Problem(d, target)
+    be = ExactBackend(problem)
+    w_star = be.xbar_odd / problem.v_rho
+    m = 2 * half
+    b = rng.standard_normal((half, d))
+    # ½ Σ_j w_j a_j b_j = w* over both halves (each pair contributes twice): solve for a
+    a = np.linalg.lstsq(b.T / m, w_star, rcond=None)[0]
+    assert np.allclose(b.T @ a / m, w_star)
+    r = analyse(problem, np.concatenate([a, -a]), np.vstack([b, -b]))
+    assert r["gradient_norm"] < 1e-12
+    assert r["n_zero_modes"] == r["n_zero_modes_predicted"] == m + (half - 1) * d
+    assert r["n_negative"] == 0 and r["spectral_gap"] > MIN_GAP
+
+
+def test_split_neuron_saddle(rng):
+    """Split the one-neuron critical point of a 2-unit teacher into two neurons with output
+    fractions λ, 1 − λ (off balance: |a_j| ≠ ‖b_j‖). The curvature across the split is
+    ∝ λ(1 − λ), so exactly one of λ ∈ (0, 1) and λ ∉ [0, 1] is a saddle, with d − 1 negative
+    directions; both keep the symmetry zero modes (2 rescalings + 1 mass exchange)."""
+    d = 4
+    _, tb = _teacher(rng, 2, d)
+    problem = mf.Problem(d, mf.Teacher(np.ones(2), tb))
+    p = polish(problem, np.array([1.0]), (tb[0] + 0.3 * tb[1])[None, :])
+    assert p["gradient_norm"] < 1e-13
+    a0, b0 = p["a"][0], p["b"]
+    negatives = []
+    for lam in (1.5, 0.3):
+        a = np.array([2 * lam * a0, 2 * (1 - lam) * a0])
+        r = analyse(problem, a, np.vstack([b0, b0]))
+        assert r["gradient_norm"] < 1e-13
+        assert r["n_zero_modes"] == r["n_zero_modes_symmetry"] == 3
+        negatives.append(r["n_negative"])
+    assert sorted(negatives) == [0, d - 1]
+
+
+def test_polish_reaches_round_off(rng):
+    d = 4
+    _, tb = _teacher(rng, 2, d)
+    problem = mf.Problem(d, mf.Teacher(np.ones(2), tb))
+    lines = []
+    p = polish(problem, np.array([0.8, 1.1]), tb + 0.2 * rng.standard_normal((2, d)),
+               log=lines.append)
+    assert p["gradient_norm"] < 1e-12
+    assert len(lines) == len(p["history"]) >= 2
+    assert p["history"][0][2] > 1e3 * p["gradient_norm"]
+
+
+# ------------------------------------------------------------------------- command line
+def _flow_run(tmp_path, name="run", **keys):
+    from meanfield.cli import main as sim_main
+
+    out = tmp_path / name
+    args = ["flow", "--quiet", "--out", str(out), "--set", "d=3", "--set", "n_particles=6",
+            "--set", "n_steps=20", "--set", "teacher_units=2"]
+    for k, v in keys.items():
+        args += ["--set", f"{k}={v}"]
+    assert sim_main(args) == 0
+    return out
+
+
+def _run_cli(argv, capsys):
+    from meanfield.hessian.cli import main
+
+    code = main(argv)
+    return code, capsys.readouterr()
+
+
+def test_cli_writes_results_and_never_overwrites(tmp_path, capsys):
+    run = _flow_run(tmp_path)
+    code, out = _run_cli([str(run)], capsys)
+    assert code == 0
+    data = json.loads((run / "hessian.json").read_text())
+    n = 6 * 4
+    assert len(data["eigenvalues"]) == n and data["method"] == "dense"
+    assert np.all(np.diff(data["eigenvalues"]) >= 0)
+    for key in ("n_zero_modes", "n_zero_modes_predicted", "spectral_gap", "gradient_norm"):
+        assert key in data
+    assert (run / "spectrum.png").stat().st_size > 0
+    first = (run / "hessian.json").read_bytes()
+    code, out = _run_cli([str(run), "--k", "3", "--polish", "--quiet"], capsys)
+    assert code == 0
+    assert (run / "hessian.json").read_bytes() == first
+    second = json.loads((run / "hessian-2.json").read_text())
+    assert len(second["eigenvalues"]) == 6 and second["method"] == "lanczos"
+    assert (run / "hessian_polished-2.npz").exists() and (run / "spectrum-2.png").exists()
+
+
+def test_cli_exit_2(tmp_path, capsys):
+    run = _flow_run(tmp_path)
+    (tmp_path / "empty").mkdir()
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text((run / "config.json").read_text())
+    before = sorted(p.name for p in run.iterdir())
+    cases = [([str(unfinished)], "no final state"),
+             ([str(tmp_path / "empty")], "config.json"),
+             ([str(tmp_path / "missing")], "not a folder"),
+             ([str(run), "--k", "0"], "--k"),
+             ([str(run), "--k", "12"], "--k"),
+             ([str(run), "--k", "x"], "--k")]
+    for argv, words in cases:
+        code, out = _run_cli(argv, capsys)
+        assert code == 2, argv
+        assert out.err.count("\n") == 1 and words in out.err, (argv, out.err)
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert sorted(p.name for p in unfinished.iterdir()) == ["config.json"]
