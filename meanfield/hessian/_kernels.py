@@ -39,7 +39,7 @@ from math import pi, sqrt
 import numpy as np
 
 from .._numba import kernel, parallel_kernel, prange
-from ..gaussian import _abt_tile, _atan2
+from ..gaussian import _abt_tile, _atan2, _gram_tile
 
 __all__ = ["hvp_pair_sums", "SMALL_ANGLE"]
 
@@ -56,59 +56,70 @@ _SERIAL_WORK = 1 << 22
 
 
 @kernel(error_model="numpy", fastmath={"reassoc"})
-def _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, qq, ns2, qs, al, cs, x, th,
-                   sc):
+def _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, nt, qq, ns2, ns, ins2, qs,
+                   al, cs, x, th, c2, sc):
     """Elementwise pass over one tile (rows i0.., sources k0..).
 
-    On entry ``dots``, ``gp`` (⟨u, β̃_k⟩) and ``gq`` (⟨β_j, v⟩) hold the Gram tiles. On exit
-    ``x[ii, kk]`` is the coefficient of v_k and ``th[ii, kk]`` that of β̃_k in B_j, and the
-    row sums are added to ``sc[ii, :]``: 0: Σ(r + θ dot) α̃, 1: Σ r q̃/‖v‖², 2: Σ r α̃,
-    3: Σ c r, 4: Σ (coefficient of u from the 1/r terms).
+    On entry ``dots``, ``gp`` (⟨u, β̃_k⟩) and ``gq`` (⟨β_j, v⟩) hold the Gram tiles; ``nt``,
+    ``ns`` are the norms, ``ins2`` the inverse squared source norms (0 for a zero vector);
+    ``c2`` is scratch (≥ nk). On exit ``x[ii, kk]`` is the coefficient of v_k and
+    ``th[ii, kk]`` that of β̃_k in B_j, and the row sums are added to ``sc[ii, :]``:
+    0: Σ(r + θ dot) α̃, 1: Σ r q̃/‖v‖², 2: Σ r α̃, 3: Σ c r, 4: Σ (coefficient of u from the
+    1/r terms). The main loop has no branches (selects only), so it vectorises.
     """
+    d = bt.shape[1]
     for ii in range(ni):
-        n2u = nt2[i0 + ii]
+        i = i0 + ii
+        n2u = nt2[i]
+        nu = nt[i]
         inv_n2u = 1.0 / n2u if n2u > 0.0 else 0.0
-        qu = qq[i0 + ii]
+        qu = qq[i]
+        drow = dots[ii, :nk]
+        crow = c2[:nk]
+        for kk in range(nk):
+            crow[kk] = n2u * ns2[k0 + kk] - drow[kk] * drow[kk]
+        for kk in range(nk):
+            prod = n2u * ns2[k0 + kk]
+            if crow[kk] <= _NEAR_PARALLEL * prod and prod > 0.0:
+                # ‖u‖²‖v‖² − dot² cancels (error ~ ε‖u‖²‖v‖²): r = ‖u‖ ‖v − (dot/‖u‖²) u‖
+                f = drow[kk] * inv_n2u
+                acc = 0.0
+                for l in range(d):
+                    z = bs[k0 + kk, l] - f * bt[i, l]
+                    acc += z * z
+                crow[kk] = n2u * acc
+        if same and k0 <= i < k0 + nk:
+            crow[i - k0] = 0.0  # the self pair: r = 0 and θ = atan2(0, −‖u‖²) = π exactly
+        prow = gp[ii, :nk]
+        qrow = gq[ii, :nk]
+        xrow = x[ii, :nk]
+        trow = th[ii, :nk]
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
         s3 = 0.0
         s4 = 0.0
         for kk in range(nk):
-            n2v = ns2[k0 + kk]
-            dot = dots[ii, kk]
-            prod = n2u * n2v
-            cross2 = prod - dot * dot
-            if cross2 <= _NEAR_PARALLEL * prod and prod > 0.0:
-                # ‖u‖²‖v‖² − dot² cancels (error ~ ε‖u‖²‖v‖²): r = ‖u‖ ‖v − (dot/‖u‖²) u‖
-                f = dot * inv_n2u
-                acc = 0.0
-                for l in range(bt.shape[1]):
-                    z = bs[k0 + kk, l] - f * bt[i0 + ii, l]
-                    acc += z * z
-                cross2 = n2u * acc
-            cross = sqrt(max(cross2, 0.0))
+            k = k0 + kk
+            dot = drow[kk]
+            cross = sqrt(max(crow[kk], 0.0))
             angle = _atan2(cross, -dot)
-            if same and i0 + ii == k0 + kk:
-                cross = 0.0
-                angle = pi
-            alk = al[k0 + kk]
-            ck = cs[k0 + kk]
-            qk = qs[k0 + kk]
-            inv_n2v = 1.0 / n2v if n2v > 0.0 else 0.0
+            big = cross > SMALL_ANGLE * (nu * ns[k])
+            inv_r = 1.0 / (cross if big else 1.0)
+            inv_r = inv_r if big else 0.0
+            alk = al[k]
+            ck = cs[k]
+            qk = qs[k]
+            p = prow[kk]
+            s = qrow[kk] - dot * qu * inv_n2u                 # ⟨v_⊥, β_j⟩
             s0 += (cross + angle * dot) * alk
-            s1 += cross * qk * inv_n2v
+            s1 += cross * qk * ins2[k]
             s2 += cross * alk
             s3 += ck * cross
-            xv = angle * alk
-            if cross > SMALL_ANGLE * sqrt(prod):
-                inv_r = 1.0 / cross
-                p = gp[ii, kk]
-                s = gq[ii, kk] - dot * qu * inv_n2u          # ⟨v_⊥, β_j⟩
-                xv += (ck * s + p - dot * qk * inv_n2v) * inv_r  # c_k v_⊥v_⊥ᵀβ_j/r + v u_⊥ᵀβ̃_k/r
-                s4 += (qk - dot * p * inv_n2u - ck * s * dot * inv_n2u) * inv_r
-            x[ii, kk] = xv
-            th[ii, kk] = angle
+            # c_k v_⊥v_⊥ᵀβ_j/r + v u_⊥ᵀβ̃_k/r (coefficient of v) and the u parts
+            xrow[kk] = angle * alk + (ck * s + p - dot * qk * ins2[k]) * inv_r
+            s4 += (qk - dot * p * inv_n2u - ck * s * dot * inv_n2u) * inv_r
+            trow[kk] = angle
         sc[ii, 0] += s0
         sc[ii, 1] += s1
         sc[ii, 2] += s2
@@ -136,8 +147,8 @@ def _hvp_finish(i0, ni, bt, beta_t, nt2, qq, sc, out_a, out_b):
 
 
 @kernel(error_model="numpy")
-def _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs, al, cs,
-               out_a, out_b):
+def _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, nt, qq, bs, bs_t, btil, btil_t, ns2, ns, ins2,
+               qs, al, cs, out_a, out_b):
     """Rows ib·tr … of :func:`hvp_pair_sums` against all sources (writes those rows only)."""
     mt, d = bt.shape
     ms = bs.shape[0]
@@ -148,16 +159,18 @@ def _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns
     gq = np.empty((tr, tc))
     x = np.empty((tr, tc))
     th = np.empty((tr, tc))
+    c2 = np.empty(tc)
     sc = np.zeros((tr, 5))
     yb = np.zeros((tr, d))
     gb = out_b[i0:i0 + ni]
     gb[:] = 0.0
     for k0 in range(0, ms, tc):
         nk = min(tc, ms - k0)
-        _abt_tile(bt, i0, 0, ni, bs, k0, 0, nk, d, dots, False)
-        _abt_tile(bt, i0, 0, ni, btil, k0, 0, nk, d, gp, False)
-        _abt_tile(beta_t, i0, 0, ni, bs, k0, 0, nk, d, gq, False)
-        _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, qq, ns2, qs, al, cs, x, th, sc)
+        _gram_tile(bt, i0, ni, bs, bs_t, k0, nk, dots)
+        _gram_tile(bt, i0, ni, btil, btil_t, k0, nk, gp)
+        _gram_tile(beta_t, i0, ni, bs, bs_t, k0, nk, gq)
+        _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, nt, qq, ns2, ns, ins2,
+                       qs, al, cs, x, th, c2, sc)
         _abt_tile(x, 0, 0, ni, bs_t, 0, k0, d, nk, gb, True)
         _abt_tile(th, 0, 0, ni, btil_t, 0, k0, d, nk, yb, True)
     # A_j gets ⟨u, Σ θ β̃⟩; B_j gets Σ θ β̃
@@ -171,23 +184,24 @@ def _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns
 
 
 @parallel_kernel(error_model="numpy")
-def _hvp_pairs(same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs, al, cs, out_a, out_b,
-               tr, tc, serial):
+def _hvp_pairs(same, bt, beta_t, nt2, nt, qq, bs, bs_t, btil, btil_t, ns2, ns, ins2, qs, al, cs,
+               out_a, out_b, tr, tc, serial):
     """Parallel (or serial) loop over row blocks of :func:`_hvp_block`.
 
     Preconditions (checked by :func:`hvp_pair_sums`): ``bt``, ``beta_t`` (mt, d), ``bs``,
     ``btil`` (ms, d) and their transposes ``bs_t``, ``btil_t`` (d, ms) C-contiguous float64;
-    ``nt2``, ``qq`` (mt,), ``ns2``, ``qs``, ``al``, ``cs`` (ms,); ms ≥ 1. Outputs written.
+    ``nt2``, ``nt``, ``qq`` (mt,), ``ns2``, ``ns``, ``ins2``, ``qs``, ``al``, ``cs`` (ms,);
+    ms ≥ 1 (squared norms, norms, inverse squared norms). Outputs written.
     """
     n_blocks = (bt.shape[0] + tr - 1) // tr
     if serial:
         for ib in range(n_blocks):
-            _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs,
-                       al, cs, out_a, out_b)
+            _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, nt, qq, bs, bs_t, btil, btil_t, ns2,
+                       ns, ins2, qs, al, cs, out_a, out_b)
     else:
         for ib in prange(n_blocks):
-            _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, qq, bs, bs_t, btil, btil_t, ns2, qs,
-                       al, cs, out_a, out_b)
+            _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, nt, qq, bs, bs_t, btil, btil_t, ns2,
+                       ns, ins2, qs, al, cs, out_a, out_b)
 
 
 def _rows(name, arr, shape):
@@ -246,7 +260,9 @@ def hvp_pair_sums(b_out, beta_out, b_src, beta_src, alpha_src, c_src, same=False
     qs = np.einsum("ij,ij->i", b_src, beta_src)
     if serial is None:
         serial = m * n * (d + 16) < _SERIAL_WORK
-    _hvp_pairs(bool(same), b_out, beta_out, nt2, qq, b_src, np.ascontiguousarray(b_src.T),
-               beta_src, np.ascontiguousarray(beta_src.T), ns2, qs, alpha_src, c_src,
-               out_a, out_b, _TILE_ROWS, _TILE_COLS, bool(serial))
+    ins2 = np.where(ns2 > 0, 1.0 / np.where(ns2 > 0, ns2, 1.0), 0.0)
+    _hvp_pairs(bool(same), b_out, beta_out, nt2, np.sqrt(nt2), qq, b_src,
+               np.ascontiguousarray(b_src.T), beta_src, np.ascontiguousarray(beta_src.T), ns2,
+               np.sqrt(ns2), ins2, qs, alpha_src, c_src, out_a, out_b, _TILE_ROWS, _TILE_COLS,
+               bool(serial))
     return out_a, out_b

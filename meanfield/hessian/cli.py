@@ -53,6 +53,8 @@ def _parser():
                         "a dense eigh when there are at most --dense-max parameters, else 20)")
     p.add_argument("--polish", action="store_true",
                    help="first converge to a critical point (trust-krylov + Newton-MINRES)")
+    p.add_argument("--polish-maxiter", type=int, default=200,
+                   help="trust-krylov iterations of --polish (default 200)")
     p.add_argument("--dense-max", type=int, default=None,
                    help="largest number of parameters for the dense spectrum (default 5000)")
     p.add_argument("--angle-tol", type=float, default=1e-6,
@@ -178,6 +180,8 @@ def main(argv=None, stdout=None, stderr=None):
         if k is not None and not 1 <= k < n // 2:
             raise _Invalid(f"--k: must be between 1 and {n // 2 - 1} for this run's {n} "
                            f"parameters, got {k}")
+        if args.polish_maxiter < 1:
+            raise _Invalid("--polish-maxiter: must be >= 1")
         if not (args.angle_tol > 0):
             raise _Invalid("--angle-tol: must be > 0")
         if w is not None and np.any(np.asarray(w) <= 0):
@@ -204,7 +208,7 @@ def main(argv=None, stdout=None, stderr=None):
     record["threads"] = numba.get_num_threads()
     if args.polish:
         log(f"polishing {m} particles in d = {d} ({n} parameters)")
-        pol = polish(problem, a, b, w, log=log)
+        pol = polish(problem, a, b, w, maxiter=args.polish_maxiter, log=log)
         a, b = pol["a"], pol["b"]
         record["polish"] = {"history": [list(h) for h in pol["history"]],
                             "message": pol["message"], "n_products": pol["n_products"],
