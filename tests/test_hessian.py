@@ -317,3 +317,25 @@ def test_cli_exit_2(tmp_path, capsys):
         assert out.err.count("\n") == 1 and words in out.err, (argv, out.err)
     assert sorted(p.name for p in run.iterdir()) == before
     assert sorted(p.name for p in unfinished.iterdir()) == ["config.json"]
+
+
+def test_deflated_lanczos_counts_zero_modes_beyond_rescalings(rng):
+    """At the clustered minimum, Lanczos on the complement of the m rescaling directions
+    finds the d·h remaining zero modes (k > d·h), so the count again equals m + d·h, and the
+    removed directions are null (residual at round-off)."""
+    d, k = 4, 2
+    ta, tb = _teacher(rng, k, d)
+    problem = mf.Problem(d, mf.Teacher(ta, tb))
+    a = np.array([ta[0] * 3 * 0.25, ta[0] * 3 * 0.75 / 2, ta[1] * 3])
+    b = np.array([tb[0], 2 * tb[0], tb[1]])
+    m, h = 3, 1
+    full = analyse(problem, a, b)
+    assert full["n_zero_modes"] == m + d * h
+    r = analyse(problem, a, b, k=6, deflate_rescaling=True)
+    assert r["method"] == "lanczos-deflated" and r["rescaling_residual"] < 1e-13
+    assert r["n_zero_modes"] == r["n_zero_modes_predicted"] == m + d * h
+    # the deflated smallest eigenvalues are the full spectrum's after its m + d·h zeros...
+    nonzero = np.sort(full["eigenvalues"])[m + d * h:]
+    scale = np.abs(full["eigenvalues"]).max()
+    assert np.allclose(np.sort(r["eigenvalues"][:6])[d * h:], nonzero[:6 - d * h], rtol=0,
+                       atol=RTOL_LANCZOS * scale)

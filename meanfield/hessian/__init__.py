@@ -89,7 +89,7 @@ from ..gaussian import sphere_coordinate_quadrature
 from ..problem import NormTarget, Teacher
 from ._kernels import SMALL_ANGLE, hvp_pair_sums
 
-__all__ = ["HessianOperator", "dense_hessian", "spectrum", "polish", "predict_zero_modes",
+__all__ = ["HessianOperator", "dense_hessian", "spectrum", "rescaling_directions", "polish", "predict_zero_modes",
            "count_zero_modes", "analyse", "DENSE_MAX", "gradient_norm"]
 
 #: largest number of parameters for which the dense matrix and full spectrum are computed.
@@ -406,7 +406,19 @@ def dense_hessian(problem, a, b, weights=None, scaled=True, max_params=DENSE_MAX
 
 
 # ------------------------------------------------------------------------------- spectra
-def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small="SA"):
+def rescaling_directions(a, b):
+    """Unit rescaling directions u_j ∝ (a_j, −b_j) of every particle, shape (m, d + 1).
+
+    (a_j, b_j) ↦ (c a_j, b_j/c) leaves F unchanged, so H u_j = 0 at a critical point; the
+    u_j have disjoint supports (orthonormal), the same in θ and in φ = D^{1/2} θ.
+    """
+    u = np.concatenate([a[:, None], -b], axis=1)
+    nrm = np.linalg.norm(u, axis=1)
+    return u / np.where(nrm > 0, nrm, 1.0)[:, None]
+
+
+def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small="SA",
+             deflate_rescaling=False):
     """Eigenvalues of H at the operator's state.
 
     Parameters
@@ -421,6 +433,12 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
     which_small : str
         ``SA`` (smallest algebraic; negative directions first) — shift-invert needs a
         factorisation that a product-only operator does not have.
+    deflate_rescaling : bool
+        Lanczos only: compute the k smallest eigenvalues of H restricted to the orthogonal
+        complement of the m rescaling directions (:func:`rescaling_directions`), which are
+        zero modes at every critical point; with m ≫ k this is what shows whether any other
+        flat direction exists. ``rescaling_residual`` = ‖H q‖/(‖q‖ λ_max) for
+        q = Σ_j ±u_j (random signs) says how null the removed directions are.
 
     Returns
     -------
@@ -452,13 +470,40 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
     # cannot meet; on H + σI with σ = λ_max the test is relative to the spectrum's scale.
     # The Krylov spaces, hence the iterations, are the same.
     shift = float(max(abs(large.max()), 1e-300))
-    shifted = LinearOperator((n, n), matvec=lambda x: lin.matvec(x) + shift * x,
-                             dtype=np.float64)
+    extra = {}
+    if deflate_rescaling:
+        m, d = op.m, op.d
+        U = rescaling_directions(op.a, op.b)
+
+        def coeffs(x):
+            return x[:m] * U[:, 0] + np.einsum("ij,ij->i", x[m:].reshape(m, d), U[:, 1:])
+
+        def expand(c):
+            return np.concatenate([c * U[:, 0], (c[:, None] * U[:, 1:]).ravel()])
+
+        def project(x):
+            return x - expand(coeffs(x))
+
+        # (P H P + σ (I − P)) + σ I: the rescaling directions move to σ = λ_max (out of the
+        # way of the smallest), and the whole is shifted by σ as below
+        def deflated(x):
+            c = coeffs(x)
+            px = x - expand(c)
+            return project(lin.matvec(px)) + shift * (px + 2.0 * expand(c))
+        q = expand(np.random.default_rng(1).choice([-1.0, 1.0], size=m))
+        extra["rescaling_residual"] = float(np.linalg.norm(lin.matvec(q))
+                                            / (np.linalg.norm(q) * shift))
+        shifted = LinearOperator((n, n), matvec=deflated, dtype=np.float64)
+        v0 = project(v0)
+    else:
+        shifted = LinearOperator((n, n), matvec=lambda x: lin.matvec(x) + shift * x,
+                                 dtype=np.float64)
     small = eigsh(shifted, k=k, which=which_small, tol=tol, maxiter=maxiter, v0=v0, ncv=ncv,
                   return_eigenvectors=False) - shift
     small, large = np.sort(small), np.sort(large)
-    return {"eigenvalues": np.concatenate([small, large]), "method": "lanczos",
-            "smallest": small, "largest": large, "n_params": n,
+    return {"eigenvalues": np.concatenate([small, large]),
+            "method": "lanczos-deflated" if deflate_rescaling else "lanczos",
+            "smallest": small, "largest": large, "n_params": n, **extra,
             "n_products": op.n_products - n0, "seconds": time.perf_counter() - start}
 
 
@@ -726,7 +771,7 @@ def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10
 
 # ------------------------------------------------------------------------------- analysis
 def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=1e-6,
-            dead_tol=1e-10, ceiling=1e-3):
+            dead_tol=1e-10, ceiling=1e-3, deflate_rescaling=False):
     """Spectrum, zero-mode count and prediction, gradient norm at one state.
 
     Returns
@@ -737,7 +782,7 @@ def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=
     rule's details, ``gradient_norm``, ``risk``, ``seconds``.
     """
     op = HessianOperator(problem, a, b, weights)
-    spec = spectrum(op, k=k, dense_max=dense_max)
+    spec = spectrum(op, k=k, dense_max=dense_max, deflate_rescaling=deflate_rescaling)
     ev = spec["eigenvalues"]
     if spec["method"] == "dense":
         count = count_zero_modes(ev, ceiling=ceiling)
@@ -746,12 +791,15 @@ def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=
         count = count_zero_modes(spec["smallest"], scale=scale, ceiling=ceiling,
                                  n_params=op.n)
     pred = predict_zero_modes(op.a, op.b, angle_tol=angle_tol, dead_tol=dead_tol)
+    n_zero = count["n_zero"] + (op.m if deflate_rescaling else 0)
     out = {"eigenvalues": ev, "method": spec["method"], "n_params": op.n, "m": op.m,
-           "d": op.d, "n_zero_modes": count["n_zero"], "n_negative": count["n_negative"],
+           "d": op.d, "n_zero_modes": n_zero, "n_negative": count["n_negative"],
            "n_positive": count["n_positive"] if spec["method"] == "dense"
-           else op.n - count["n_zero"] - count["n_negative"],
+           else op.n - n_zero - count["n_negative"],
            "spectral_gap": count["spectral_gap"], "zero_threshold": count["threshold"],
            "saturated": count["saturated"], "eigenvalue_scale": count["scale"],
            **pred, "gradient_norm": op.gradient_norm(), "risk": op.risk,
            "n_products": spec["n_products"], "seconds": spec["seconds"]}
+    if "rescaling_residual" in spec:
+        out["rescaling_residual"] = spec["rescaling_residual"]
     return out

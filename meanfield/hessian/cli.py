@@ -51,6 +51,10 @@ def _parser():
     p.add_argument("--k", type=int, default=None,
                    help="Lanczos: the K smallest and K largest eigenvalues (default: all by "
                         "a dense eigh when there are at most --dense-max parameters, else 20)")
+    p.add_argument("--deflate", action="store_true",
+                   help="Lanczos on the complement of the m rescaling directions (zero "
+                        "modes at any critical point); n_zero_modes then counts them plus "
+                        "the zero eigenvalues found")
     p.add_argument("--polish", action="store_true",
                    help="first converge to a critical point (trust-krylov + Newton-MINRES)")
     p.add_argument("--polish-maxiter", type=int, default=200,
@@ -215,7 +219,10 @@ def main(argv=None, stdout=None, stderr=None):
                             "seconds": pol["seconds"]}
         atomic_savez(run_dir / f"hessian_polished{suffix}.npz", a=a, b=b,
                      weights=w if w is not None else np.full(m, 1.0 / m))
-    res = analyse(problem, a, b, w, k=k, dense_max=dense_max, angle_tol=args.angle_tol)
+    if args.deflate and k is None:
+        k = min(20, n // 2 - 1)
+    res = analyse(problem, a, b, w, k=k, dense_max=dense_max, angle_tol=args.angle_tol,
+                  deflate_rescaling=args.deflate)
     record.update(res)
     record["k"] = k
     record["spectral_gap"] = None if not np.isfinite(res["spectral_gap"]) else \
