@@ -22,8 +22,8 @@ from .problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, P
                       SampledLaw, SphereLaw, Teacher, boolean_cube_law, norm_target_alpha,
                       odd_cubic_target, rademacher_law, symmetric_mixture_law)
 
-from . import (boolean, conservation, equivalent, lowdim, moments, odd, radial1d,  # noqa: E402
-               reduced, symmetry)
+from . import (boolean, conservation, equivalent, hessian, lowdim, moments, odd,  # noqa: E402
+               radial1d, reduced, symmetry)
 from .conservation import LawMonitor
 from .equivalent import canonical_form, count_equivalent_minima
 from .odd import odd_reduction
@@ -54,7 +54,7 @@ __all__ = [
     "Simulation", "FlowResult", "simulate", "init", "predict", "load_run", "__version__",
     # theory checks and reductions (modules, and their main entry points)
     "odd", "reduced", "radial1d", "lowdim", "conservation", "symmetry", "equivalent", "boolean",
-    "moments", "odd_reduction", "BlockReduction", "ReducedBackend", "simulate_reduced",
+    "moments", "hessian", "odd_reduction", "BlockReduction", "ReducedBackend", "simulate_reduced",
     "RadialKernel", "simulate_radial", "LawMonitor", "symmetry_defect", "orbit_init",
     "count_equivalent_minima", "canonical_form",
 ]

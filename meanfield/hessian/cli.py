@@ -15,6 +15,11 @@ and Hessian-vector products, then Newton–MINRES, one line per iteration), and 
 * ``spectrum.png``: the eigenvalues on a symmetric-log scale with the zero band;
 * with ``--polish``, ``hessian_polished.npz`` (the polished ``a``, ``b``, ``weights``).
 
+With ``--deflate`` the k smallest eigenvalues are those of H on the orthogonal complement of
+the m rescaling directions (zero modes at any critical point; ``rescaling_residual`` says
+how null they are at this state), and ``n_zero_modes`` is m plus the zero eigenvalues found
+there: with m ≫ k this is the way to compare the count with the prediction.
+
 Nothing is overwritten: if ``hessian.json`` exists, the outputs of this analysis get the
 first free suffix (``hessian-2.json``, ``spectrum-2.png``, ``hessian_polished-2.npz``, ...)
 and the path is printed. Exit status: 0 done; 2 bad input (no final state, not an exact
