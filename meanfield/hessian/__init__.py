@@ -86,7 +86,6 @@ import numpy as np
 
 from ..backends import ExactBackend
 from ..gaussian import sphere_coordinate_quadrature
-from ..problem import NormTarget, Teacher
 from ._kernels import SMALL_ANGLE, hvp_pair_sums
 
 __all__ = ["HessianOperator", "dense_hessian", "spectrum", "rescaling_directions", "polish", "predict_zero_modes",

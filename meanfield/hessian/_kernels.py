@@ -129,7 +129,9 @@ def _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, nt, qq, ns2,
 
 @kernel(error_model="numpy", fastmath={"reassoc", "contract"})
 def _hvp_finish(i0, ni, bt, beta_t, nt2, qq, sc, out_a, out_b):
-    """out_a, out_b rows i0..: add the scalar terms, apply 1/(2π)."""
+    """Rows i0..: on entry out_a holds ⟨u, Σ θ β̃⟩ and out_b the reductions Σ X v + Σ θ β̃;
+    add the scalar terms (u and β_j coefficients of B, Σ(r + θ dot)α̃ + Σ r q̃/‖v‖² of A)
+    and apply 1/(2π)."""
     d = bt.shape[1]
     for ii in range(ni):
         i = i0 + ii
@@ -137,7 +139,6 @@ def _hvp_finish(i0, ni, bt, beta_t, nt2, qq, sc, out_a, out_b):
         inv_n2u = 1.0 / n2u if n2u > 0.0 else 0.0
         ui = bt[i]
         gi = out_b[i]
-        # A_j: Σ κ α̃ + ⟨u, Σ θ β̃⟩ + Σ r q̃/‖v‖²; Σ θ β̃ sits in ``yb``, folded in below
         coef_u = (sc[ii, 2] - sc[ii, 3] * qq[i] * inv_n2u) * inv_n2u + sc[ii, 4]
         coef_beta = sc[ii, 3] * inv_n2u
         bj = beta_t[i]
