@@ -46,13 +46,16 @@ friction γ (μ = 1 − γ√dt, the heavy-ball ODE θ'' + γθ' = v) it tends t
 The balance matrix obeys the same identities with ⟨x, y⟩_S replaced by the matrix form
 X_b Y_bᵀ/η_b − x_a y_aᵀ/η_a (symmetrised) and Q by M.
 
-:class:`LawMonitor` follows a :class:`~meanfield.engine.Simulation` step by step, captures
-the stage velocities the integrator really used (no extra evaluations) and checks every
+:class:`LawMonitor` observes a :class:`~meanfield.engine.Simulation` step by step (a stage
+hook of the loop: it receives the stage points and velocities the integrator really used, no
+extra evaluations) and checks every
 identity above; :func:`trajectory_laws` does the post-hoc part for stored snapshots.
 """
 from dataclasses import dataclass
 
 import numpy as np
+
+from .integrators import INTEGRATORS
 
 __all__ = [
     "EPS", "rescaling_charge", "charge_scale", "ChargeLaw", "charge_law", "charge_drift",
@@ -324,16 +327,12 @@ def rotation_blocks(problem):
 
 
 # --------------------------------------------------------------- discrete charge identities
-#: Butcher tableaux (α (s, s), β (s,)) of the explicit integrators of
-#: :mod:`meanfield.integrators`; :class:`LawMonitor` checks at run time that the stage points
+#: Butcher tableaux (α (s, s), β (s,)) of the explicit Runge–Kutta integrators of
+#: :mod:`meanfield.integrators` (taken from the registry: the embedded pairs' β is the weight
+#: vector of the solution they propagate); :class:`LawMonitor` checks at run time that the stage points
 #: the integrator really used agree with them.
-RK_TABLEAUS = {
-    "euler": (np.zeros((1, 1)), np.array([1.0])),
-    "euler_projected": (np.zeros((1, 1)), np.array([1.0])),
-    "heun": (np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([0.5, 0.5])),
-    "rk4": (np.array([[0.0, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0], [0.0, 0.5, 0.0, 0.0],
-                      [0.0, 0.0, 1.0, 0.0]]), np.array([1.0, 2.0, 2.0, 1.0]) / 6.0),
-}
+RK_TABLEAUS = {name: cls.tableau for name, cls in INTEGRATORS.items()
+               if cls.tableau is not None}
 
 #: predicted log–log slope of the fixed-horizon charge drift against dt (None: round-off or
 #: broken). Heun's 3 follows from its exact per-step drift dt²/4 ⟨k₁−k₂, k₁−k₂⟩_S.
@@ -526,7 +525,7 @@ def dissipation(va, vb, weights, rate_a=1.0, rate_b=1.0):
     return float(w @ (va * va / ra + np.einsum("ij,ij->i", vb, vb) / rb))
 
 
-def energy_residual(energy, diss, dt, integrator):
+def energy_residual(energy, diss, dt, integrator, t=None):
     """E_N − E_0 + (the integrator's quadrature of D over [0, N dt]), per recorded step.
 
     Quadrature: left Riemann sum for ``euler``, ``euler_projected`` and ``momentum`` (the
@@ -550,7 +549,11 @@ def energy_residual(energy, diss, dt, integrator):
     dd = np.asarray(diss, dtype=np.float64)
     if e.ndim != 1 or dd.shape != e.shape or e.size < 1:
         raise ValueError("energy and diss must be 1-D arrays of one length N + 1 >= 1")
-    if integrator in ("euler", "euler_projected", "momentum"):
+    if t is not None and INTEGRATORS.get(integrator) is not None \
+            and INTEGRATORS[integrator].adaptive:
+        # steps of varying size: the trapezoid over the step ends (order 2 in the step)
+        quad = cumulative_trapezoid(dd, np.asarray(t, dtype=np.float64), initial=0.0)
+    elif integrator in ("euler", "euler_projected", "momentum"):
         quad = np.concatenate([[0.0], dt * np.cumsum(dd[:-1])])
     elif integrator == "heun":
         quad = cumulative_trapezoid(dd, dx=dt, initial=0.0)
@@ -622,9 +625,8 @@ def _max_rel(x, scale):
 class LawMonitor:
     """Run a :class:`~meanfield.engine.Simulation` and check every conservation law per step.
 
-    The monitor drives ``sim.step()`` itself. During each step it records the stage points
-    and stage velocities the integrator asks for (by standing in for ``sim.velocity``; no
-    extra gradient evaluations), then compares the measured change of Q_j (and of the
+    The monitor is an observer of the loop: after every accepted step it receives the stage
+    points and stage velocities the integrator used (no extra gradient evaluations), then compares the measured change of Q_j (and of the
     balance matrix, for the linear activation) with the exact discrete prediction, follows
     the energy identity and the angular momentum of every rotation block of the problem.
 
@@ -675,6 +677,8 @@ class LawMonitor:
                              "use balance=False (the diagonal, −Q_j, is tracked anyway)")
         self.balance = bool(balance)
         self.check_tableau = check_tableau
+        self.projected = bool(sim.integrator.project)
+        self.adaptive = bool(sim.integrator.adaptive)
         self.exact_energy = sim.backend.name == "exact"
         self.t0 = sim.t
         self.a0, self.b0 = sim.a.copy(), sim.b.copy()
@@ -690,17 +694,10 @@ class LawMonitor:
                                      "balance_pred_drift", "balance_ulps")}
         for name in self.blocks:
             self._rec["angmom_" + name] = []
-        self._stages = None
         self._final_recorded = False
         self.history = {}
 
     # -- capture ------------------------------------------------------------------------
-    def _field(self, a, b):
-        va, vb, risk = self._velocity(a, b)
-        if self._stages is not None:
-            self._stages.append((a, b, va, vb, risk))
-        return va, vb, risk
-
     def _decay(self, t):
         return np.exp(-self.law.decay_rate * (t - self.t0))
 
@@ -744,24 +741,22 @@ class LawMonitor:
                     f"stage {i} of integrator {self.integrator!r} does not match "
                     f"conservation.RK_TABLEAUS (error {err:.2e}); update the tableau")
 
-    def _one_step(self):
-        sim = self.sim
-        a, b, t, dt = sim.a, sim.b, sim.t, sim.dt
-        buffers = dict(sim.buffers)
-        self._stages = []
-        ok = sim.step()
-        stages, self._stages = self._stages, None
-        if not ok:
-            return False
+    def on_step(self, sim, info):
+        """Stage hook of the loop: called after every accepted step with the step's stage
+        points and velocities (``info["stages"]``, the ones the integrator really used)."""
+        a, b = info["y_old"]
+        t, dt = info["t_old"], info["dt"]
+        buffers = info["buffers_old"]
+        stages = [(Y[0], Y[1], k[0], k[1], risk) for Y, k, risk in info["stages"]]
         a1, b1 = sim.a, sim.b
         va, vb, risk = stages[0][2], stages[0][3], stages[0][4]
         self._record_state(a, b, t, va, vb, risk)
         # predicted increment of Q (and of M)
         st4 = [s[:4] for s in stages]
         if self.integrator == "momentum":
-            dq = momentum_charge_increment(a, b, buffers["ua"], buffers["ub"], va, vb, dt,
+            dq = momentum_charge_increment(a, b, buffers["u0"], buffers["u1"], va, vb, dt,
                                            self.mu, self.lam, self.ra, self.rb)
-            dM = momentum_balance_increment(a, b, buffers["ua"], buffers["ub"], va, vb, dt,
+            dM = momentum_balance_increment(a, b, buffers["u0"], buffers["u1"], va, vb, dt,
                                             self.mu, self.lam, self.ra, self.rb) \
                 if self.balance else None
         else:
@@ -770,13 +765,13 @@ class LawMonitor:
             dq = predicted_charge_increment(st4, dt, self.integrator, self.lam, self.ra, self.rb)
             dM = predicted_balance_increment(st4, dt, self.integrator, self.lam, self.ra,
                                              self.rb) \
-                if (self.balance and self.integrator != "euler_projected") else None
+                if (self.balance and not self.projected) else None
         q_before = rescaling_charge(a, b, self.ra, self.rb)
         q_after = rescaling_charge(a1, b1, self.ra, self.rb)
         scale = np.maximum(charge_scale(a, b, self.ra, self.rb),
                            charge_scale(a1, b1, self.ra, self.rb))
         scale = np.where(scale > 0, scale, 1.0)
-        if self.integrator == "euler_projected":
+        if self.projected:
             # the projection puts Q exactly on the law: the prediction is the law itself
             target = self.q0 * self._decay(t + dt)
             ulps = np.max(np.abs(q_after - target) / (EPS * scale))
@@ -798,11 +793,11 @@ class LawMonitor:
             else:  # projected steps restore only the diagonal: no matrix prediction
                 self._rec["balance_ulps"].append(np.nan)
                 self.M_pred = self.M_pred + np.nan
-        return True
 
     # -- driving ------------------------------------------------------------------------
     def run(self, n_steps=None, stop=None):
-        """Advance the simulation by ``n_steps`` (default: to its end), checking every step.
+        """Advance the simulation by ``n_steps`` accepted steps (default: to its end),
+        checking every step; the monitor is one of the loop's observers.
 
         May be called repeatedly to continue; the history then covers the whole run.
 
@@ -812,30 +807,17 @@ class LawMonitor:
             :attr:`history`.
         """
         sim = self.sim
-        target = sim.n_steps if n_steps is None else min(sim.n_steps, sim.step_index + int(n_steps))
         if self._final_recorded:  # continuing: the last state is recorded again by its step
             for key, values in self._rec.items():
                 if key not in ("step_ulps", "balance_ulps") and values:
                     values.pop()
             self._final_recorded = False
-        self._velocity = sim.velocity
-        previous = vars(sim).get("velocity")
-        # Stand in for the bound method on this instance only, so the integrator's stage
-        # evaluations pass through _field; restored below.
-        sim.velocity = self._field
+        if self not in sim.observers:
+            sim.observers.append(self)
         try:
-            while sim.step_index < target and sim.status == "running":
-                if stop is not None and stop():
-                    break
-                if not self._one_step():
-                    break
+            sim.advance(n_steps, stop=stop)
         finally:
-            if previous is None:
-                del sim.velocity
-            else:
-                sim.velocity = previous
-        if sim.status == "running" and sim.step_index == sim.n_steps:
-            sim.finish()
+            sim.observers.remove(self)
         # the final state
         va, vb, risk = sim.velocity(sim.a, sim.b)
         self._record_state(sim.a, sim.b, sim.t, va, vb, risk)
@@ -854,7 +836,9 @@ class LawMonitor:
         if not h:
             raise ValueError("run() the monitor first")
         sim = self.sim
-        setting = label or (f"{self.integrator}, dt={sim.dt:g}, N={sim.step_index}, "
+        step = (f"rtol={sim.rtol:g}, {sim.step_index} steps" if self.adaptive
+                else f"dt={sim.dt:g}, N={sim.step_index}")
+        setting = label or (f"{self.integrator}, {step}, "
                             f"m={sim.a.size}, {sim.backend.name}"
                             + (f", λ={self.lam:g}" if self.lam else "")
                             + (f", η=({self.ra:g},{self.rb:g})" if (self.ra, self.rb) != (1, 1)
@@ -865,24 +849,24 @@ class LawMonitor:
         name = "Q_j = a²/η_a − ‖b‖²/η_b" if (self.ra, self.rb) != (1.0, 1.0) else "Q_j = a² − ‖b‖²"
         if self.lam:
             name += " (law e^(−2λt))"
-        basis = {"euler_projected": "zero (projection onto the law)",
-                 "momentum": "Σ steps of 2μ⟨θ,u⟩_S − 2λdtQ + ⟨u⁺,u⁺⟩_S (broken)"}.get(
-            self.integrator, "Σ steps of exact RK identity −2λdtΣβQ(Y) + dt²Σc⟨k,k⟩_S")
-        pred = 0.0 if self.integrator == "euler_projected" else h["q_pred_drift"][-1] / s
+        basis = ("zero (projection onto the law)" if self.projected else
+                 "Σ steps of 2μ⟨θ,u⟩_S − 2λdtQ + ⟨u⁺,u⁺⟩_S (broken)"
+                 if self.integrator == "momentum" else
+                 "Σ steps of exact RK identity −2λdtΣβQ(Y) + dt²Σc⟨k,k⟩_S")
+        pred = 0.0 if self.projected else h["q_pred_drift"][-1] / s
         rows.append(LawRow(name, setting, h["q_drift"][-1] / s, pred,
                            "max_j |drift| / max M_j(0)", basis))
         rows.append(LawRow("per-step identity for Q_j", setting, np.nanmax(h["step_ulps"]), 0.0,
                            "ulps of M_j (max over steps)", "exact to rounding"))
         rows.append(LawRow("law of Q under μ_t (W₁)", setting, h["q_law_w1"][-1] / s,
-                           0.0 if self.integrator == "euler_projected"
+                           0.0 if self.projected
                            else h["q_law_w1_pred"][-1] / s, "W₁ / max M_j(0)",
-                           "zero (projection onto the law)" if self.integrator ==
-                           "euler_projected" else "Σ steps: law of the predicted Q_j"))
+                           "zero (projection onto the law)" if self.projected else "Σ steps: law of the predicted Q_j"))
         if self.balance:
             rows.append(LawRow("balance matrix B Bᵀ − a aᵀ (linear σ)", setting,
                                h["balance_drift"][-1] / s,
                                h["balance_pred_drift"][-1] / s
-                               if self.integrator != "euler_projected" else np.nan,
+                               if not self.projected else np.nan,
                                "max_ij |drift| / max M_j(0)",
                                "Σ steps of the matrix RK identity"))
             if np.any(np.isfinite(h["balance_ulps"])):
@@ -902,8 +886,9 @@ class LawMonitor:
                                np.nan if control or sim.backend.name != "exact" else 0.0,
                                "max over steps of ‖L‖_F / Σw(‖Pb‖‖Pv‖+‖Pv‖‖Pb‖)", basis))
         if self.exact_energy:
-            res = energy_residual(h["energy"], h["dissipation"], sim.dt, self.integrator)
-            pred = predicted_energy_residual(h["dissipation"], sim.dt, self.integrator, self.mu)
+            res = energy_residual(h["energy"], h["dissipation"], sim.dt, self.integrator, h["t"])
+            pred = None if self.adaptive else predicted_energy_residual(
+                h["dissipation"], sim.dt, self.integrator, self.mu)
             e0 = abs(h["energy"][0]) or 1.0
             order = PREDICTED_ENERGY_SLOPE.get(self.integrator)
             basis = {"euler": "leading order (dt/4)(D₀ − D_N)",
