@@ -36,19 +36,23 @@ from math import pi
 import numpy as np
 
 from .backends import ExactBackend
-from .integrators import get_integrator
+from .engine import Field, Solver
+from .integrators import ADAPTIVE
 from .problem import GaussianLaw, OddPowerTarget, SphereLaw, Teacher
 
 __all__ = [
     "OddReduction", "odd_reduction", "MomentTrajectory", "moment_ode", "isotropic_solution",
     "convergence_bound", "discrete_reduced_flow", "moment_particles", "moments",
     "linear_coefficient", "linear_risk", "even_part_on_probes", "even_part_norm_sq",
-    "pair_defect", "sign_flip_defect", "REDUCIBLE_INTEGRATORS",
+    "pair_defect", "sign_flip_defect", "REDUCIBLE_INTEGRATORS", "MomentField",
 ]
 
 #: integrators whose per-particle update is linear in the particle (and its buffers) with
 #: coefficients shared by all particles: the moments of their output depend only on the
 #: moments of their input, so :func:`discrete_reduced_flow` reproduces them exactly.
+#: (The adaptive pairs are explicit Runge–Kutta methods too, but choose their steps from the
+#: state: :func:`discrete_reduced_flow` accepts them and gives the moment ODE to tolerance,
+#: not a particle run step by step.)
 REDUCIBLE_INTEGRATORS = ("euler", "heun", "rk4", "momentum")
 
 
@@ -392,26 +396,32 @@ def moment_particles(w, S, s):
             np.full(2 * n, 1.0 / (2 * n)))
 
 
-class _ReducedField:
-    """Velocity of a symmetric measure: a' = −(v_ρ/2)⟨b, g⟩, b' = −(v_ρ/2) a g, g = w − w*.
+class MomentField(Field):
+    """Velocity of a symmetric measure as a field of the one loop (state (a, b) of the moment
+    particles): a' = −(v_ρ/2)⟨b, g⟩, b' = −(v_ρ/2) a g, g = w − w*, w = ½ Σ_j w_j a_j b_j.
 
-    ``__call__(a, b)`` follows the integrators' field protocol -> (va, vb, risk).
+    The risk it reports is F* + (v_ρ/2)‖w − w*‖², the risk of the symmetric measure.
     """
 
-    def __init__(self, reduction, weights):
-        self.red = reduction
-        self.weights = weights
+    names = ("a", "b")
+    state_label = "moment particles"
 
-    def __call__(self, a, b):
+    def __init__(self, reduction, weights):
+        super().__init__(weights)
+        self.red = reduction
+
+    def velocity(self, y, t=None):
+        a, b = y
         red = self.red
         w = 0.5 * (self.weights * a) @ b
         g = w - red.w_star
         half_v = 0.5 * red.v_rho
-        return -half_v * (b @ g), -half_v * a[:, None] * g[None, :], float(linear_risk(red, w))
+        return (-half_v * (b @ g), -half_v * a[:, None] * g[None, :]), float(linear_risk(red, w))
 
 
-def discrete_reduced_flow(reduction, w0, S0, s0, dt, n_steps, integrator="euler",
-                          record_every=1, momentum=0.9):
+def discrete_reduced_flow(reduction, w0, S0, s0, dt=None, n_steps=None, integrator="euler",
+                          record_every=None, momentum=0.9, t_end=None, rtol=1e-7, atol=1e-9,
+                          n_records=None):
     """Moments of a symmetric particle run advanced by a time stepper, computed exactly.
 
     For a symmetric measure every particle moves by a linear map θ ↦ L(w)θ shared by all
@@ -420,58 +430,57 @@ def discrete_reduced_flow(reduction, w0, S0, s0, dt, n_steps, integrator="euler"
     moments at step n depend only on E[θ_0θ_0ᵀ]. The 2(d+1) particles of
     :func:`moment_particles` therefore reproduce *every* symmetric run with the same initial
     moments, step for step: this is the ∞-width reference at the same dt (no time error).
+    With an adaptive pair the steps are chosen by the moment particles' own error estimate,
+    so the result is the moment ODE to the tolerance (not step for step a particle run's).
 
     Parameters
     ----------
     reduction : OddReduction
     w0, S0, s0 : initial moments, shapes (d,), (d, d), scalar
-    dt : float
-        Step size.
-    n_steps : int
+    dt : float or None
+        Step size (adaptive pairs: first trial step, automatic when None).
+    n_steps : int or None
+        Fixed-step runs (or ``t_end``).
     integrator : str
-        One of :data:`REDUCIBLE_INTEGRATORS`.
-    record_every : int
+        One of :data:`REDUCIBLE_INTEGRATORS` or an adaptive pair.
+    record_every : int or None
         Record every this many steps (and the last step), as the particle engine does.
     momentum : float
         μ for the ``momentum`` integrator.
+    t_end, rtol, atol, n_records
+        As for :class:`meanfield.engine.Solver`.
 
     Returns
     -------
     MomentTrajectory
         S is None.
     """
-    if integrator not in REDUCIBLE_INTEGRATORS:
+    if integrator not in REDUCIBLE_INTEGRATORS + ADAPTIVE:
         raise ValueError(f"integrator {integrator!r} does not reduce to moments (its update is "
                          f"not linear in the particle); choose one of "
-                         f"{', '.join(REDUCIBLE_INTEGRATORS)}")
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive number, got {dt}")
-    if int(n_steps) != n_steps or n_steps < 0:
-        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps}")
-    if int(record_every) < 1:
-        raise ValueError(f"record_every must be >= 1, got {record_every}")
+                         f"{', '.join(REDUCIBLE_INTEGRATORS + ADAPTIVE)}")
     w0, S0, s0 = _check_moments(reduction, w0, S0, s0)
     a, b, weights = moment_particles(w0, S0, s0)
-    field = _ReducedField(reduction, weights)
-    stepper = get_integrator(integrator, momentum=momentum)
-    buf = stepper.new_buffers(a, b)
-    n_steps, record_every = int(n_steps), int(record_every)
-    steps = np.arange(0, n_steps + 1, record_every)
-    if steps[-1] != n_steps:
-        steps = np.append(steps, n_steps)
-    w_rec = np.empty((steps.size, reduction.d))
-    s_rec = np.empty(steps.size)
-    pos = 0
-    for k in range(n_steps + 1):
-        if pos < steps.size and steps[pos] == k:
-            w_rec[pos] = 0.5 * (weights * a) @ b
-            s_rec[pos] = weights @ (a * a)
-            pos += 1
-        if k == n_steps:
-            break
-        a, b, buf, _, _, _ = stepper.step(field, a, b, buf, dt, k * dt)
+    field = MomentField(reduction, weights)
+    kw = dict(record_every=record_every, n_records=n_records)
+    solver = Solver(field, (a, b), integrator, dt=dt, n_steps=n_steps, t_end=t_end, rtol=rtol,
+                    atol=atol, integrator_options={"momentum": momentum}, **kw)
+    # the moments need the whole state at every record: snapshot exactly there
+    if solver.adaptive:
+        solver = Solver(field, (a, b), integrator, dt=dt, t_end=t_end, rtol=rtol, atol=atol,
+                        snapshot_times=solver.record_times, **kw)
+    else:
+        solver = Solver(field, (a, b), integrator, dt=dt, n_steps=n_steps, t_end=t_end,
+                        integrator_options={"momentum": momentum},
+                        snapshot_steps=solver.record_steps, **kw)
+    res = solver.run()
+    if res.status != "ok":
+        raise RuntimeError(f"the moment flow failed: {res.message}")
+    sa, sb = res.snapshots["a"], res.snapshots["b"]
+    w_rec = np.array([0.5 * (weights * a) @ b for a, b in zip(sa, sb)]).reshape(-1, reduction.d)
+    s_rec = np.array([weights @ (a * a) for a in sa])
     error = np.linalg.norm(w_rec - reduction.w_star, axis=1)
-    return MomentTrajectory(t=steps * float(dt), w=w_rec, s=s_rec, S=None, error=error,
+    return MomentTrajectory(t=res.snapshots["t"], w=w_rec, s=s_rec, S=None, error=error,
                             risk=linear_risk(reduction, w_rec))
 
 

@@ -66,20 +66,20 @@ step. The loss the notebook reports (and plots, as "re-scaled" loss, = F/d) is
 L̂ = ½ mean_i (cos² φ_i − 2 cos φ_i f_i + f_i f̃_i) with f_i = Σ_j w_j ε_j c_j σ(z_ji): an
 unbiased estimate of F/d whose noise does not vanish as F → 0.
 """
-import time
+import json
 from dataclasses import dataclass
 from math import pi
 
 import numpy as np
 
 from ._numba import kernel, parallel_kernel, prange
-from .engine import snapshot_steps
+from .engine import Field, Result, Solver
 from .gaussian import sphere_average_terms, sphere_coordinate_quadrature
-from .integrators import get_integrator
 from .problem import norm_target_alpha
 from .reduced import BlockReduction, reduced_interaction
 
-__all__ = ["RadialKernel", "RadialFlowResult", "simulate_radial", "ESTIMATORS",
+__all__ = ["RadialKernel", "RadialField", "RadialFlowResult", "RadialSolver", "radial_solver",
+           "simulate_radial", "ESTIMATORS",
            "fold_angle", "sample_sphere_coordinate"]
 
 #: ways to evaluate G and G' in :func:`simulate_radial`.
@@ -344,10 +344,78 @@ def monte_carlo_field(kernel, eps, c, theta, w, rng, n_samples=1000):
     return (d / n) * g, (d / n) * dg, d * float(loss)
 
 
-# ------------------------------------------------------------------------------ driver
+# ------------------------------------------------------------------------------ the field
+class RadialField(Field):
+    """The 1-D model c' = 2εcG(θ), θ' = εG'(θ) as a field of the one loop (state (c, θ)).
+
+    After every accepted step θ is folded back into [0, π/2] by the symmetries of the model;
+    a step that makes a mass negative is outside the model (c = 0 is invariant for the
+    flow): a fixed-step run stops with status ``diverged``, an adaptive one retries smaller.
+
+    Parameters
+    ----------
+    kernel : RadialKernel
+    eps : (m,) array of ±1
+    weights : (m,) array
+    estimator : {"exact", "monte_carlo"}
+        How G and G' are evaluated; with ``monte_carlo`` the risk the velocity reports is the
+        seed code's batch loss (recorded as ``risk``), the exact risk is recorded as
+        ``risk_exact``.
+    n_samples, seed : int
+        Monte Carlo samples per evaluation and the seed of their generator.
+    """
+
+    names = ("c", "theta")
+    state_label = "1-D particles"
+    record_keys = ("risk_exact",)
+
+    def __init__(self, kernel, eps, weights, estimator="exact", n_samples=1000, seed=0):
+        super().__init__(weights)
+        self.kernel = kernel
+        self.eps = eps
+        self.estimator = estimator
+        self.deterministic = estimator == "exact"
+        self.n_samples = int(n_samples)
+        self.rng = np.random.default_rng(seed)
+
+    def velocity(self, y, t=None):
+        c, th = y
+        eps = self.eps
+        if self.estimator == "exact":
+            g, dg, risk = self.kernel.field(eps, c, th, self.weights)
+        else:
+            g, dg, risk = monte_carlo_field(self.kernel, eps, c, th, self.weights, self.rng,
+                                            self.n_samples)
+        return (2.0 * eps * c * g, eps * dg), risk
+
+    def project(self, y, t, rescale=False):
+        folded = fold_angle(y[1])
+        if np.array_equal(folded, y[1]):
+            return y, False
+        return (y[0], folded), True
+
+    def invalid(self, y):
+        if np.any(y[0] < 0):
+            return "a mass became negative (2 dt |G| > 1)"
+        return None
+
+    def record(self, y, t, k, risk, index):
+        exact = risk if self.estimator == "exact" else self.kernel.risk(self.eps, y[0], y[1],
+                                                                         self.weights)
+        return {"risk_exact": exact}
+
+    def state_dict(self):
+        return {"rng_state": np.array(json.dumps(self.rng.bit_generator.state))}
+
+    def load_state(self, state):
+        if "rng_state" in state:
+            self.rng.bit_generator.state = json.loads(str(state["rng_state"]))
+
+
 @dataclass
-class RadialFlowResult:
-    """What :func:`simulate_radial` produced.
+class RadialFlowResult(Result):
+    """What :func:`simulate_radial` produced: a :class:`~meanfield.engine.Result` whose state
+    is (c, θ).
 
     Attributes
     ----------
@@ -355,61 +423,48 @@ class RadialFlowResult:
     risk : (r,) array
         Exact risk F at recorded times (always exact, whatever drove the flow).
     risk_estimate : (r,) array
-        What the driving estimator reported (the batch loss for ``monte_carlo``; equal to
-        ``risk`` for ``exact``).
+        What the driving estimator reported at the recorded state (the batch loss for
+        ``monte_carlo``; equal to ``risk`` for ``exact``).
     snapshots : dict
         ``step``, ``t`` (s,), ``c``, ``theta`` (s, m).
     eps, c, theta, weights : (m,) arrays
         Final (or last finite) state; θ folded into [0, π/2].
     """
 
-    t: np.ndarray
-    risk: np.ndarray
-    risk_estimate: np.ndarray
-    snapshots: dict
-    eps: np.ndarray
-    c: np.ndarray
-    theta: np.ndarray
-    weights: np.ndarray
-    status: str
-    message: str
-    wall_time_s: float
-    steps_done: int
+    eps: np.ndarray = None
+
+    @property
+    def risk(self):
+        return self.records["risk_exact"]
+
+    @property
+    def risk_estimate(self):
+        return self.records["risk"]
+
+    @property
+    def c(self):
+        return self.state["c"]
+
+    @property
+    def theta(self):
+        return self.state["theta"]
 
 
-def simulate_radial(kernel, eps, c, theta, dt, n_steps, weights=None, integrator="euler",
-                    estimator="exact", n_samples=1000, seed=0, record_every=1, n_snapshots=0,
-                    snapshot_spacing="linear", snapshot_at=None, stop=None):
-    """Integrate c' = 2εcG(θ), θ' = εG'(θ) (Gaussian-input time; module docstring).
+class RadialSolver(Solver):
+    """The one loop over a :class:`RadialField` (result: :class:`RadialFlowResult`)."""
 
-    Parameters
-    ----------
-    kernel : RadialKernel
-    eps : (m,) array of ±1
-    c : (m,) array, >= 0
-    theta : (m,) array in [0, π/2]
-    dt : float
-    n_steps : int
-    weights : (m,) array, optional
-        Particle weights summing to 1 (uniform 1/m by default).
-    integrator : str
-        From :data:`meanfield.integrators.INTEGRATORS` (state a = c, b = θ as an (m, 1) array).
-    estimator : {"exact", "monte_carlo"}
-    n_samples : int
-        Fresh samples per evaluation of the Monte Carlo estimator.
-    seed : int
-        Seeds the Monte Carlo samples.
-    record_every, n_snapshots, snapshot_spacing, stop
-        As in :func:`meanfield.reduced.simulate_reduced`.
-    snapshot_at : sequence of int, optional
-        Explicit snapshot steps (within [0, n_steps]); overrides ``n_snapshots``.
+    result_class = RadialFlowResult
 
-    Returns
-    -------
-    RadialFlowResult
-        A mass that would become negative in a step (2 dt |G| > 1) stops the run with
-        status ``diverged``: c = 0 is invariant for the flow.
-    """
+    def _result_kwargs(self):
+        kw = super()._result_kwargs()
+        kw["eps"] = self.field.eps.copy()
+        return kw
+
+
+def radial_solver(kernel, eps, c, theta, dt=None, n_steps=None, weights=None,
+                  integrator="euler", estimator="exact", n_samples=1000, seed=0, **options):
+    """A :class:`RadialSolver` of the 1-D model (inputs validated); ``options`` as for
+    :class:`~meanfield.engine.Solver`."""
     if not isinstance(kernel, RadialKernel):
         raise ValueError("kernel must be a RadialKernel")
     if estimator not in ESTIMATORS:
@@ -429,79 +484,56 @@ def simulate_radial(kernel, eps, c, theta, dt, n_steps, weights=None, integrator
     w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (m,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
         raise ValueError("weights must be non-negative, shape (m,), summing to 1")
-    if not (np.isfinite(dt) and dt > 0) or int(n_steps) != n_steps or n_steps < 0:
-        raise ValueError(f"need dt > 0 and an integer n_steps >= 0, got {dt}, {n_steps}")
-    if int(n_samples) < 1 or int(record_every) < 1:
-        raise ValueError("n_samples and record_every must be >= 1")
-    n_steps = int(n_steps)
-    rng = np.random.default_rng(seed)
-    stepper = get_integrator(integrator)
-    last = {}
+    if int(n_samples) < 1:
+        raise ValueError("n_samples must be >= 1")
+    field = RadialField(kernel, eps.copy(), w, estimator, n_samples, seed)
+    return RadialSolver(field, (c, theta), integrator, dt=dt, n_steps=n_steps, **options)
 
-    def field_(cc, th2):
-        th = th2[:, 0]
-        if estimator == "exact":
-            g, dg, risk = kernel.field(eps, cc, th, w)
-            last["estimate"] = risk
-        else:
-            g, dg, last["estimate"] = monte_carlo_field(kernel, eps, cc, th, w, rng, n_samples)
-            risk = float("nan")  # filled with the exact value when recorded
-        return 2.0 * eps * cc * g, (eps * dg)[:, None], risk
 
-    rec_steps = np.arange(0, n_steps + 1, int(record_every))
-    if rec_steps[-1] != n_steps:
-        rec_steps = np.append(rec_steps, n_steps)
-    risks = np.full(rec_steps.size, np.nan)
-    estimates = np.full(rec_steps.size, np.nan)
-    if snapshot_at is not None:
-        snaps = np.unique(np.asarray(snapshot_at, dtype=np.int64))
-        if snaps.size and (snaps[0] < 0 or snaps[-1] > n_steps):
-            raise ValueError(f"snapshot_at steps must lie in [0, {n_steps}]")
-    else:
-        snaps = snapshot_steps(n_steps, n_snapshots, snapshot_spacing)
-    snap_c = np.zeros((snaps.size, m))
-    snap_t = np.zeros((snaps.size, m))
-    rec_pos = snap_pos = 0
-    th2 = theta[:, None].copy()
-    buffers = stepper.new_buffers(c, th2)
-    status, message = "running", ""
-    start = time.perf_counter()
-    step = 0
-    while True:
-        while snap_pos < snaps.size and snaps[snap_pos] == step:
-            snap_c[snap_pos], snap_t[snap_pos] = c, th2[:, 0]
-            snap_pos += 1
-        record = rec_pos < rec_steps.size and rec_steps[rec_pos] == step
-        if step == n_steps:
-            if record:
-                risks[rec_pos] = kernel.risk(eps, c, th2[:, 0], w)
-                estimates[rec_pos] = (risks[rec_pos] if estimator == "exact" else
-                                      monte_carlo_field(kernel, eps, c, th2[:, 0], w, rng,
-                                                        n_samples)[2])
-                rec_pos += 1
-            status, message = "ok", f"completed {n_steps} steps (t = {n_steps * dt:.6g})"
-            break
-        if stop is not None and stop():
-            status, message = "interrupted", f"stopped after {step} of {n_steps} steps"
-            break
-        c_new, th_new, buffers, risk, _, _ = stepper.step(field_, c, th2, buffers, dt, step * dt)
-        if record:
-            risks[rec_pos] = risk if estimator == "exact" else kernel.risk(eps, c, th2[:, 0], w)
-            estimates[rec_pos] = last["estimate"]
-            rec_pos += 1
-        if not (np.all(np.isfinite(c_new)) and np.all(np.isfinite(th_new))):
-            status, message = "diverged", (f"non-finite state at step {step}; reduce dt "
-                                           f"(now {dt:g})")
-            break
-        if np.any(c_new < 0):
-            status, message = "diverged", (f"a mass became negative at step {step} "
-                                           f"(2 dt |G| > 1); reduce dt (now {dt:g})")
-            break
-        c, th2 = c_new, fold_angle(th_new)
-        step += 1
-    return RadialFlowResult(
-        t=rec_steps[:rec_pos] * dt, risk=risks[:rec_pos], risk_estimate=estimates[:rec_pos],
-        snapshots={"step": snaps[:snap_pos], "t": snaps[:snap_pos] * dt,
-                   "c": snap_c[:snap_pos], "theta": snap_t[:snap_pos]},
-        eps=eps.copy(), c=c, theta=th2[:, 0].copy(), weights=w, status=status, message=message,
-        wall_time_s=time.perf_counter() - start, steps_done=step)
+def simulate_radial(kernel, eps, c, theta, dt=None, n_steps=None, weights=None,
+                    integrator="euler", estimator="exact", n_samples=1000, seed=0,
+                    record_every=None, n_snapshots=0, snapshot_spacing="linear",
+                    snapshot_at=None, stop=None, **options):
+    """Integrate c' = 2εcG(θ), θ' = εG'(θ) (Gaussian-input time; module docstring) through the
+    one loop.
+
+    Parameters
+    ----------
+    kernel : RadialKernel
+    eps : (m,) array of ±1
+    c : (m,) array, >= 0
+    theta : (m,) array in [0, π/2]
+    dt : float or None
+        Step (fixed-step integrators) or first trial step (adaptive ones, exact estimator).
+    n_steps : int or None
+        Fixed-step runs (or give ``t_end``).
+    weights : (m,) array, optional
+        Particle weights summing to 1 (uniform 1/m by default).
+    integrator : str
+        From :data:`meanfield.integrators.INTEGRATORS` (state (c, θ)).
+    estimator : {"exact", "monte_carlo"}
+    n_samples : int
+        Fresh samples per evaluation of the Monte Carlo estimator.
+    seed : int
+        Seeds the Monte Carlo samples.
+    record_every, n_snapshots, snapshot_spacing, stop
+        As in :func:`meanfield.reduced.simulate_reduced`.
+    snapshot_at : sequence of int, optional
+        Explicit snapshot steps (within [0, n_steps]); overrides ``n_snapshots``
+        (fixed-step integrators; use ``snapshot_times`` otherwise).
+    **options
+        ``t_end``, ``rtol``, ``atol``, ``max_steps``, ``n_records``, ``snapshot_times``,
+        ``observers``, ... of :class:`~meanfield.engine.Solver`.
+
+    Returns
+    -------
+    RadialFlowResult
+        A mass that would become negative in a fixed step (2 dt |G| > 1) stops the run with
+        status ``diverged``: c = 0 is invariant for the flow.
+    """
+    solver = radial_solver(kernel, eps, c, theta, dt, n_steps, weights, integrator, estimator,
+                           n_samples, seed, record_every=record_every, n_snapshots=n_snapshots,
+                           snapshot_spacing=snapshot_spacing, snapshot_steps=snapshot_at,
+                           **options)
+    solver.advance(stop=stop)
+    return solver.result()

@@ -35,7 +35,6 @@ from the risk of any single lift by O(1/m)). r_l = 0 is invariant (κ̃ is even 
 r_l, so ∂κ̃/∂r_l vanishes there); a discrete step that overshoots 0 is reflected, r ↦ |r|,
 which is the same point of the full space (b_B ↦ −b_B has the same law).
 """
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,14 +43,14 @@ from ._reduced_kernels import (_RED_BUFFER_BYTES, _RED_TILE_COLS, _RED_TILE_ROWS
                                _RED_TILE_SYM, _RED_WORKERS, _reduced_pair_sums,
                                _reduced_pair_sums_symmetric, _run_serially)
 from .backends import ExactBackend
-from .engine import snapshot_steps
+from .engine import Field, Result, Solver
 from .gaussian import sphere_average_terms, sphere_coordinate_quadrature
-from .integrators import get_integrator
+from .integrators import orbit_rescale
 from .problem import (CallableTarget, GaussianLaw, Problem, SphereLaw, Teacher,
                       norm_target_alpha)
 
-__all__ = ["BlockReduction", "ReducedBackend", "ReducedFlowResult", "simulate_reduced",
-           "reduced_interaction"]
+__all__ = ["BlockReduction", "ReducedBackend", "ReducedField", "ReducedFlowResult",
+           "ReducedSolver", "reduced_solver", "simulate_reduced", "reduced_interaction"]
 
 
 # ----------------------------------------------------------------------------- the kernel
@@ -415,10 +414,63 @@ class ReducedBackend:
         return (w * a) @ feat
 
 
-# ------------------------------------------------------------------------------ driver
+# ------------------------------------------------------------------------------ the field
+class ReducedField(Field):
+    """The reduced flow (a, z)' = −(g_a, g_z) as a field of the one loop.
+
+    After every accepted step a block norm that overshot 0 is reflected, r ↦ |r| (the same
+    point of the full space: b_B ↦ −b_B has the same law); ``rescale`` moves every particle
+    along its orbit (a, z) ↦ (s a, z/s) back to a² − ‖z‖² = Q(0), as for the full particles
+    (‖b‖² = ‖z‖²).
+
+    Parameters
+    ----------
+    backend : ReducedBackend
+    weights : (m,) array
+    q0 : (m,) array
+        a² − ‖z‖² at t = 0.
+    """
+
+    names = ("a", "z")
+    state_label = "reduced particles"
+
+    def __init__(self, backend, weights, q0):
+        super().__init__(weights)
+        self.backend = backend
+        self.p = backend.n_explicit
+        self.q0 = q0
+        self.n_reflections = 0
+
+    def velocity(self, y, t=None):
+        ga, gz, risk = self.backend.gradients(y[0], y[1], self.weights)
+        return (-ga, -gz), risk
+
+    def project(self, y, t, rescale=False):
+        a, z = y
+        changed = False
+        if rescale:
+            a, z = orbit_rescale(a, z, self.q0)
+            changed = True
+        negative = z[:, self.p:] < 0
+        if np.any(negative):
+            self.n_reflections += int(negative.sum())
+            z = z.copy()
+            z[:, self.p:] = np.abs(z[:, self.p:])
+            changed = True
+        return (a, z), changed
+
+    def state_dict(self):
+        return {"n_reflections": np.int64(self.n_reflections)}
+
+    def load_state(self, state):
+        if "n_reflections" in state:
+            self.n_reflections = int(state["n_reflections"])
+
+
 @dataclass
-class ReducedFlowResult:
-    """What :func:`simulate_reduced` produced.
+class ReducedFlowResult(Result):
+    """What :func:`simulate_reduced` produced: a :class:`~meanfield.engine.Result` whose state
+    is (a, z).
 
     Attributes
     ----------
@@ -429,48 +481,37 @@ class ReducedFlowResult:
     a, z, weights : arrays
         Final (or last finite) state.
     status, message : str
-        ``ok``, ``diverged`` or ``interrupted``.
+        ``ok``, ``diverged``, ``max_steps`` or ``interrupted``.
     n_reflections : int
         How many times a block norm overshot 0 in a step and was reflected (r ↦ |r|).
     """
 
-    t: np.ndarray
-    risk: np.ndarray
-    snapshots: dict
-    a: np.ndarray
-    z: np.ndarray
-    weights: np.ndarray
-    status: str
-    message: str
-    wall_time_s: float
-    steps_done: int
     n_reflections: int = 0
 
+    @property
+    def a(self):
+        return self.state["a"]
 
-def simulate_reduced(backend, a, z, dt, n_steps, weights=None, integrator="euler",
-                     record_every=1, n_snapshots=0, snapshot_spacing="linear", stop=None):
-    """Integrate the reduced flow (a, z)' = −(g_a, g_z) with an integrator of
-    :data:`meanfield.integrators.INTEGRATORS`, reflecting block norms at 0.
+    @property
+    def z(self):
+        return self.state["z"]
 
-    Parameters
-    ----------
-    backend : ReducedBackend
-    a : (m,) array, z : (m, p + R) array
-        Initial reduced particles (block norms ≥ 0).
-    dt : float
-    n_steps : int
-    weights : (m,) array, optional
-        Masses summing to 1 (uniform by default).
-    integrator : str
-    record_every : int
-    n_snapshots : int, snapshot_spacing : str
-    stop : callable, optional
-        Polled every step; a True answer stops the run (status ``interrupted``).
 
-    Returns
-    -------
-    ReducedFlowResult
-    """
+class ReducedSolver(Solver):
+    """The one loop over a :class:`ReducedField` (result: :class:`ReducedFlowResult`)."""
+
+    result_class = ReducedFlowResult
+
+    def _result_kwargs(self):
+        kw = super()._result_kwargs()
+        kw["n_reflections"] = self.field.n_reflections
+        return kw
+
+
+def reduced_solver(backend, a, z, dt=None, n_steps=None, weights=None, integrator="euler",
+                   **options):
+    """A :class:`ReducedSolver` of the reduced flow from (a, z) (validated); ``options`` as
+    for :class:`~meanfield.engine.Solver` (``t_end``, ``rtol``, ``record_every``, ...)."""
     if not isinstance(backend, ReducedBackend):
         raise ValueError("backend must be a ReducedBackend")
     a = np.array(a, dtype=np.float64)
@@ -485,61 +526,43 @@ def simulate_reduced(backend, a, z, dt, n_steps, weights=None, integrator="euler
     w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (m,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
         raise ValueError("weights must be non-negative, shape (m,), summing to 1")
-    if not (np.isfinite(dt) and dt > 0) or int(n_steps) != n_steps or n_steps < 0:
-        raise ValueError(f"need dt > 0 and an integer n_steps >= 0, got {dt}, {n_steps}")
-    if int(record_every) < 1:
-        raise ValueError("record_every must be >= 1")
-    n_steps = int(n_steps)
-    stepper = get_integrator(integrator)
-    buffers = stepper.new_buffers(a, z)
+    field = ReducedField(backend, w, a * a - np.einsum("ij,ij->i", z, z))
+    return ReducedSolver(field, (a, z), integrator, dt=dt, n_steps=n_steps, **options)
 
-    def field_(aa, zz):
-        ga, gz, risk = backend.gradients(aa, zz, w)
-        return -ga, -gz, risk
 
-    rec_steps = np.arange(0, n_steps + 1, int(record_every))
-    if rec_steps[-1] != n_steps:
-        rec_steps = np.append(rec_steps, n_steps)
-    risks = np.full(rec_steps.size, np.nan)
-    snaps = snapshot_steps(n_steps, n_snapshots, snapshot_spacing)
-    snap_a = np.zeros((snaps.size, m))
-    snap_z = np.zeros((snaps.size,) + z.shape)
-    rec_pos = snap_pos = 0
-    status, message, reflections = "running", "", 0
-    start = time.perf_counter()
-    step = 0
-    while True:
-        while snap_pos < snaps.size and snaps[snap_pos] == step:
-            snap_a[snap_pos], snap_z[snap_pos] = a, z
-            snap_pos += 1
-        if step == n_steps:
-            risk = backend.risk(a, z, w)
-            if rec_pos < rec_steps.size and rec_steps[rec_pos] == step:
-                risks[rec_pos] = risk
-                rec_pos += 1
-            status, message = "ok", f"completed {n_steps} steps (t = {n_steps * dt:.6g})"
-            break
-        if stop is not None and stop():
-            status, message = "interrupted", f"stopped after {step} of {n_steps} steps"
-            break
-        a_new, z_new, buffers, risk, _, _ = stepper.step(field_, a, z, buffers, dt, step * dt)
-        if rec_pos < rec_steps.size and rec_steps[rec_pos] == step:
-            risks[rec_pos] = risk
-            rec_pos += 1
-        if not (np.isfinite(risk) and np.all(np.isfinite(a_new)) and np.all(np.isfinite(z_new))):
-            status = "diverged"
-            message = (f"non-finite state at step {step} (t = {step * dt:.6g}); reduce dt "
-                       f"(now {dt:g})")
-            break
-        negative = z_new[:, p:] < 0
-        if np.any(negative):
-            reflections += int(negative.sum())
-            z_new[:, p:] = np.abs(z_new[:, p:])
-        a, z = a_new, z_new
-        step += 1
-    return ReducedFlowResult(
-        t=rec_steps[:rec_pos] * dt, risk=risks[:rec_pos],
-        snapshots={"step": snaps[:snap_pos], "t": snaps[:snap_pos] * dt,
-                   "a": snap_a[:snap_pos], "z": snap_z[:snap_pos]},
-        a=a, z=z, weights=w, status=status, message=message,
-        wall_time_s=time.perf_counter() - start, steps_done=step, n_reflections=reflections)
+def simulate_reduced(backend, a, z, dt=None, n_steps=None, weights=None, integrator="euler",
+                     record_every=None, n_snapshots=0, snapshot_spacing="linear", stop=None,
+                     **options):
+    """Integrate the reduced flow (a, z)' = −(g_a, g_z) with an integrator of
+    :data:`meanfield.integrators.INTEGRATORS` through the one loop, reflecting block norms
+    at 0.
+
+    Parameters
+    ----------
+    backend : ReducedBackend
+    a : (m,) array, z : (m, p + R) array
+        Initial reduced particles (block norms ≥ 0).
+    dt : float or None
+        Step (fixed-step integrators) or first trial step (adaptive ones).
+    n_steps : int or None
+        Fixed-step runs (or give ``t_end``).
+    weights : (m,) array, optional
+        Masses summing to 1 (uniform by default).
+    integrator : str
+    record_every : int
+    n_snapshots : int, snapshot_spacing : str
+    stop : callable, optional
+        Polled every step; a True answer stops the run (status ``interrupted``).
+    **options
+        ``t_end``, ``rtol``, ``atol``, ``max_steps``, ``n_records``, ``snapshot_times``,
+        ``observers``, ... of :class:`~meanfield.engine.Solver`.
+
+    Returns
+    -------
+    ReducedFlowResult
+    """
+    solver = reduced_solver(backend, a, z, dt, n_steps, weights, integrator,
+                            record_every=record_every, n_snapshots=n_snapshots,
+                            snapshot_spacing=snapshot_spacing, **options)
+    solver.advance(stop=stop)
+    return solver.result()

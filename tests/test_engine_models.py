@@ -39,3 +39,74 @@ def test_sampled_backend_bit_identical(ref):
     np.testing.assert_array_equal(r.risk, ref["sampled_risk"])
     np.testing.assert_array_equal(r.risk_exact, ref["sampled_risk_exact"])
     np.testing.assert_array_equal(r.particles.b, ref["sampled_b"])
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "rk4", "euler_projected"])
+def test_reduced_model_bit_identical(ref, name):
+    from meanfield.lowdim import sample_reduced_init
+    from meanfield.reduced import BlockReduction, ReducedBackend, simulate_reduced
+
+    d, d_H, m = 9, 2, 16
+    backend = ReducedBackend(mf.Problem(d, mf.NormTarget(d_H)), BlockReduction.subspace(d, d_H),
+                             n_nodes=8)
+    a, z = sample_reduced_init(m, d, d_H, np.random.default_rng(7))
+    r = simulate_reduced(backend, a, z, 0.05, 30, integrator=name, record_every=4, n_snapshots=3)
+    np.testing.assert_array_equal(r.t, ref[f"reduced_{name}_t"])
+    np.testing.assert_array_equal(r.risk, ref[f"reduced_{name}_risk"])
+    np.testing.assert_array_equal(r.a, ref[f"reduced_{name}_a"])
+    np.testing.assert_array_equal(r.z, ref[f"reduced_{name}_z"])
+    np.testing.assert_array_equal(r.snapshots["z"], ref[f"reduced_{name}_snap_z"])
+    assert r.n_reflections == int(ref[f"reduced_{name}_n_reflections"])
+
+
+@pytest.fixture(scope="module")
+def radial_setup():
+    from meanfield.lowdim import sample_radial_init
+    from meanfield.radial1d import RadialKernel
+
+    kernel = RadialKernel(5, 25, n_terms=32, table_nodes=48)
+    return kernel, sample_radial_init(64, 30, 5, np.random.default_rng(2))
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "rk4"])
+def test_radial_model_bit_identical(ref, radial_setup, name):
+    from meanfield.radial1d import simulate_radial
+
+    kernel, (eps, c, theta) = radial_setup
+    r = simulate_radial(kernel, eps, c, theta, 0.01, 50, integrator=name, record_every=5,
+                        n_snapshots=3)
+    np.testing.assert_array_equal(r.t, ref[f"radial_{name}_t"])
+    np.testing.assert_array_equal(r.risk, ref[f"radial_{name}_risk"])
+    np.testing.assert_array_equal(r.c, ref[f"radial_{name}_c"])
+    np.testing.assert_array_equal(r.theta, ref[f"radial_{name}_theta"])
+    np.testing.assert_array_equal(r.snapshots["theta"], ref[f"radial_{name}_snap_theta"])
+    # the estimate is read at the recorded state (the first stage), so with the exact
+    # estimator it is the risk itself for every integrator (it used to be the last stage's)
+    np.testing.assert_array_equal(r.risk_estimate, r.risk)
+
+
+def test_radial_monte_carlo_bit_identical(ref, radial_setup):
+    from meanfield.radial1d import simulate_radial
+
+    kernel, (eps, c, theta) = radial_setup
+    r = simulate_radial(kernel, eps, c, theta, 0.01, 20, estimator="monte_carlo", n_samples=200,
+                        seed=3, record_every=2)
+    np.testing.assert_array_equal(r.risk, ref["radial_mc_risk"])
+    np.testing.assert_array_equal(r.risk_estimate, ref["radial_mc_risk_estimate"])
+    np.testing.assert_array_equal(r.c, ref["radial_mc_c"])
+    np.testing.assert_array_equal(r.theta, ref["radial_mc_theta"])
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "rk4", "momentum"])
+def test_odd_moment_flow_bit_identical(ref, name):
+    from meanfield.odd import discrete_reduced_flow, odd_reduction
+
+    dd = 6
+    red = odd_reduction(mf.Problem(dd, mf.odd_cubic_target(dd, np.random.default_rng(0)),
+                                   mf.GaussianLaw(dd ** -0.5)))
+    pp = mf.init_paired(mf.init_sphere_rademacher(10, dd, np.random.default_rng(4)))
+    w0, S0, s0 = mf.odd.moments(pp.a, pp.b, pp.weights)
+    tr = discrete_reduced_flow(red, w0, S0, s0, 0.05, 40, name, record_every=7)
+    np.testing.assert_array_equal(tr.t, ref[f"odd_{name}_t"])
+    np.testing.assert_array_equal(tr.w, ref[f"odd_{name}_w"])
+    np.testing.assert_array_equal(tr.s, ref[f"odd_{name}_s"])
