@@ -215,7 +215,7 @@ def _prepare(args):
         older = {k: f(saved["config"]) for k, f in getattr(module, "ADDED_KEYS", {}).items()
                  if k not in saved["config"]}
         config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), saved["config"],
-                                older)
+                                older, types=getattr(module, "TYPES", None))
         estimate = _validate(module, config, set())
         return name, module, config, run_dir, saved, estimate
     name = args.experiment or experiments.DEFAULT_EXPERIMENT
@@ -229,7 +229,8 @@ def _prepare(args):
         layers.append(load_toml(args.config))
     layers.append(parse_set(args.set))
     user_keys = {k for layer in layers for k in layer}
-    config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), *layers)
+    config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), *layers,
+                            types=getattr(module, "TYPES", None))
     estimate = _validate(module, config, user_keys)
     if args.out is not None:
         if not args.out.strip():

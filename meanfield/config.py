@@ -1,7 +1,8 @@
 """Configuration values for experiments: typed defaults, validation, TOML and ``--set`` parsing.
 
 An experiment declares ``DEFAULTS`` (a flat dict whose values fix each key's type) and
-optionally ``CHOICES`` (allowed values for string keys) and ``check(config)`` for ranges.
+optionally ``CHOICES`` (allowed values for string keys), ``TYPES`` (the type of keys whose
+default is None, i.e. "unset": ``{"dt": float}``) and ``check(config)`` for ranges.
 Everything that can be wrong with a config is found here, before any work starts, and is
 reported as a :class:`ConfigError` naming the key and the accepted values.
 """
@@ -43,8 +44,13 @@ def _type_name(value):
     raise TypeError(type(value))
 
 
-def coerce(key, value, default):
-    """Convert ``value`` to the type of ``default`` or raise :class:`ConfigError`."""
+def coerce(key, value, default, kind=None):
+    """Convert ``value`` to the type of ``default`` (or to ``kind``, a type, for a key whose
+    default is None; "" and None then mean unset) or raise :class:`ConfigError`."""
+    if kind is not None and default is None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        return coerce(key, value, kind())
     kind = _type_name(default)
     if kind == "bool":
         if isinstance(value, bool):
@@ -162,8 +168,10 @@ def load_toml(path):
     return data
 
 
-def resolve_config(defaults, choices=None, *overrides):
+def resolve_config(defaults, choices=None, *overrides, types=None):
     """Merge ``overrides`` (dicts, later wins) into ``defaults`` with type and choice checks.
+
+    ``types`` gives the type (float, int, ...) of keys whose default is None.
 
     Raises
     ------
@@ -177,7 +185,7 @@ def resolve_config(defaults, choices=None, *overrides):
             if key not in defaults:
                 known = ", ".join(sorted(defaults))
                 raise ConfigError(key, f"unknown key; accepted keys are: {known}")
-            config[key] = coerce(key, value, defaults[key])
+            config[key] = coerce(key, value, defaults[key], (types or {}).get(key))
     for key, allowed in (choices or {}).items():
         if key in config and config[key] not in allowed:
             raise ConfigError(key, f"got {config[key]!r}; accepted values are: "

@@ -77,8 +77,8 @@ LONG = ["flow", "--set", "n_particles=48", "--set", "d=6", "--set", "n_steps=200
         "--quiet"]
 
 
-def _spawn(out_dir):
-    return subprocess.Popen([sys.executable, "-m", "meanfield.simulate", *LONG, "--out",
+def _spawn(out_dir, args=LONG):
+    return subprocess.Popen([sys.executable, "-m", "meanfield.simulate", *args, "--out",
                              str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -113,6 +113,32 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     same_trajectory(tmp_path / "full", tmp_path / "killed")
 
 
+LONG_ADAPTIVE = ["flow", "--set", "n_particles=64", "--set", "d=6", "--set", "integrator=dopri5",
+                 "--set", "t_end=4000", "--set", "rtol=1e-11", "--set", "atol=1e-13",
+                 "--set", "checkpoint_every=5", "--set", "n_records=401", "--set",
+                 "n_snapshots=9", "--quiet"]
+
+
+def test_sigkill_then_resume_is_bit_identical_for_dopri5(tmp_path):
+    """Adaptive run: the controller state (next step, previous error) and the first-same-as-
+    last velocity are in the checkpoint, so a killed and resumed run takes the same steps."""
+    assert run_cli(*LONG_ADAPTIVE, "--out", str(tmp_path / "full"))[0] == 0
+    proc = _spawn(tmp_path / "killed", LONG_ADAPTIVE)
+    _wait_for_checkpoint(tmp_path / "killed", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with np.load(tmp_path / "killed" / "checkpoint.npz") as data:
+        t_killed = float(data["t_now"])
+    assert 0 < t_killed < 4000, "the run finished before it could be killed: make it longer"
+    code, _, err = run_cli("--resume", str(tmp_path / "killed"), "--quiet")
+    assert code == 0, err
+    same_trajectory(tmp_path / "full", tmp_path / "killed")
+    full = mf.load_run(tmp_path / "full").summary
+    killed = mf.load_run(tmp_path / "killed").summary
+    for key in ("n_evaluations", "n_steps_accepted", "n_steps_rejected"):
+        assert full[key] == killed[key], key
+
+
 def test_ctrl_c_writes_checkpoint_and_exits_cleanly(tmp_path):
     proc = _spawn(tmp_path / "int")
     _wait_for_checkpoint(tmp_path / "int", proc)
@@ -134,6 +160,10 @@ def test_ctrl_c_writes_checkpoint_and_exits_cleanly(tmp_path):
     (["flow", "--set", "n_particles=0"], "n_particles"),
     (["flow", "--set", "target=norm", "--set", "d=3", "--set", "d_H=5"], "d_H"),
     (["flow", "--set", "integrator=leapfrog"], "integrator"),
+    (["flow", "--set", "integrator=dopri5", "--set", "n_steps=10"], "n_steps"),
+    (["flow", "--set", "integrator=dopri5", "--set", "backend=sampled"], "integrator"),
+    (["flow", "--set", "t_end=10", "--set", "n_steps=3"], "t_end"),
+    (["flow", "--set", "rtol=0"], "rtol"),
     (["flow", "--set", "colour=blue"], "colour"),
     (["flow", "--set", "init=file", "--set", "init_file=/no/such/file.npz"], "init_file"),
     (["flow", "--set", "backend=exact", "--set", "input=rademacher"], "backend"),

@@ -6,15 +6,21 @@ the seed paper's start (a = ±1, b uniform on the sphere) with exact population 
 import numpy as np
 
 from ..config import ConfigError, require
+from ..integrators import INTEGRATORS
+from ._common import TIME_DEFAULTS, TIME_TYPES, check_time, run_solver, time_options, \
+    trajectory_arrays
 
 NAME = "flow"
 SUMMARY = "one mean-field particle flow of a configurable problem (teacher, norm, odd cubic, ...)"
 
+#: fixed-step defaults of dt and n_steps (their keys default to unset)
+DT_DEFAULT, N_STEPS_DEFAULT = 0.05, 2000
+
 DEFAULTS = {
     "d": 10,
     "n_particles": 256,
-    "dt": 0.05,
-    "n_steps": 2000,
+    "dt": None,
+    "n_steps": None,
     "seed": 0,
     "teacher_seed": 0,
     "integrator": "euler",
@@ -33,18 +39,24 @@ DEFAULTS = {
     "rate_a": 1.0,
     "rate_b": 1.0,
     "momentum": 0.9,
-    "record_every": 1,
+    "record_every": None,
     "n_snapshots": 6,
     "snapshot_spacing": "log",
     "checkpoint_every": 500,
     "film": False,
+    **TIME_DEFAULTS,
 }
 
 #: snapshots taken for a film when n_snapshots is left at its default
 FILM_SNAPSHOTS = 100
 
+#: keys whose default is unset: dt (0.05 for fixed-step integrators, automatic first trial step
+#: for adaptive ones), n_steps (2000; fixed-step only), t_end, record_every (1; fixed-step
+#: only), n_records
+TYPES = {**TIME_TYPES, "record_every": int}
+
 CHOICES = {
-    "integrator": ["euler", "heun", "rk4", "euler_projected", "momentum"],
+    "integrator": list(INTEGRATORS),
     "backend": ["exact", "sampled"],
     "target": ["teacher", "norm", "odd_cubic", "linear"],
     "input": ["gaussian", "sphere", "rademacher", "mixture"],
@@ -120,9 +132,19 @@ def check(config):
     """Range checks and file checks, before any work starts."""
     require(config["d"] >= 1, "d", f"must be >= 1, got {config['d']}")
     require(config["n_particles"] >= 1, "n_particles", f"must be >= 1, got {config['n_particles']}")
-    require(config["dt"] > 0 and np.isfinite(config["dt"]), "dt",
-            f"must be a positive number, got {config['dt']}")
-    require(config["n_steps"] >= 0, "n_steps", f"must be >= 0, got {config['n_steps']}")
+    check_time(config, DT_DEFAULT, N_STEPS_DEFAULT)
+    adaptive = INTEGRATORS[config["integrator"]].adaptive
+    if adaptive and config["backend"] == "sampled":
+        raise ConfigError("integrator", f"{config['integrator']!r} is adaptive, but the sampled "
+                                        "backend draws fresh batches at every evaluation (an "
+                                        "error estimate of noise is meaningless); choose one of "
+                                        + ", ".join(n for n, c in INTEGRATORS.items()
+                                                    if not c.adaptive))
+    if adaptive and config["record_every"] is not None:
+        raise ConfigError("record_every", "counts steps, which an adaptive integrator chooses "
+                                          "itself; use n_records")
+    if config["record_every"] is not None and config["n_records"] is not None:
+        raise ConfigError("n_records", "give record_every or n_records, not both")
     require(config["batch_size"] >= 1, "batch_size", f"must be >= 1, got {config['batch_size']}")
     require(config["teacher_units"] >= 0, "teacher_units", "must be >= 0")
     require(1 <= config["d_H"] <= config["d"], "d_H",
@@ -132,7 +154,8 @@ def check(config):
     require(config["rate_a"] > 0, "rate_a", "must be > 0")
     require(config["rate_b"] > 0, "rate_b", "must be > 0")
     require(0 <= config["momentum"] < 1, "momentum", "must be in [0, 1)")
-    require(config["record_every"] >= 1, "record_every", "must be >= 1")
+    require(config["record_every"] is None or config["record_every"] >= 1, "record_every",
+            "must be >= 1")
     require(config["n_snapshots"] >= 0, "n_snapshots", "must be >= 0")
     require(config["checkpoint_every"] >= 1, "checkpoint_every", "must be >= 1")
     if config["film"]:
@@ -250,12 +273,13 @@ def build_simulation(config):
     _, rng_init, batch_seed = _streams(config)
     problem = build_problem(config)
     particles = build_particles(config, rng_init)
-    return Simulation(problem, particles, config["dt"], config["n_steps"],
+    return Simulation(problem, particles, **time_options(config, DT_DEFAULT, N_STEPS_DEFAULT),
                       integrator=config["integrator"], backend=config["backend"],
                       batch_size=config["batch_size"], weight_decay=config["weight_decay"],
                       rate_a=config["rate_a"], rate_b=config["rate_b"],
                       momentum=config["momentum"], seed=batch_seed,
-                      record_every=config["record_every"], n_snapshots=config["n_snapshots"],
+                      record_every=config["record_every"], n_records=config["n_records"],
+                      n_snapshots=config["n_snapshots"],
                       snapshot_spacing=config["snapshot_spacing"],
                       exact_risk_every=10 if config["backend"] == "sampled" else None)
 
@@ -265,29 +289,9 @@ CHECKPOINT = "checkpoint.npz"
 
 def run_simulation(sim, ctx, checkpoint_every, desc=""):
     """Advance ``sim`` to its end with progress, periodic atomic checkpoints and Ctrl-C
-    handling (checkpoint, then :class:`~meanfield.runctx.Interrupted`)."""
-    from ..runctx import Interrupted
-
-    state = ctx.load_checkpoint(CHECKPOINT) if ctx.resuming else None
-    if state is not None:
-        sim.load_state(state)
-        ctx.log(f"resumed from step {sim.step_index} of {sim.n_steps}")
-    bar = ctx.progress(sim.n_steps, desc)
-    bar.update(sim.step_index)
-
-    def on_step(s):
-        bar.update(1)
-        if s.step_index % checkpoint_every == 0 or ctx.checkpoint_due():
-            ctx.save_checkpoint(CHECKPOINT, **s.state_dict())
-
-    try:
-        sim.advance(stop=ctx.stop_requested, on_step=on_step)
-    finally:
-        bar.close()
-    ctx.save_checkpoint(CHECKPOINT, **sim.state_dict())
-    if sim.status == "running":
-        raise Interrupted(f"stopped at step {sim.step_index} of {sim.n_steps}; checkpoint saved")
-    return sim.result()
+    handling (checkpoint, then :class:`~meanfield.runctx.Interrupted`); see
+    :func:`meanfield.experiments._common.run_solver`."""
+    return run_solver(sim, ctx, CHECKPOINT, checkpoint_every, desc)
 
 
 def _figures(result, ctx, title):
@@ -322,14 +326,10 @@ def _figures(result, ctx, title):
 def run(config, ctx):
     sim = build_simulation(config)
     result = run_simulation(sim, ctx, config["checkpoint_every"], desc=NAME)
-    snaps = result.snapshots
-    ctx.save_arrays("trajectory.npz", t=result.t, risk=result.risk, risk_exact=result.risk_exact,
-                    dissipation=result.dissipation, q_drift=result.q_drift,
-                    a=result.particles.a, b=result.particles.b, weights=result.particles.weights,
-                    snapshot_step=snaps["step"], snapshot_t=snaps["t"], snapshot_a=snaps["a"],
-                    snapshot_b=snaps["b"])
+    ctx.save_arrays("trajectory.npz", **trajectory_arrays(result, "full"))
+    step = (f"rtol = {sim.rtol:g}" if sim.adaptive else f"dt = {sim.dt:g}")
     title = (f"{config['target']} target, d = {config['d']}, m = {config['n_particles']}, "
-             f"{config['integrator']}, dt = {config['dt']:g}, {config['backend']}")
+             f"{config['integrator']}, {step}, {config['backend']}")
     _figures(result, ctx, title)
     summary = {
         "status": "ok" if result.status == "ok" else "failed",
@@ -339,7 +339,8 @@ def run(config, ctx):
         if config["backend"] == "sampled" else result.risk_final,
         "max_abs_Q_drift": result.max_abs_Q_drift,
         "steps_done": result.steps_done,
-        "t_final": result.steps_done * config["dt"],
+        "t_final": result.t_final,
+        **result.stats(),
         "simulation_wall_time_s": result.wall_time_s,
         "message": result.message,
     }

@@ -1,0 +1,132 @@
+"""What flow experiments share: time-stepping keys, running a solver of the one loop with
+progress, checkpoints and Ctrl-C, and the run-folder layout of trajectories.
+
+Time keys (every experiment whose runs are flows): ``integrator`` (any name of the registry
+its subject allows), ``dt`` (fixed-step: the step, with the experiment's default when unset;
+adaptive: the first trial step, automatic when unset), ``n_steps`` (fixed-step only), ``t_end``
+(adaptive: required, default the fixed-step default's dt × n_steps; fixed-step: optional, must
+agree with n_steps × dt), ``rtol``, ``atol``, ``max_steps`` (adaptive), ``n_records``.
+"""
+import numpy as np
+
+from ..config import ConfigError, require
+from ..engine import DEFAULT_ATOL, DEFAULT_MAX_STEPS, DEFAULT_RTOL, Checkpointer, ProgressObserver
+from ..integrators import INTEGRATORS
+
+__all__ = ["TIME_DEFAULTS", "TIME_TYPES", "check_time", "time_options", "run_solver",
+           "trajectory_arrays", "is_adaptive"]
+
+#: keys every flow experiment gains (None = unset; their types are in TIME_TYPES)
+TIME_DEFAULTS = {"t_end": None, "rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL,
+                 "max_steps": DEFAULT_MAX_STEPS, "n_records": None}
+TIME_TYPES = {"dt": float, "n_steps": int, "t_end": float, "n_records": int}
+
+
+def is_adaptive(config):
+    return INTEGRATORS[config["integrator"]].adaptive
+
+
+def check_time(config, dt_default, n_steps_default, prefix=""):
+    """Raise ConfigError unless the time keys make sense for the chosen integrator."""
+    integ = config["integrator"]
+    dt, n, t_end = config[prefix + "dt"], config[prefix + "n_steps"], config.get("t_end")
+    if dt is not None:
+        require(np.isfinite(dt) and dt > 0, prefix + "dt", f"must be a positive number, got {dt}")
+    if t_end is not None:
+        require(np.isfinite(t_end) and t_end > 0, "t_end", f"must be a positive number, got {t_end}")
+    require(config["rtol"] > 0, "rtol", f"must be > 0, got {config['rtol']}")
+    require(config["atol"] >= 0, "atol", f"must be >= 0, got {config['atol']}")
+    require(config["max_steps"] >= 1, "max_steps", f"must be >= 1, got {config['max_steps']}")
+    if config.get("n_records") is not None:
+        require(config["n_records"] >= 2, "n_records",
+                f"must be >= 2 (both ends are recorded), got {config['n_records']}")
+    if INTEGRATORS[integ].adaptive:
+        if n is not None:
+            raise ConfigError(prefix + "n_steps", f"does not apply to the adaptive integrator "
+                                                  f"{integ!r} (it chooses its steps); remove it "
+                                                  "and give t_end")
+        return
+    if n is not None:
+        require(n >= 1, prefix + "n_steps", f"must be >= 1, got {n}")
+    step = dt if dt is not None else dt_default
+    if t_end is not None:
+        if n is not None:
+            require(abs(n * step - t_end) <= 1e-9 * t_end, "t_end",
+                    f"t_end = {t_end:g} disagrees with n_steps × dt = {n * step:g}; give one of "
+                    "them, or make them agree")
+        else:
+            ratio = t_end / step
+            require(abs(ratio - round(ratio)) <= 1e-9 * max(1.0, ratio), "t_end",
+                    f"t_end / dt = {ratio:.6g} is not an integer; choose dt dividing t_end")
+
+
+def time_options(config, dt_default, n_steps_default, prefix=""):
+    """Keyword arguments (dt, n_steps, t_end, rtol, atol, max_steps) for a Solver."""
+    dt, n, t_end = config[prefix + "dt"], config[prefix + "n_steps"], config.get("t_end")
+    if INTEGRATORS[config["integrator"]].adaptive:
+        return {"dt": dt, "t_end": t_end if t_end is not None else dt_default * n_steps_default,
+                "rtol": config["rtol"], "atol": config["atol"], "max_steps": config["max_steps"]}
+    step = dt if dt is not None else dt_default
+    if n is None:
+        n = n_steps_default if t_end is None else int(round(t_end / step))
+    return {"dt": step, "n_steps": n}
+
+
+def run_solver(solver, ctx, checkpoint, checkpoint_every=None, desc="", extra=None,
+               restore_extra=None):
+    """Advance ``solver`` to its end with a progress bar, periodic atomic checkpoints (every
+    ``checkpoint_every`` accepted steps and every ctx.checkpoint_every_s seconds) and Ctrl-C
+    handling (checkpoint, then :class:`~meanfield.runctx.Interrupted`).
+
+    ``checkpoint`` is a file name relative to the run folder; if it exists, the solver is
+    restored from it first (a killed or interrupted run continues bit for bit).
+    ``extra()`` adds arrays to every checkpoint, ``restore_extra(state)`` reads them back.
+    """
+    from ..runctx import Interrupted
+
+    state = ctx.load_checkpoint(checkpoint)  # stamped with the run's config
+    if state is not None:
+        solver.load_state(state)
+        if restore_extra is not None:
+            restore_extra(state)
+        ctx.log(f"{desc or checkpoint}: resumed at t = {solver.t:.6g} "
+                f"({solver.step_index} steps)")
+
+    def save(state):
+        ctx.save_checkpoint(checkpoint, **state)
+
+    saver = Checkpointer(save, every_steps=checkpoint_every, every_s=ctx.checkpoint_every_s,
+                         extra=extra)
+    bar = ctx.progress(1000, desc)
+    progress = ProgressObserver(bar)
+    progress.sync(solver)
+    solver.observers += [progress, saver]
+    try:
+        solver.advance(stop=ctx.stop_requested)
+    finally:
+        solver.observers.remove(progress)
+        solver.observers.remove(saver)
+        bar.close()
+    saver(solver)
+    if solver.status == "running":
+        raise Interrupted(f"{desc or 'run'} stopped at t = {solver.t:.6g} "
+                          f"({solver.step_index} steps); checkpoint saved")
+    return solver.result()
+
+
+def trajectory_arrays(result, model, **extra):
+    """The run-folder layout of one trajectory (what ``python -m meanfield.film`` reads):
+    ``model``, ``t`` and the records, final state arrays by name, ``weights``,
+    ``snapshot_t``, ``snapshot_step`` and ``snapshot_<name>`` per state array."""
+    out = {"model": np.array(model), "t": result.t, "weights": result.weights}
+    for k, v in result.records.items():
+        out[k] = v
+    for name, v in result.state.items():
+        out[name] = v
+    snaps = result.snapshots
+    out["snapshot_t"] = snaps["t"]
+    out["snapshot_step"] = snaps["step"]
+    for name in result.state:
+        out["snapshot_" + name] = snaps[name]
+    out.update(extra)
+    return out
