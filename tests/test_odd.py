@@ -271,11 +271,14 @@ def test_random_start_gap_slope():
 def tiny_config(**over):
     from meanfield.experiments import odd as E
 
+    # Euler: the experiment's default is an adaptive pair; these checks are of the step-for-step
+    # reduction of a fixed-step run
     base = {"d": 6, "widths": [4, 8], "seeds": [0, 1], "n_steps": 30, "dt": 0.2,
+            "integrator": "euler", "include_sampled": True,
             "record_every": 5, "n_probe": 16, "batch_size": 64,
             "sampled_inits": ["sphere", "paired"]}
     base.update(over)
-    cfg = resolve_config(E.DEFAULTS, E.CHOICES, base)
+    cfg = resolve_config(E.DEFAULTS, E.CHOICES, base, types=E.TYPES)
     E.check(cfg)
     return E, cfg
 
@@ -339,3 +342,19 @@ def test_experiment_runs_interrupts_and_resumes(tmp_path):
         if not key.startswith("wall_time"):
             assert resumed[key] == value or (np.isnan(value) and np.isnan(resumed[key])), key
     assert not any((out / "checkpoints").glob("*.npz"))
+
+
+def test_experiment_with_dopri5_follows_the_moment_ode(tmp_path):
+    """The default integrator: the paired run agrees with its moment ODE to the tolerance,
+    and an interrupted adaptive sub-run resumes bit for bit."""
+    E, cfg = tiny_config(integrator="dopri5", rtol=1e-10, atol=1e-12, include_sampled=False,
+                         n_records=7)
+    full = E.run(cfg, RunContext(tmp_path / "full", quiet=True))
+    assert full["gap_ode_paired_max"] < 1e-8 * full["w_star_norm"]
+    out = tmp_path / "cut"
+    with pytest.raises(Interrupted):
+        E.run(cfg, _StopAfter(out, 25))
+    resumed = E.run(cfg, RunContext(out, quiet=True, resuming=True))
+    for key, value in full.items():
+        if not key.startswith("wall_time"):
+            assert resumed[key] == value or (np.isnan(value) and np.isnan(resumed[key])), key

@@ -20,7 +20,9 @@ The **loop** (:class:`Solver`) integrates a field with any integrator of
   fall exactly at the requested times by the pair's dense output (steps are not shortened;
   a record between step ends costs one velocity evaluation for its risk).
 
-What happens during a run is told to **observers**: each accepted step (with its stages, so a
+What happens during a run is told to **observers**: every record is passed to
+``observer.on_record(solver, index, y, t)`` (with the state at the record time, e.g. for
+diagnostics that need more than a scalar), each accepted step (with its stages, so a
 conservation monitor checks the Runge–Kutta identities without extra evaluations) is passed to
 ``observer.on_step(solver, info)``; checkpoints (:class:`Checkpointer`), progress
 (:class:`ProgressObserver`) and stop requests (``advance(stop=...)``) are observers of the
@@ -500,6 +502,9 @@ class Solver:
         for key, value in self.field.record(y, t, k, risk, i).items():
             self.rec[key][i] = value
         self._rec_pos += 1
+        for obs in self.observers:
+            if hasattr(obs, "on_record"):
+                obs.on_record(self, i, y, t)
 
     def _snapshot(self, y):
         j = self._snap_pos

@@ -14,7 +14,7 @@ from ..engine import DEFAULT_ATOL, DEFAULT_MAX_STEPS, DEFAULT_RTOL, Checkpointer
 from ..integrators import INTEGRATORS
 
 __all__ = ["TIME_DEFAULTS", "TIME_TYPES", "check_time", "time_options", "run_solver",
-           "trajectory_arrays", "is_adaptive"]
+           "trajectory_arrays", "is_adaptive", "check_horizon", "horizon_options"]
 
 #: keys every flow experiment gains (None = unset; their types are in TIME_TYPES)
 TIME_DEFAULTS = {"t_end": None, "rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL,
@@ -70,6 +70,47 @@ def time_options(config, dt_default, n_steps_default, prefix=""):
     if n is None:
         n = n_steps_default if t_end is None else int(round(t_end / step))
     return {"dt": step, "n_steps": n}
+
+
+def check_horizon(config, dt_key="dt", n_key="n_steps"):
+    """Checks for experiments whose ``dt`` and ``n_steps`` keep numeric defaults: they set the
+    fixed-step runs and the horizon T = dt × n_steps, which ``t_end`` (when set) replaces;
+    adaptive runs choose their own steps (first trial step automatic)."""
+    require(np.isfinite(config[dt_key]) and config[dt_key] > 0, dt_key,
+            f"must be a positive number, got {config[dt_key]}")
+    require(config[n_key] >= 1, n_key, f"must be >= 1, got {config[n_key]}")
+    require(config["rtol"] > 0, "rtol", f"must be > 0, got {config['rtol']}")
+    require(config["atol"] >= 0, "atol", f"must be >= 0, got {config['atol']}")
+    require(config["max_steps"] >= 1, "max_steps", f"must be >= 1, got {config['max_steps']}")
+    if config.get("n_records") is not None:
+        require(config["n_records"] >= 2, "n_records", "must be >= 2 (both ends are recorded)")
+    t_end = config.get("t_end")
+    if t_end is not None:
+        require(np.isfinite(t_end) and t_end > 0, "t_end", f"must be a positive number, got {t_end}")
+        if not is_adaptive(config):
+            ratio = t_end / config[dt_key]
+            require(abs(ratio - round(ratio)) <= 1e-9 * max(1.0, ratio), "t_end",
+                    f"t_end / {dt_key} = {ratio:.6g} is not an integer; choose {dt_key} "
+                    "dividing t_end")
+
+
+def horizon(config, dt_key="dt", n_key="n_steps"):
+    """T: ``t_end`` when set, else dt × n_steps."""
+    t_end = config.get("t_end")
+    return t_end if t_end is not None else config[dt_key] * config[n_key]
+
+
+def horizon_options(config, dt_key="dt", n_key="n_steps", integrator=None):
+    """Solver time options for :func:`check_horizon`'s convention (``integrator`` overrides
+    the config's, e.g. Euler for SGD runs)."""
+    integ = integrator or config["integrator"]
+    T = horizon(config, dt_key, n_key)
+    if INTEGRATORS[integ].adaptive:
+        return {"t_end": T, "rtol": config["rtol"], "atol": config["atol"],
+                "max_steps": config["max_steps"]}
+    dt = config[dt_key]
+    n = config[n_key] if config.get("t_end") is None else int(round(T / dt))
+    return {"dt": dt, "n_steps": n}
 
 
 def run_solver(solver, ctx, checkpoint, checkpoint_every=None, desc="", extra=None,

@@ -28,6 +28,9 @@ vs m, log–log, fitted slope) and ``odd_symmetry.png`` (even part of the predic
 import numpy as np
 
 from ..config import require
+from ..integrators import ADAPTIVE
+from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon_options,
+                      is_adaptive, run_solver)
 
 NAME = "odd"
 SUMMARY = ("E1: odd cubic target, particle flow (m = 10..1024, random and paired starts, exact "
@@ -41,16 +44,25 @@ DEFAULTS = {
     "target_seed": 0,
     "dt": 0.01,
     "n_steps": 10000,
-    "integrator": "euler",
+    "integrator": "dopri5",
     "record_every": 10,
-    "include_sampled": True,
+    "include_sampled": False,
     "sampled_inits": ["sphere"],
     "batch_size": 512,
     "n_probe": 256,
     "ode_rtol": 1e-12,
+    **{**TIME_DEFAULTS, "rtol": 1e-8, "atol": 1e-10},
 }
 
-CHOICES = {"integrator": ["euler", "heun", "rk4"]}
+#: dt and n_steps: the fixed-step runs (and the SGD runs, always Euler: online SGD is
+#: gradient descent at a learning rate) and the horizon T = dt × n_steps unless t_end is set;
+#: records every ``record_every`` steps (fixed-step) or at N_RECORDS_DEFAULT equally spaced
+#: times (adaptive, unless n_records is set)
+N_RECORDS_DEFAULT = 201
+TYPES = TIME_TYPES
+
+#: the exact runs reduce to the moment ODE step for step (fixed-step) or to tolerance
+CHOICES = {"integrator": ["euler", "heun", "rk4", *ADAPTIVE]}
 
 INITS = ("sphere", "paired")
 #: number of times per run at which the exact even part E f_e² (O(m² d)) is evaluated.
@@ -98,9 +110,7 @@ def check(config):
     require(all(i in inits for i in config["sampled_inits"]), "sampled_inits",
             f"must be a subset of inits = {inits}, got {config['sampled_inits']}")
     require(config["target_seed"] >= 0, "target_seed", "must be >= 0")
-    require(config["dt"] > 0 and np.isfinite(config["dt"]), "dt",
-            f"must be a positive number, got {config['dt']}")
-    require(config["n_steps"] >= 1, "n_steps", f"must be >= 1, got {config['n_steps']}")
+    check_horizon(config)
     require(config["record_every"] >= 1, "record_every", "must be >= 1")
     require(config["batch_size"] >= 1, "batch_size", "must be >= 1")
     require(config["n_probe"] >= 1, "n_probe", "must be >= 1")
@@ -156,9 +166,40 @@ def _part_name(job):
     return f"{init}_m{m}_seed{seed}_{backend}"
 
 
+def _time(config, backend="exact"):
+    """(integrator, Solver time options) of a sub-run: the configured integrator for the
+    exact runs, Euler at dt for SGD, the same horizon for both."""
+    integ = "euler" if backend == "sampled" else config["integrator"]
+    return integ, horizon_options(config, integrator=integ)
+
+
+def _horizon(config):
+    """T of every sub-run."""
+    return horizon(config)
+
+
+def _records(config, backend="exact"):
+    """Record options, the same record times for every sub-run (they are compared
+    pointwise): every ``record_every`` steps when every run is fixed-step, else
+    ``n_records`` (default N_RECORDS_DEFAULT) equally spaced times."""
+    if config.get("n_records") is None and not is_adaptive(config):
+        return {"record_every": config["record_every"]}
+    return {"n_records": config.get("n_records") or N_RECORDS_DEFAULT}
+
+
 def _n_records(config):
-    n, k = config["n_steps"], config["record_every"]
+    opts = _records(config)
+    if "n_records" in opts:
+        return opts["n_records"]
+    n, k = horizon_options(config)["n_steps"], config["record_every"]
     return n // k + 1 + (1 if n % k else 0)
+
+
+def _step_label(config):
+    integ, opts = _time(config)
+    if is_adaptive(config):
+        return f"{integ}, rtol = {config['rtol']:g}"
+    return f"{integ}, dt = {opts['dt']:g}"
 
 
 def _cost(job, config):
@@ -168,30 +209,66 @@ def _cost(job, config):
 
 
 # ---------------------------------------------------------------------------- sub-runs
-def _diagnose(diag, pos, sim, red, probe, init, even_slot):
-    from ..odd import (even_part_norm_sq, even_part_on_probes, linear_coefficient, pair_defect,
-                       sign_flip_defect)
+class Diagnostics:
+    """Observer of a sub-run: at every record, the linear coefficient w, s = Σ w_j a_j², the
+    even part of the predictor on the probes, the symmetry defect, and (at N_EVEN_CHECKS
+    records) the exact E f_e²."""
 
-    a, b, wts = sim.a, sim.b, sim.weights
-    diag["w"][pos] = linear_coefficient(a, b, wts)
-    diag["s"][pos] = wts @ (a * a)
-    f_even, scale = even_part_on_probes(a, b, wts, probe)
-    diag["even_probe"][pos] = np.abs(f_even).max() / scale.max() if scale.max() > 0 else 0.0
-    diag["even_probe_rms"][pos] = np.sqrt(np.mean(f_even ** 2))
-    diag["defect"][pos] = (pair_defect(a, b) if init == "paired"
-                           else sign_flip_defect(a, b, wts, red.w_star))
-    if even_slot is not None:
-        diag["even_exact"][even_slot] = even_part_norm_sq(a, b, wts, red.v_rho)
+    KEYS = ("w", "s", "even_probe", "even_probe_rms", "defect", "even_exact")
+
+    def __init__(self, n_rec, d, red, probe, init):
+        self.red, self.probe, self.init = red, probe, init
+        self.even_at = np.unique(np.round(np.linspace(0, n_rec - 1, N_EVEN_CHECKS))
+                                 .astype(np.int64))
+        self.diag = {"w": np.full((n_rec, d), np.nan), "s": np.full(n_rec, np.nan),
+                     "even_probe": np.full(n_rec, np.nan), "even_probe_rms": np.full(n_rec, np.nan),
+                     "defect": np.full(n_rec, np.nan),
+                     "even_exact": np.full(self.even_at.size, np.nan)}
+        self.time_s = 0.0
+
+    def on_record(self, solver, i, y, t):
+        import time
+
+        from ..odd import (even_part_norm_sq, even_part_on_probes, linear_coefficient,
+                           pair_defect, sign_flip_defect)
+
+        t0 = time.perf_counter()
+        a, b = y
+        wts = solver.weights
+        diag = self.diag
+        diag["w"][i] = linear_coefficient(a, b, wts)
+        diag["s"][i] = wts @ (a * a)
+        f_even, scale = even_part_on_probes(a, b, wts, self.probe)
+        diag["even_probe"][i] = np.abs(f_even).max() / scale.max() if scale.max() > 0 else 0.0
+        diag["even_probe_rms"][i] = np.sqrt(np.mean(f_even ** 2))
+        diag["defect"][i] = (pair_defect(a, b) if self.init == "paired"
+                             else sign_flip_defect(a, b, wts, self.red.w_star))
+        slot = np.searchsorted(self.even_at, i)
+        if slot < self.even_at.size and self.even_at[slot] == i:
+            diag["even_exact"][slot] = even_part_norm_sq(a, b, wts, self.red.v_rho)
+        self.time_s += time.perf_counter() - t0
+
+    def on_step(self, solver, info):
+        pass
+
+    def state(self):
+        out = {"diag_" + k: v for k, v in self.diag.items()}
+        out["diag_time_s"] = np.float64(self.time_s)
+        return out
+
+    def restore(self, state):
+        for k in self.diag:
+            self.diag[k] = np.array(state["diag_" + k])
+        self.time_s = float(state["diag_time_s"])
 
 
 def run_one(job, config, problem, red, probe, ctx, bar):
-    """One particle run with diagnostics at every record; resumable. Returns its arrays."""
-    import time
-
+    """One particle run through the loop, diagnostics at every record (an observer);
+    resumable from its checkpoint. Returns its arrays."""
     from ..backends import ExactBackend
     from ..engine import Simulation
     from ..odd import moments
-    from ..runctx import Interrupted, RunFailed
+    from ..runctx import RunFailed
 
     init, m, seed, backend = job
     name = _part_name(job)
@@ -203,67 +280,32 @@ def run_one(job, config, problem, red, probe, ctx, bar):
     particles = initial_particles(init, m, d, seed)
     # SGD runs evaluate the exact risk (O(m² d)) at about 100 of their records
     exact_every = max(1, _n_records(config) // 100) if backend == "sampled" else None
-    sim = Simulation(problem, particles, config["dt"], config["n_steps"],
-                     integrator=config["integrator"], backend=backend,
+    integrator, opts = _time(config, backend)
+    sim = Simulation(problem, particles, integrator=integrator, backend=backend,
                      batch_size=config["batch_size"],
                      seed=int(np.random.SeedSequence([seed, m, 1]).generate_state(1)[0]),
-                     record_every=config["record_every"], exact_risk_every=exact_every)
-    steps = sim.record_steps
-    n_rec = steps.size
-    even_at = np.unique(np.round(np.linspace(0, n_rec - 1, N_EVEN_CHECKS)).astype(np.int64))
-    diag = {"w": np.full((n_rec, d), np.nan), "s": np.full(n_rec, np.nan),
-            "even_probe": np.full(n_rec, np.nan), "even_probe_rms": np.full(n_rec, np.nan),
-            "defect": np.full(n_rec, np.nan), "even_exact": np.full(even_at.size, np.nan)}
-    pos, diag_time = 0, 0.0
-    ckpt = ctx.path("checkpoints") / f"{name}.npz"
-    if ckpt.exists():
-        state = ctx.load_checkpoint(f"checkpoints/{name}.npz")
-        sim.load_state(state)
-        for k in diag:
-            diag[k] = state["diag_" + k].copy()
-        pos, diag_time = int(state["diag_pos"]), float(state["diag_time_s"])
-        ctx.log(f"{name}: resumed at step {sim.step_index} of {sim.n_steps}")
-        bar.update(_cost(job, config) * pos)
-
-    def save_checkpoint():
-        ctx.save_checkpoint(f"checkpoints/{name}.npz", **sim.state_dict(),
-                            **{"diag_" + k: v for k, v in diag.items()},
-                            diag_pos=np.int64(pos), diag_time_s=np.float64(diag_time))
-
+                     exact_risk_every=exact_every, **opts, **_records(config, backend))
+    diag = Diagnostics(sim.record_times.size, d, red, probe, init)
+    sim.observers.append(diag)
+    ckpt = f"checkpoints/{name}.npz"
+    res = run_solver(sim, ctx, ckpt, desc=name, extra=diag.state, restore_extra=diag.restore)
+    bar.update(_cost(job, config) * _n_records(config))
+    if res.status != "ok":
+        raise RunFailed(f"{name}: {res.message}", sub_run=name)
     w0, S0, s0 = moments(particles.a, particles.b, particles.weights)
-    while True:
-        while pos < n_rec and steps[pos] == sim.step_index:
-            t0 = time.perf_counter()
-            slot = np.searchsorted(even_at, pos)
-            _diagnose(diag, pos, sim, red, probe, init,
-                      slot if slot < even_at.size and even_at[slot] == pos else None)
-            diag_time += time.perf_counter() - t0
-            pos += 1
-            bar.update(_cost(job, config))
-        if sim.step_index >= sim.n_steps:
-            break
-        sim.advance(int(steps[pos]) - sim.step_index, stop=ctx.stop_requested)
-        if sim.status == "diverged":
-            raise RunFailed(f"{name}: {sim.message}", sub_run=name)
-        if ctx.stop_requested():
-            save_checkpoint()
-            raise Interrupted(f"stopped in sub-run {name} at step {sim.step_index}; "
-                              "checkpoint saved")
-        if ctx.checkpoint_due():
-            save_checkpoint()
-    res = sim.result()
     exact_final = (res.risk[-1] if backend == "exact"
                    else ExactBackend(problem).risk(sim.a, sim.b, sim.weights))
-    part = dict(t=res.t, risk=res.risk, risk_exact=res.risk_exact, even_at=even_at,
+    part = dict(t=res.t, risk=res.risk, risk_exact=res.risk_exact, even_at=diag.even_at,
                 w0=w0, S0=S0, s0=np.float64(s0), a_final=sim.a, b_final=sim.b,
                 risk_exact_final=np.float64(exact_final),
                 max_abs_Q_drift=np.float64(res.max_abs_Q_drift),
-                sim_wall_time_s=np.float64(res.wall_time_s),
-                wall_time_s=np.float64(res.wall_time_s + diag_time), **diag)
+                sim_wall_time_s=np.float64(res.wall_time_s - diag.time_s),
+                wall_time_s=np.float64(res.wall_time_s), **res.stats(), **diag.diag)
     ctx.save_part(name, **part)
-    if ckpt.exists():
-        ckpt.unlink()
-    ctx.log(f"{name}: final exact risk {exact_final:.6f}, {part['wall_time_s']:.1f} s")
+    if ctx.path(ckpt).exists():
+        ctx.path(ckpt).unlink()
+    ctx.log(f"{name}: final exact risk {exact_final:.6f}, {part['wall_time_s']:.1f} s, "
+            f"{res.n_evaluations} evaluations")
     return part
 
 
@@ -300,24 +342,35 @@ def _references(config, red, t):
     closed = isotropic_solution(red, V, t)
     ode = moment_ode(red, np.zeros(d), np.eye(d) / d, 1.0, t, rtol=config["ode_rtol"],
                      atol=config["ode_rtol"])
-    same_dt = discrete_reduced_flow(red, np.zeros(d), np.eye(d) / d, 1.0, config["dt"],
-                                    config["n_steps"], config["integrator"],
-                                    config["record_every"])
+    same_dt = _same_dt(config, red, np.zeros(d), np.eye(d) / d, 1.0)
     return V, closed, ode, same_dt
 
 
-def _run_references(part, init, config, red, inf_closed, inf_same_dt):
+def _same_dt(config, red, w0, S0, s0, backend="exact"):
+    """The moment reduction advanced by the sub-run's own integrator and step (adaptive: its
+    own steps at the same tolerance), recorded at the same times."""
+    from ..odd import discrete_reduced_flow
+
+    integrator, opts = _time(config, backend)
+    return discrete_reduced_flow(red, w0, S0, s0, integrator=integrator,
+                                 **{k: v for k, v in opts.items() if k != "max_steps"},
+                                 **_records(config, backend))
+
+
+def _run_references(part, init, config, red, inf_closed, inf_same_dt, backend="exact"):
     """(continuous, same-dt) reference w(t) for one run: its own moment ODE for a paired start,
     the ∞-width isotropic flow for the random start."""
-    from ..odd import discrete_reduced_flow, moment_ode
+    from ..odd import moment_ode
 
     if init == "paired":
         cont = moment_ode(red, part["w0"], part["S0"], float(part["s0"]), part["t"],
                           rtol=config["ode_rtol"], atol=config["ode_rtol"])
-        disc = discrete_reduced_flow(red, part["w0"], part["S0"], float(part["s0"]),
-                                     config["dt"], config["n_steps"], config["integrator"],
-                                     config["record_every"])
+        disc = _same_dt(config, red, part["w0"], part["S0"], float(part["s0"]), backend)
         return cont.w, cont.risk, disc.w
+    if backend == "sampled" and is_adaptive(config):
+        d = config["d"]
+        return inf_closed["w"], inf_closed["risk"], _same_dt(config, red, np.zeros(d),
+                                                             np.eye(d) / d, 1.0, backend).w
     return inf_closed["w"], inf_closed["risk"], inf_same_dt.w
 
 
@@ -353,7 +406,8 @@ def run(config, ctx):
     gaps = {}
     for job, part in parts.items():
         init, m, seed, backend = job
-        w_cont, risk_cont, w_disc = _run_references(part, init, config, red, inf, inf_same_dt)
+        w_cont, risk_cont, w_disc = _run_references(part, init, config, red, inf, inf_same_dt,
+                                                    backend)
         err = np.linalg.norm(part["w"] - red.w_star, axis=1)
         g_cont = float(np.linalg.norm(part["w"] - w_cont, axis=1).max())
         g_disc = float(np.linalg.norm(part["w"] - w_disc, axis=1).max())
@@ -478,10 +532,11 @@ def _figures(ctx, config, red, curves, widths, gaps, fit):
     inits = config["inits"]
     titles = {"sphere": "random start (a = ±1, b ∈ S$^{d-1}$)",
               "paired": "paired start (a, b), (−a, −b)"}
-    sub = (f"d = {config['d']}, {config['integrator']}, dt = {config['dt']:g}, "
-           f"exact population gradient (solid), SGD batch {config['batch_size']} (dashed)"
+    sub = (f"d = {config['d']}, {_step_label(config)}, "
+           f"exact population gradient (solid), SGD batch {config['batch_size']} (Euler, dt = "
+           f"{_time(config, 'sampled')[1]['dt']:g}; dashed)"
            if any(_has_sampled(config, i) for i in config["inits"]) else
-           f"d = {config['d']}, {config['integrator']}, dt = {config['dt']:g}, exact gradient")
+           f"d = {config['d']}, {_step_label(config)}, exact gradient")
 
     def sampled_line(ax, key, m, log=False):
         if key not in curves:
@@ -579,7 +634,7 @@ def _figures(ctx, config, red, curves, widths, gaps, fit):
     ax.set_ylabel("max$_t$ ‖w$_m$(t) − w$_{reduced}$(t)‖")
     ax.set_title("paired start vs the moment ODE from its own start", fontsize=10)
     fig.suptitle(f"gap between the m-particle flow and the reduced dynamics "
-                 f"({config['integrator']}, dt = {config['dt']:g}, exact gradient unless marked)",
+                 f"({_step_label(config)}, exact gradient unless marked)",
                  fontsize=9)
     fig.tight_layout()
     ctx.savefig(fig, "odd_gap.png")
