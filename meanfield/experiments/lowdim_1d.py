@@ -12,6 +12,9 @@ final masses against α(d_H) for the sweep.
 import numpy as np
 
 from ..config import require
+from ..integrators import ADAPTIVE
+from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon_options,
+                      is_adaptive, run_solver, trajectory_arrays)
 
 NAME = "lowdim-1d"
 SUMMARY = ("E2: 1-D (eps, c, theta) model for f* = ||x_H|| with exact G; Monte Carlo beside it; "
@@ -24,7 +27,7 @@ DEFAULTS = {
     "dt": 5e-3,
     "n_steps": 20000,
     "seed": 42,
-    "integrator": "euler",
+    "integrator": "dopri5",
     "n_terms": 64,
     "record_every": 10,
     "snapshot_every": 100,
@@ -37,9 +40,16 @@ DEFAULTS = {
     "sweep_d_H": [2, 5, 10, 15, 18, 20, 25, 30, 33, 35],
     "sweep_steps": 20000,
     "bins": 30,
+    **TIME_DEFAULTS,
 }
+TYPES = TIME_TYPES
 
-CHOICES = {"integrator": ["euler", "heun", "rk4"]}
+#: the exact runs use ``integrator``; the Monte Carlo run is the seed code's Euler at dt
+#: (a noisy velocity has no error estimate). dt × n_steps is the horizon unless t_end is set;
+#: steps named by other keys (report, histogram, snapshot) are times / dt.
+CHOICES = {"integrator": ["euler", "heun", "rk4", *ADAPTIVE]}
+#: records of adaptive runs (fixed-step runs record every ``record_every`` steps)
+N_RECORDS_DEFAULT = 501
 
 #: the seed paper's plotted plateau of the re-scaled loss (EXPERIMENTS.md E2)
 SEED_PLATEAU = 0.012
@@ -72,51 +82,64 @@ def check(config):
     require(config["d"] >= 2, "d", "must be >= 2")
     require(1 <= config["d_H"] < config["d"], "d_H", f"must be in [1, d) = [1, {config['d']})")
     require(config["n_particles"] >= 1, "n_particles", "must be >= 1")
-    require(config["dt"] > 0, "dt", "must be > 0")
-    require(config["n_steps"] >= 1, "n_steps", "must be >= 1")
+    check_horizon(config)
     require(config["n_terms"] >= 4, "n_terms", "must be >= 4")
     require(config["record_every"] >= 1, "record_every", "must be >= 1")
     require(config["snapshot_every"] >= 1, "snapshot_every", "must be >= 1")
     require(config["mc_samples"] >= 1, "mc_samples", "must be >= 1")
     require(config["bins"] >= 1, "bins", "must be >= 1")
     require(config["sweep_d"] >= 2, "sweep_d", "must be >= 2")
+    n_total = int(round(horizon(config) / config["dt"]))
     for key in ("histogram_steps", "report_steps"):
-        require(all(0 <= s <= config["n_steps"] for s in config[key]), key,
-                f"steps must lie in [0, n_steps = {config['n_steps']}]")
+        require(all(0 <= s <= n_total for s in config[key]), key,
+                f"steps must lie in [0, T / dt = {n_total}]")
     require(config["sweep_steps"] >= 1, "sweep_steps", "must be >= 1")
     require(all(1 <= k < config["sweep_d"] for k in config["sweep_d_H"]), "sweep_d_H",
             f"every d_H must be in [1, sweep_d) = [1, {config['sweep_d']})")
 
 
 def _run_part(ctx, name, kernel, eps, c, theta, config, n_steps, estimator, snapshot_at, seed):
-    """One 1-D run, stored as a part so that --resume skips it."""
-    from ..radial1d import simulate_radial
-    from ..runctx import Interrupted, RunFailed
+    """One 1-D run through the loop, resumable from its checkpoint and stored as a part so
+    that --resume skips it. ``n_steps`` × dt is its horizon; ``snapshot_at`` are steps
+    (times / dt)."""
+    from ..radial1d import radial_solver
+    from ..runctx import RunFailed
 
     part = ctx.load_part(name)
     if part is not None:
         ctx.log(f"{name}: taken from the finished part")
         return part
-    ctx.log(f"{name}: {n_steps} steps, estimator {estimator}")
-    bar = ctx.progress(n_steps, name)
-
-    def stop():
-        bar.update()
-        return ctx.stop_requested()
-
-    res = simulate_radial(kernel, eps, c, theta, config["dt"], n_steps,
-                          integrator=config["integrator"], estimator=estimator,
-                          n_samples=config["mc_samples"], seed=seed,
-                          record_every=config["record_every"], snapshot_at=snapshot_at, stop=stop)
-    if res.status == "interrupted":
-        raise Interrupted(f"{name} stopped at step {res.steps_done}; finished parts are kept")
+    dt = config["dt"]
+    integ = config["integrator"] if estimator == "exact" else "euler"
+    opts = horizon_options({**config, "n_steps": n_steps, "t_end": None}, integrator=integ)
+    T = opts.get("t_end", dt * opts.get("n_steps", 0))
+    snap_times = np.asarray(snapshot_at, dtype=np.float64) * dt
+    if is_adaptive({"integrator": integ}):
+        n_rec = config["n_records"] or N_RECORDS_DEFAULT
+        report = np.asarray(config["report_steps"], dtype=np.float64) * dt
+        rec = {"record_times": np.union1d(np.linspace(0.0, T, n_rec), report[report <= T])}
+    else:
+        rec = ({"n_records": config["n_records"]} if config["n_records"] else
+               {"record_every": config["record_every"]})
+    ctx.log(f"{name}: t = 0 … {T:g}, {integ}, estimator {estimator}")
+    solver = radial_solver(kernel, eps, c, theta, integrator=integ, estimator=estimator,
+                           n_samples=config["mc_samples"], seed=seed,
+                           snapshot_times=snap_times[snap_times <= T * (1 + 1e-12)], **opts,
+                           **rec)
+    res = run_solver(solver, ctx, f"checkpoints/{name}.npz", desc=name)
     if res.status != "ok":
         raise RunFailed(f"{name}: {res.message}")
     out = {"t": res.t, "risk": res.risk, "risk_estimate": res.risk_estimate,
-           "snap_step": res.snapshots["step"], "snap_c": res.snapshots["c"],
-           "snap_theta": res.snapshots["theta"], "eps": res.eps, "c": res.c,
-           "theta": res.theta, "weights": res.weights, "wall_time_s": np.float64(res.wall_time_s)}
+           "snap_step": np.round(res.snapshots["t"] / dt).astype(np.int64),
+           "snap_c": res.snapshots["c"], "snap_theta": res.snapshots["theta"], "eps": res.eps,
+           "c": res.c, "theta": res.theta, "weights": res.weights,
+           "wall_time_s": np.float64(res.wall_time_s), **res.stats()}
     ctx.save_part(name, **out)
+    ctx.save_arrays(f"runs/{name}.npz", **trajectory_arrays(
+        res, "radial1d", eps=res.eps, risk_exact=res.risk, risk_estimate=res.risk_estimate))
+    ckpt = ctx.path(f"checkpoints/{name}.npz")
+    if ckpt.exists():
+        ckpt.unlink()
     return out
 
 
@@ -143,7 +166,7 @@ def run(config, ctx):
 
     start = time.perf_counter()
     d, d_H, m, dt = config["d"], config["d_H"], config["n_particles"], config["dt"]
-    n_steps = config["n_steps"]
+    n_steps = int(round(horizon(config) / dt))
     alpha = norm_target_alpha(d_H)
     t0 = time.perf_counter()
     kernel = RadialKernel(d_H, d - d_H, n_terms=config["n_terms"])
@@ -159,7 +182,10 @@ def run(config, ctx):
                        snap_at, config["seed"] + 1)
 
     summary = {"alpha": alpha, "table_build_s": table_s,
-               "exact_wall_time_s": float(exact["wall_time_s"])}
+               "exact_wall_time_s": float(exact["wall_time_s"]),
+               "exact_n_evaluations": int(exact["n_evaluations"]),
+               "exact_n_steps_accepted": int(exact["n_steps_accepted"]),
+               "exact_n_steps_rejected": int(exact["n_steps_rejected"])}
     for s in config["report_steps"]:
         summary[f"risk_exact_step_{s}"] = _value_at(exact, s, dt)
         summary[f"risk_rescaled_step_{s}"] = _value_at(exact, s, dt) / d
@@ -197,7 +223,11 @@ def run(config, ctx):
         summary["sweep_max_rel_mass_gap"] = max(abs(p - a) / a for _, a, p, _, _ in sweep_rows)
 
     arrays = {"t": exact["t"], "risk": exact["risk"], "snap_step": exact["snap_step"],
-              "snap_c": exact["snap_c"], "snap_theta": exact["snap_theta"], "eps": exact["eps"]}
+              "snap_c": exact["snap_c"], "snap_theta": exact["snap_theta"], "eps": exact["eps"],
+              # the run-folder snapshot layout (model, snapshot_<name>) of the exact run
+              "model": np.array("radial1d"), "weights": exact["weights"],
+              "snapshot_t": exact["snap_step"] * dt, "snapshot_step": exact["snap_step"],
+              "snapshot_c": exact["snap_c"], "snapshot_theta": exact["snap_theta"]}
     if mc is not None:
         arrays.update({"mc_t": mc["t"], "mc_risk": mc["risk"],
                        "mc_risk_estimate": mc["risk_estimate"]})

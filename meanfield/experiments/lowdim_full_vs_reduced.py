@@ -11,8 +11,10 @@ only at second order in the defect (the first variation of F at a symmetric meas
 symmetric function, which the defect integrates to zero), so risk gaps should fall like
 m^{−1} while the particle laws approach each other like m^{−½}.
 
-The default integrator is Heun's: with Euler, the O(dt) difference between Euler steps in
-(a, b) and in (c, θ) (≈ 5e-3 in risk at dt = 0.02) hides the 1-D-vs-reduced gap.
+The default integrator is Dormand–Prince 5(4) at rtol 1e-8: the time-stepping error must stay
+below the model gaps (with Euler, the O(dt) difference between Euler steps in (a, b) and in
+(c, θ), ≈ 5e-3 in risk at dt = 0.02, hides the 1-D-vs-reduced gap). All three flows are
+recorded at the same times; each is a resumable sub-run written under ``runs/``.
 
 Discrepancies (largest over the recorded times for risks, at the final time for laws):
 ``risk_full_reduced`` = max_t |F_full − F_red|, ``risk_reduced_1d``, ``risk_full_1d``;
@@ -24,6 +26,9 @@ of the positive particles.
 import numpy as np
 
 from ..config import require
+from ..integrators import ADAPTIVE
+from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon_options, is_adaptive,
+                      run_solver, trajectory_arrays)
 
 NAME = "lowdim-full-vs-reduced"
 SUMMARY = "E3: full particle flow vs (d_H+2)-reduced vs 1-D model for f* = ||x_H||, m-rate fit"
@@ -35,13 +40,17 @@ DEFAULTS = {
     "seeds": [0, 1],
     "dt": 0.02,
     "n_steps": 500,
-    "integrator": "heun",
+    "integrator": "dopri5",
     "n_nodes": 8,
     "n_terms": 64,
     "record_every": 5,
+    **{**TIME_DEFAULTS, "rtol": 1e-8, "atol": 1e-10},
 }
+TYPES = TIME_TYPES
 
-CHOICES = {"integrator": ["euler", "heun", "rk4"]}
+#: dt × n_steps is the horizon (unless t_end is set) and the step of fixed-step runs;
+#: adaptive runs record at n_records times (default: as many as record_every gives)
+CHOICES = {"integrator": ["euler", "heun", "rk4", *ADAPTIVE]}
 
 METRICS = ("risk_full_reduced", "risk_reduced_1d", "risk_full_1d", "w2_full_reduced",
            "coupled_full_reduced", "w1_theta_full_1d", "w1_theta_reduced_1d")
@@ -65,8 +74,7 @@ def check(config):
     require(len(config["widths"]) >= 2 and all(m >= 2 for m in config["widths"]), "widths",
             "need at least two widths, each >= 2 (the rate is a fit)")
     require(len(config["seeds"]) >= 1, "seeds", "need at least one seed")
-    require(config["dt"] > 0, "dt", "must be > 0")
-    require(config["n_steps"] >= 1, "n_steps", "must be >= 1")
+    check_horizon(config)
     require(config["n_nodes"] >= 1, "n_nodes", "must be >= 1")
     require(config["n_terms"] >= 4, "n_terms", "must be >= 4")
     require(all(s >= 0 for s in config["seeds"]), "seeds", "seeds must be >= 0")
@@ -84,40 +92,43 @@ def _w1_theta(law1, law2, wasserstein_1d):
     return wasserstein_1d(law1[0], law2[0], law1[1], law2[1])
 
 
-def _one(config, m, seed, ctx, problem, backend, kernel, bar=None):
-    from ..engine import Simulation
+def _one(config, m, seed, ctx, problem, backend, kernel):
     from ..lowdim import (coupled_distance, radial_from_particles, wasserstein_1d,
                           wasserstein_matched)
     from ..particles import init_sphere_rademacher
-    from ..radial1d import simulate_radial
-    from ..reduced import simulate_reduced
-    from ..runctx import Interrupted, RunFailed
+    from ..runctx import RunFailed
 
-    d, d_H, dt, n = config["d"], config["d_H"], config["dt"], config["n_steps"]
-    rec = config["record_every"]
+    from ..engine import Simulation
+    from ..radial1d import radial_solver
+    from ..reduced import reduced_solver
+
+    d, d_H = config["d"], config["d_H"]
     p0 = init_sphere_rademacher(m, d, np.random.default_rng([seed, m]))
     z0 = backend.blocks.project(p0.b)
     eps0, c0, th0 = radial_from_particles(p0, d_H)
-
-    def stop():  # polled once per step by each of the three flows
-        if bar is not None:
-            bar.update()
-        return ctx.stop_requested()
-
-    sim = Simulation(problem, p0, dt, n, integrator=config["integrator"], record_every=rec)
-    sim.advance(stop=stop)
-    full = sim.result()
-    if full.status == "interrupted":
-        raise Interrupted(f"m = {m}, seed = {seed}: stopped; finished parts are kept")
-    red = simulate_reduced(backend, p0.a, z0, dt, n, integrator=config["integrator"],
-                           record_every=rec, stop=stop)
-    one = simulate_radial(kernel, eps0, c0, th0, dt, n, integrator=config["integrator"],
-                          record_every=rec, stop=stop)
-    for name, res in (("full", full), ("reduced", red), ("1-D", one)):
-        if res.status == "interrupted":
-            raise Interrupted(f"m = {m}, seed = {seed}: stopped; finished parts are kept")
+    opts = horizon_options(config)
+    if is_adaptive(config) or config["n_records"] is not None:
+        n = config["n_steps"]
+        rec = {"n_records": config["n_records"] or n // config["record_every"] + 1}
+    else:
+        rec = {"record_every": config["record_every"]}
+    solvers = {"full": Simulation(problem, p0, integrator=config["integrator"], **opts, **rec),
+               "reduced": reduced_solver(backend, p0.a, z0, integrator=config["integrator"],
+                                         **opts, **rec),
+               "1-D": radial_solver(kernel, eps0, c0, th0, integrator=config["integrator"],
+                                    **opts, **rec)}
+    models = {"full": "full", "reduced": "block_reduced", "1-D": "radial1d"}
+    results = {}
+    for kind, solver in solvers.items():
+        label = f"m{m}_seed{seed}_{kind.replace('-', '')}"
+        res = run_solver(solver, ctx, f"checkpoints/{label}.npz", desc=label)
         if res.status != "ok":
-            raise RunFailed(f"{name} flow, m = {m}, seed = {seed}: {res.message}")
+            raise RunFailed(f"{kind} flow, m = {m}, seed = {seed}: {res.message}")
+        extra = {"n_explicit": np.int64(backend.n_explicit)} if kind == "reduced" else \
+            {"eps": res.eps} if kind == "1-D" else {}
+        ctx.save_arrays(f"runs/{label}.npz", **trajectory_arrays(res, models[kind], **extra))
+        results[kind] = res
+    full, red, one = results["full"], results["reduced"], results["1-D"]
 
     b = full.particles.b
     x_full = np.stack([full.particles.a, np.linalg.norm(b[:, :d_H], axis=1),
@@ -137,6 +148,8 @@ def _one(config, m, seed, ctx, problem, backend, kernel, bar=None):
         "wall_full_s": full.wall_time_s, "wall_reduced_s": red.wall_time_s,
         "wall_1d_s": one.wall_time_s, "n_reflections": red.n_reflections,
         "max_balance_drift": full.max_abs_Q_drift,
+        "n_evaluations_full": full.n_evaluations, "n_evaluations_reduced": red.n_evaluations,
+        "n_evaluations_1d": one.n_evaluations,
     }
     return {k: np.asarray(v) for k, v in out.items()}
 
@@ -161,19 +174,15 @@ def run(config, ctx):
     kernel = RadialKernel(d_H, d - d_H, n_terms=config["n_terms"])
     widths = sorted(config["widths"])
     results = {}
-    # progress in steps, weighted by nothing: three flows of n_steps per (m, seed)
-    with ctx.progress(3 * config["n_steps"] * len(widths) * len(config["seeds"]), NAME) as bar:
-        for m in widths:
-            for seed in config["seeds"]:
-                name = f"m{m}_seed{seed}"
-                part = ctx.load_part(name)
-                if part is None:
-                    ctx.log(f"{name}: full, reduced and 1-D flows, {config['n_steps']} steps")
-                    part = _one(config, m, seed, ctx, problem, backend, kernel, bar)
-                    ctx.save_part(name, **part)
-                else:
-                    bar.update(3 * config["n_steps"])
-                results[(m, seed)] = part
+    for m in widths:
+        for seed in config["seeds"]:
+            name = f"m{m}_seed{seed}"
+            part = ctx.load_part(name)
+            if part is None:
+                ctx.log(f"{name}: full, reduced and 1-D flows, {config['integrator']}")
+                part = _one(config, m, seed, ctx, problem, backend, kernel)
+                ctx.save_part(name, **part)
+            results[(m, seed)] = part
     summary = {}
     means = {}
     for key in METRICS:

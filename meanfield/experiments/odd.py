@@ -335,7 +335,7 @@ def fit_slope(m, gaps):
 
 def _references(config, red, t):
     """∞-width references of the random start: closed form, moment ODE, same-dt reduction."""
-    from ..odd import discrete_reduced_flow, isotropic_solution, moment_ode
+    from ..odd import isotropic_solution, moment_ode
 
     d = config["d"]
     V = 1.0 + 1.0 / d  # a = ±1: v_a = 1; b uniform on S^{d−1}: E[bbᵀ] = I/d

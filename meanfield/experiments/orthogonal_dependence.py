@@ -6,10 +6,16 @@ with the 1-D model started from the push-forward of the same particles. The full
 is evaluated along ``n_directions`` random pairs (u_H, e_⊥) (it depends on them at finite m;
 the band shows min–max), the 1-D predictor is the orientation-averaged one (exact quadrature).
 The prediction should become flat in r and close to 1.
+
+Both flows run through the one loop (default: Dormand–Prince 5(4)) as resumable sub-runs;
+``profile_steps`` are times / dt (dt × n_steps is the horizon unless t_end is set).
 """
 import numpy as np
 
 from ..config import require
+from ..integrators import INTEGRATORS
+from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon_options,
+                      is_adaptive, run_solver, trajectory_arrays)
 
 NAME = "orthogonal-dependence"
 SUMMARY = "E3: predictor at x = u_H + r e_perp vs r (full flow and 1-D model), f* = ||x_H||"
@@ -21,15 +27,17 @@ DEFAULTS = {
     "dt": 0.05,
     "n_steps": 5000,
     "seed": 0,
-    "integrator": "euler",
+    "integrator": "dopri5",
     "r_max": 4.0,
     "n_r": 41,
     "n_directions": 8,
     "profile_steps": [0, 500, 5000],
     "record_every": 10,
+    **TIME_DEFAULTS,
 }
+TYPES = TIME_TYPES
 
-CHOICES = {"integrator": ["euler", "heun", "rk4", "euler_projected"]}
+CHOICES = {"integrator": [n for n in INTEGRATORS if n != "momentum"]}
 
 
 def estimate(config):
@@ -48,13 +56,13 @@ def estimate(config):
 def check(config):
     require(1 <= config["d_H"] < config["d"], "d_H", f"must be in [1, d) = [1, {config['d']})")
     require(config["n_particles"] >= 1, "n_particles", "must be >= 1")
-    require(config["dt"] > 0, "dt", "must be > 0")
-    require(config["n_steps"] >= 1, "n_steps", "must be >= 1")
+    check_horizon(config)
     require(config["r_max"] > 0 and config["n_r"] >= 2, "r_max", "need r_max > 0 and n_r >= 2")
     require(config["n_directions"] >= 1, "n_directions", "must be >= 1")
+    n_total = int(round(horizon(config) / config["dt"]))
     require(len(config["profile_steps"]) >= 1 and all(
-        0 <= s <= config["n_steps"] for s in config["profile_steps"]), "profile_steps",
-        f"give at least one step, each in [0, n_steps = {config['n_steps']}]")
+        0 <= s <= n_total for s in config["profile_steps"]), "profile_steps",
+        f"give at least one step, each in [0, T / dt = {n_total}]")
     require(config["record_every"] >= 1, "record_every", "must be >= 1")
 
 
@@ -65,12 +73,11 @@ def run(config, ctx):
     from ..lowdim import profile_inputs, radial_from_particles
     from ..particles import Particles, init_sphere_rademacher
     from ..problem import NormTarget, Problem
-    from ..radial1d import RadialKernel, simulate_radial
-    from ..runctx import Interrupted, RunFailed
+    from ..radial1d import RadialKernel, radial_solver
+    from ..runctx import RunFailed
 
     start = time.perf_counter()
-    d, d_H, m, dt, n = (config["d"], config["d_H"], config["n_particles"], config["dt"],
-                        config["n_steps"])
+    d, d_H, m, dt = config["d"], config["d_H"], config["n_particles"], config["dt"]
     problem = Problem(d, NormTarget(d_H))
     p0 = init_sphere_rademacher(m, d, np.random.default_rng(config["seed"]))
     steps = sorted(set(config["profile_steps"]))
@@ -78,37 +85,34 @@ def run(config, ctx):
     x = profile_inputs(d, d_H, r_values, np.random.default_rng(config["seed"] + 1),
                        config["n_directions"])
 
-    # full flow, advanced from one profile step to the next (a finished run is a part)
+    opts = horizon_options(config)
+    snap_times = np.array(steps, dtype=np.float64) * dt
+    rec = ({"n_records": config["n_records"] or int(round(horizon(config) / dt))
+            // config["record_every"] + 1} if is_adaptive(config) or config["n_records"]
+           else {"record_every": config["record_every"]})
+    # full flow: snapshots at the profile times (a finished run is a part)
     full_part = ctx.load_part("full")
     if full_part is None:
-        sim = Simulation(problem, p0, dt, n, integrator=config["integrator"],
-                         record_every=config["record_every"])
-        snap_a, snap_b = [], []
-        bar = ctx.progress(n, "full flow")
-        for s in steps:
-            while sim.step_index < s and sim.status == "running":
-                done = sim.step_index
-                sim.advance(n=min(s - done, 100), stop=ctx.stop_requested)
-                bar.update(sim.step_index - done)
-                if ctx.stop_requested():
-                    raise Interrupted(f"full flow stopped at step {sim.step_index}; rerun "
-                                      "with --resume to start it again")
-            snap_a.append(sim.a.copy())
-            snap_b.append(sim.b.copy())
-        sim.advance()
-        res = sim.result()
+        sim = Simulation(problem, p0, integrator=config["integrator"],
+                         snapshot_times=snap_times, **opts, **rec)
+        res = run_solver(sim, ctx, "checkpoints/full.npz", desc="full flow")
         if res.status != "ok":
             raise RunFailed(f"full flow: {res.message}")
-        full_part = {"t": res.t, "risk": res.risk, "snap_a": np.array(snap_a),
-                     "snap_b": np.array(snap_b), "wall_time_s": np.float64(res.wall_time_s)}
+        ctx.save_arrays("runs/full.npz", **trajectory_arrays(res, "full"))
+        full_part = {"t": res.t, "risk": res.risk, "snap_a": res.snapshots["a"],
+                     "snap_b": res.snapshots["b"], "wall_time_s": np.float64(res.wall_time_s),
+                     "n_evaluations": np.int64(res.n_evaluations)}
         ctx.save_part("full", **full_part)
     eps0, c0, th0 = radial_from_particles(p0, d_H)
     kernel = RadialKernel(d_H, d - d_H)
-    one = simulate_radial(kernel, eps0, c0, th0, dt, n, integrator=config["integrator"]
-                          if config["integrator"] != "euler_projected" else "euler",
-                          record_every=config["record_every"], snapshot_at=steps)
+    integ_1d = config["integrator"] if config["integrator"] != "euler_projected" else "euler"
+    solver = radial_solver(kernel, eps0, c0, th0, integrator=integ_1d,
+                           snapshot_times=snap_times, **horizon_options(config, integrator=integ_1d),
+                           **rec)
+    one = run_solver(solver, ctx, "checkpoints/one_d.npz", desc="1-D model")
     if one.status != "ok":
         raise RunFailed(f"1-D model: {one.message}")
+    ctx.save_arrays("runs/one_d.npz", **trajectory_arrays(one, "radial1d", eps=one.eps))
 
     prof_full = np.zeros((len(steps), config["n_directions"], r_values.size))
     prof_one = np.zeros((len(steps), r_values.size))
@@ -133,6 +137,8 @@ def run(config, ctx):
         "max_full_minus_1d": float(np.max(np.abs(prof_full[-1] - prof_one[-1][None, :]))),
         "full_wall_time_s": float(full_part["wall_time_s"]),
         "one_d_wall_time_s": one.wall_time_s,
+        "full_n_evaluations": int(full_part["n_evaluations"]),
+        "one_d_n_evaluations": one.n_evaluations,
     }
     _plot(ctx, config, steps, r_values, prof_full, prof_one)
     summary["wall_time_s"] = time.perf_counter() - start
@@ -157,6 +163,6 @@ def _plot(ctx, config, steps, r_values, prof_full, prof_one):
     ax.set_xlabel("r = ||x_perp||  (x = u_H + r e_perp)")
     ax.set_ylabel("predictor f(x)")
     ax.set_title(f"orthogonal dependence: d = {config['d']}, d_H = {config['d_H']}, "
-                 f"m = {config['n_particles']}, dt = {config['dt']:g}")
+                 f"m = {config['n_particles']}, {config['integrator']}")
     ax.legend(fontsize=7)
     ctx.savefig(fig, "orthogonal_dependence.png")
