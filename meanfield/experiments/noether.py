@@ -33,6 +33,7 @@ import json
 import numpy as np
 
 from ..config import require
+from ..integrators import ADAPTIVE, FIXED_STEP
 
 NAME = "noether"
 SUMMARY = ("conservation laws (Q_j, weight decay, rates, balance matrix, angular momentum, "
@@ -68,11 +69,15 @@ DEFAULTS = {
     "defect_dt": 0.05,
     "defect_steps": 20,
     "n_projections": 64,
+    "rtol": 1e-6,               # tolerances of the adaptive pairs' rows (part "time")
+    "atol": 1e-9,
 }
 
 CHOICES = {}
 
-_INTEGRATORS = ("euler", "heun", "rk4", "euler_projected", "momentum")
+#: the fixed-step integrators of the registry (swept in dt); the adaptive pairs run over the
+#: "time" horizon at rtol/atol, their drift measured against their own stage identities
+_INTEGRATORS = FIXED_STEP
 
 #: verdict thresholds of the law table (what "agrees with the prediction" means here).
 SLOPE_TOL = 0.2          # fitted slope within this of the predicted one
@@ -149,12 +154,19 @@ def _rows_json(rows):
     return np.array(json.dumps([r.as_dict() if hasattr(r, "as_dict") else r for r in rows]))
 
 
-def _monitored(problem, particles, dt, n_steps, integrator, label=None, blocks="auto", **options):
+def _monitored(problem, particles, dt, n_steps, integrator, label=None, blocks="auto",
+               rtol=None, atol=None, **options):
     from ..conservation import LawMonitor
     from ..engine import Simulation
+    from ..integrators import INTEGRATORS
     from ..runctx import RunFailed
 
-    sim = Simulation(problem, particles, dt, n_steps, integrator=integrator, **options)
+    if INTEGRATORS[integrator].adaptive:  # same horizon, steps chosen at rtol / atol
+        options.pop("momentum", None)
+        sim = Simulation(problem, particles, integrator=integrator, t_end=dt * n_steps,
+                         rtol=rtol, atol=atol, **options)
+    else:
+        sim = Simulation(problem, particles, dt, n_steps, integrator=integrator, **options)
     mon = LawMonitor(sim, blocks=blocks)
     hist = mon.run()
     if sim.status != "ok":
@@ -225,6 +237,7 @@ def _part_time(config, ctx):
              ("rates_projected", "euler_projected", {"rate_a": ra, "rate_b": rb}),
              ("wd_rates_euler", "euler", both),
              ("wd_rates_projected", "euler_projected", both)]
+    runs += [(name, name, {"rtol": config["rtol"], "atol": config["atol"]}) for name in ADAPTIVE]
     out, rows = {}, []
     bar = ctx.progress(len(runs), "noether: drift vs time")
     for key, integ, opts in runs:
@@ -813,6 +826,8 @@ def run(config, ctx):
         "orbit_defect_sliced_max": float(np.max(de["orbit_d"])),
         "wd_rates_euler_drift": float(parts["time"]["q_wd_rates_euler"][-1]),
         "wd_rates_projected_drift": float(np.max(parts["time"]["q_wd_rates_projected"])),
+        **{f"Q_drift_{n}": float(parts["time"][f"q_{n}"][-1]) for n in ADAPTIVE
+           if f"q_{n}" in parts["time"]},
         "n_laws": len(rows),
         "n_fail": sum(r["verdict"] == "FAIL" for r in rows),
     }
