@@ -13,7 +13,7 @@ The command line is ``python -m meanfield.simulate`` (see ``--help``).
 """
 from . import _startup  # noqa: F401  (quiet Ctrl-C while `python -m meanfield.*` starts)
 from .backends import ExactBackend, SampledBackend, make_backend
-from .engine import FlowResult, Simulation, init, predict, simulate
+from .engine import Field, FlowResult, Result, Simulation, Solver, init, integrate, predict, simulate
 from .integrators import INTEGRATORS, get_integrator
 from .io import load_run
 from .particles import (Particles, init_gaussian, init_paired, init_sphere_rademacher,
@@ -52,6 +52,7 @@ __all__ = [
     "save_particles",
     "ExactBackend", "SampledBackend", "make_backend", "INTEGRATORS", "get_integrator",
     "Simulation", "FlowResult", "simulate", "init", "predict", "load_run", "__version__",
+    "Field", "Solver", "Result", "integrate",
     # theory checks and reductions (modules, and their main entry points)
     "odd", "reduced", "radial1d", "lowdim", "conservation", "symmetry", "equivalent", "boolean",
     "moments", "hessian", "odd_reduction", "BlockReduction", "ReducedBackend", "simulate_reduced",
