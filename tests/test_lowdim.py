@@ -121,3 +121,21 @@ def test_experiments_run_and_write_their_figures(tmp_path, module, overrides, pn
     assert all(np.isfinite(v) for v in summary.values() if isinstance(v, float))
     for png in pngs:
         assert (tmp_path / png).stat().st_size > 0
+
+
+def test_sub_runs_are_run_folders_the_film_reads(tmp_path):
+    """Every sub-run of lowdim-full-vs-reduced (dopri5, its default) is written as
+    runs/NAME/trajectory.npz in the snapshot layout of its model."""
+    from meanfield.config import resolve_config
+    from meanfield.experiments import lowdim_full_vs_reduced as exp
+    from meanfield.film import load_film
+    from meanfield.runctx import RunContext
+
+    config = resolve_config(exp.DEFAULTS, exp.CHOICES, {"d": 8, "d_H": 2, "widths": [8, 16],
+                                                        "seeds": [0], "n_steps": 10,
+                                                        "n_terms": 16})
+    exp.check(config)
+    exp.run(config, RunContext(tmp_path, quiet=True))
+    for kind, model in (("full", "full"), ("reduced", "block_reduced"), ("1D", "radial1d")):
+        film = load_film(tmp_path / "runs" / f"m8_seed0_{kind}")
+        assert film["model"] == model and film["n_frames"] >= 1

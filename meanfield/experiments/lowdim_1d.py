@@ -135,7 +135,7 @@ def _run_part(ctx, name, kernel, eps, c, theta, config, n_steps, estimator, snap
            "c": res.c, "theta": res.theta, "weights": res.weights,
            "wall_time_s": np.float64(res.wall_time_s), **res.stats()}
     ctx.save_part(name, **out)
-    ctx.save_arrays(f"runs/{name}.npz", **trajectory_arrays(
+    ctx.save_arrays(f"runs/{name}/trajectory.npz", **trajectory_arrays(
         res, "radial1d", eps=res.eps, risk_exact=res.risk, risk_estimate=res.risk_estimate))
     ckpt = ctx.path(f"checkpoints/{name}.npz")
     if ckpt.exists():

@@ -44,6 +44,7 @@ DEFAULTS = {
     "n_nodes": 8,
     "n_terms": 64,
     "record_every": 5,
+    "n_snapshots": 11,          # per sub-run (runs/NAME/trajectory.npz, for films)
     **{**TIME_DEFAULTS, "rtol": 1e-8, "atol": 1e-10},
 }
 TYPES = TIME_TYPES
@@ -79,6 +80,7 @@ def check(config):
     require(config["n_terms"] >= 4, "n_terms", "must be >= 4")
     require(all(s >= 0 for s in config["seeds"]), "seeds", "seeds must be >= 0")
     require(config["record_every"] >= 1, "record_every", "must be >= 1")
+    require(config["n_snapshots"] >= 0, "n_snapshots", "must be >= 0")
 
 
 def _theta_law(a, h, r):
@@ -112,6 +114,7 @@ def _one(config, m, seed, ctx, problem, backend, kernel):
         rec = {"n_records": config["n_records"] or n // config["record_every"] + 1}
     else:
         rec = {"record_every": config["record_every"]}
+    rec["n_snapshots"] = config["n_snapshots"]
     solvers = {"full": Simulation(problem, p0, integrator=config["integrator"], **opts, **rec),
                "reduced": reduced_solver(backend, p0.a, z0, integrator=config["integrator"],
                                          **opts, **rec),
@@ -126,7 +129,8 @@ def _one(config, m, seed, ctx, problem, backend, kernel):
             raise RunFailed(f"{kind} flow, m = {m}, seed = {seed}: {res.message}")
         extra = {"n_explicit": np.int64(backend.n_explicit)} if kind == "reduced" else \
             {"eps": res.eps} if kind == "1-D" else {}
-        ctx.save_arrays(f"runs/{label}.npz", **trajectory_arrays(res, models[kind], **extra))
+        ctx.save_arrays(f"runs/{label}/trajectory.npz",
+                        **trajectory_arrays(res, models[kind], **extra))
         results[kind] = res
     full, red, one = results["full"], results["reduced"], results["1-D"]
 

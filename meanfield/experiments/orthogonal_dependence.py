@@ -98,7 +98,7 @@ def run(config, ctx):
         res = run_solver(sim, ctx, "checkpoints/full.npz", desc="full flow")
         if res.status != "ok":
             raise RunFailed(f"full flow: {res.message}")
-        ctx.save_arrays("runs/full.npz", **trajectory_arrays(res, "full"))
+        ctx.save_arrays("runs/full/trajectory.npz", **trajectory_arrays(res, "full"))
         full_part = {"t": res.t, "risk": res.risk, "snap_a": res.snapshots["a"],
                      "snap_b": res.snapshots["b"], "wall_time_s": np.float64(res.wall_time_s),
                      "n_evaluations": np.int64(res.n_evaluations)}
@@ -112,7 +112,8 @@ def run(config, ctx):
     one = run_solver(solver, ctx, "checkpoints/one_d.npz", desc="1-D model")
     if one.status != "ok":
         raise RunFailed(f"1-D model: {one.message}")
-    ctx.save_arrays("runs/one_d.npz", **trajectory_arrays(one, "radial1d", eps=one.eps))
+    ctx.save_arrays("runs/one_d/trajectory.npz",
+                    **trajectory_arrays(one, "radial1d", eps=one.eps))
 
     prof_full = np.zeros((len(steps), config["n_directions"], r_values.size))
     prof_one = np.zeros((len(steps), r_values.size))
