@@ -1,7 +1,7 @@
 """E2 of the seed paper: the balanced 1-D model (ε, c, θ) for f* = ‖x_H‖ with exact G, G'.
 
 Runs (i) the 1-D model with exact (tabulated, spectrally interpolated) G and G' from the
-seed code's start, (ii) the same start driven by the seed code's Monte Carlo estimator
+seed code's start (Dormand–Prince 5(4) by default; T = dt × n_steps), (ii) the same start driven by the seed code's Monte Carlo estimator
 (``mc_samples`` fresh samples per step), and (iii) the sweep of d_H at d = ``sweep_d``.
 Figures: re-scaled risk F/d of both runs (the seed code's loss readout, whose Monte Carlo noise
 floor is what its published curve levelled off at, the exact risk of the particles it drove,

@@ -2,7 +2,9 @@
 predictor (MATH §4, EXPERIMENTS.md E1).
 
 d = 60, x ∼ N(0, I/d), f* = C Σ z_k x_k³ (½E f*² = 1, ‖w*‖ = √(6d/5), F* = 0.4), widths
-m ∈ {10, 50, 128, 1024}, dt = 0.01, 10⁴ steps (T = 100), exact population gradients. Two starts:
+m ∈ {10, 50, 128, 1024}, T = 100 (= dt × n_steps = 0.01 × 10⁴), exact population gradients,
+integrated through the one loop by Dormand–Prince 5(4) at rtol 1e-8 (``--set integrator=euler``
+gives the paper's 10⁴ gradient-descent steps of size dt). Two starts:
 
 * ``sphere`` — the seed paper's i.i.d. start a = ±1, b uniform on S^{d−1}. Its infinite-width
   limit is isotropic (V = 1 + 1/d) and has the closed-form solution; the finite-m run is not
