@@ -10,6 +10,17 @@ import meanfield as mf
 
 REF = Path(__file__).parent / "data" / "pre_engine_reference.npz"
 
+#: the block-reduced kernel was re-tiled after the reference was written (it now sums pairs in
+#: another order, and the 1-D model's tables are filled with it): those two models agree with
+#: their reference to round-off (measured ≤ 4e-15), not bit for bit; any change of the
+#: stepping (order of projection and step, record or snapshot step, stage times) moves them
+#: by O(dt) ≫ this
+KERNEL_ROUNDOFF = 1e-13
+
+
+def _close(actual, desired, err_msg=""):
+    np.testing.assert_allclose(actual, desired, rtol=0, atol=KERNEL_ROUNDOFF, err_msg=err_msg)
+
 
 @pytest.fixture(scope="module")
 def ref():
@@ -42,7 +53,7 @@ def test_sampled_backend_bit_identical(ref):
 
 
 @pytest.mark.parametrize("name", ["euler", "heun", "rk4", "euler_projected"])
-def test_reduced_model_bit_identical(ref, name):
+def test_reduced_model_reproduces_pre_change_values(ref, name):
     from meanfield.lowdim import sample_reduced_init
     from meanfield.reduced import BlockReduction, ReducedBackend, simulate_reduced
 
@@ -52,10 +63,10 @@ def test_reduced_model_bit_identical(ref, name):
     a, z = sample_reduced_init(m, d, d_H, np.random.default_rng(7))
     r = simulate_reduced(backend, a, z, 0.05, 30, integrator=name, record_every=4, n_snapshots=3)
     np.testing.assert_array_equal(r.t, ref[f"reduced_{name}_t"])
-    np.testing.assert_array_equal(r.risk, ref[f"reduced_{name}_risk"])
-    np.testing.assert_array_equal(r.a, ref[f"reduced_{name}_a"])
-    np.testing.assert_array_equal(r.z, ref[f"reduced_{name}_z"])
-    np.testing.assert_array_equal(r.snapshots["z"], ref[f"reduced_{name}_snap_z"])
+    _close(r.risk, ref[f"reduced_{name}_risk"])
+    _close(r.a, ref[f"reduced_{name}_a"])
+    _close(r.z, ref[f"reduced_{name}_z"])
+    _close(r.snapshots["z"], ref[f"reduced_{name}_snap_z"])
     assert r.n_reflections == int(ref[f"reduced_{name}_n_reflections"])
 
 
@@ -69,32 +80,32 @@ def radial_setup():
 
 
 @pytest.mark.parametrize("name", ["euler", "heun", "rk4"])
-def test_radial_model_bit_identical(ref, radial_setup, name):
+def test_radial_model_reproduces_pre_change_values(ref, radial_setup, name):
     from meanfield.radial1d import simulate_radial
 
     kernel, (eps, c, theta) = radial_setup
     r = simulate_radial(kernel, eps, c, theta, 0.01, 50, integrator=name, record_every=5,
                         n_snapshots=3)
     np.testing.assert_array_equal(r.t, ref[f"radial_{name}_t"])
-    np.testing.assert_array_equal(r.risk, ref[f"radial_{name}_risk"])
-    np.testing.assert_array_equal(r.c, ref[f"radial_{name}_c"])
-    np.testing.assert_array_equal(r.theta, ref[f"radial_{name}_theta"])
-    np.testing.assert_array_equal(r.snapshots["theta"], ref[f"radial_{name}_snap_theta"])
+    _close(r.risk, ref[f"radial_{name}_risk"])
+    _close(r.c, ref[f"radial_{name}_c"])
+    _close(r.theta, ref[f"radial_{name}_theta"])
+    _close(r.snapshots["theta"], ref[f"radial_{name}_snap_theta"])
     # the estimate is read at the recorded state (the first stage), so with the exact
     # estimator it is the risk itself for every integrator (it used to be the last stage's)
     np.testing.assert_array_equal(r.risk_estimate, r.risk)
 
 
-def test_radial_monte_carlo_bit_identical(ref, radial_setup):
+def test_radial_monte_carlo_reproduces_pre_change_values(ref, radial_setup):
     from meanfield.radial1d import simulate_radial
 
     kernel, (eps, c, theta) = radial_setup
     r = simulate_radial(kernel, eps, c, theta, 0.01, 20, estimator="monte_carlo", n_samples=200,
                         seed=3, record_every=2)
-    np.testing.assert_array_equal(r.risk, ref["radial_mc_risk"])
-    np.testing.assert_array_equal(r.risk_estimate, ref["radial_mc_risk_estimate"])
-    np.testing.assert_array_equal(r.c, ref["radial_mc_c"])
-    np.testing.assert_array_equal(r.theta, ref["radial_mc_theta"])
+    _close(r.risk, ref["radial_mc_risk"])
+    _close(r.risk_estimate, ref["radial_mc_risk_estimate"])
+    _close(r.c, ref["radial_mc_c"])
+    _close(r.theta, ref["radial_mc_theta"])
 
 
 @pytest.mark.parametrize("name", ["euler", "heun", "rk4", "momentum"])
