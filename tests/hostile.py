@@ -29,10 +29,11 @@ TINY = {
 #: a setting that makes every experiment's computation diverge (exit 1 expected)
 DIVERGE = {
     "flow": ["dt=50"],
-    "lowdim-1d": ["dt=1000"],
-    "lowdim-full-vs-reduced": ["dt=1e6"],
-    "orthogonal-dependence": ["dt=1000"],
-    "odd": ["dt=1000"],
+    # the flow experiments default to an adaptive pair now: divergence at a huge fixed step
+    "lowdim-1d": ["dt=1000", "integrator=euler"],
+    "lowdim-full-vs-reduced": ["dt=1e6", "integrator=euler"],
+    "orthogonal-dependence": ["dt=1000", "integrator=euler"],
+    "odd": ["dt=1000", "integrator=euler"],
     "moments": ["gd_lr=1e6"],
     "symmetric-boolean": ["population_dt=50"],
     "noether": ["horizon=2000", "dts=[1000,500]"],

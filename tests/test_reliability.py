@@ -141,8 +141,9 @@ def test_bad_arguments_are_refused(tmp_path, monkeypatch, args, key):
 
 
 def test_bare_word_lists_are_accepted():
+    # include_sampled: the odd experiment no longer runs SGD by default (sampled_inits applies)
     code, out, err = run_cli("odd", "--set", "inits=[sphere]", "--set", "sampled_inits=[sphere]",
-                             "--show-config")
+                             "--set", "include_sampled=true", "--show-config")
     assert code == 0, err
     assert json.loads(out)["inits"] == ["sphere"]
 

@@ -111,11 +111,19 @@ def resolve(config, user_keys):
 
 def estimate(config):
     """Memory (bytes) and work (pair evaluations × steps) of a run, before it starts."""
-    m, d, n = config["n_particles"], config["d"], config["n_steps"]
+    m, d = config["n_particles"], config["d"]
+    integ = INTEGRATORS[config["integrator"]]
+    opts = time_options(config, DT_DEFAULT, N_STEPS_DEFAULT)
+    if integ.adaptive:  # the steps are not known in advance: a rough 1000
+        n = 1000
+        records = config["n_records"] or 101
+    else:
+        n = opts["n_steps"]
+        records = (config["n_records"] if config["n_records"] else
+                   n // max(config["record_every"] or 1, 1) + 2)
     k = config["teacher_units"] if config["target"] == "teacher" else 1
-    records = n // max(config["record_every"], 1) + 2
     snaps = min(config["n_snapshots"], n + 1)
-    stages = {"rk4": 4, "heun": 2}.get(config["integrator"], 1)
+    stages = integ.evaluations
     per_step = (config["batch_size"] * (m + k) if config["backend"] == "sampled"
                 else m * (m + k))
     memory = {"n_particles": 12 * 8 * m * (d + 1) + (config["batch_size"] * m * 8
