@@ -146,9 +146,10 @@ def _verify_resume(run_dir, saved):
             raise ConfigError("--resume", f"{rel} is unreadable ({type(exc).__name__}); the "
                                           f"folder is left as it was: delete {rel} to redo "
                                           "that part from its start") from None
-        for k in ("a", "b", "weights"):
-            if k in arrays and not (arrays[k].dtype.kind == "f"
-                                    and np.all(np.isfinite(arrays[k]))):
+        # the state the run continues from: particle arrays of parts, y_<name> of the loop
+        state_keys = [k for k in arrays if k in ("a", "b", "weights") or k.startswith("y_")]
+        for k in state_keys:
+            if not (arrays[k].dtype.kind == "f" and np.all(np.isfinite(arrays[k]))):
                 raise ConfigError("--resume", f"{rel} holds a non-finite state ({k}); the "
                                               f"folder is left as it was: delete {rel} to "
                                               "redo that part from its start")
