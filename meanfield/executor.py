@@ -127,7 +127,9 @@ class Executor:
             else:
                 self.cluster = LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None, memory_limit=0,
+                    # every server (scheduler, nannies, workers, the scheduler's HTTP
+                    # routes) listens on the loopback interface only, on free ports
+                    host="127.0.0.1", dashboard_address="127.0.0.1:0", memory_limit=0,
                     silence_logs=logging.ERROR, env=self.env)
                 self.client = Client(self.cluster, timeout=f"{TIMEOUT_S}s", set_as_default=False)
         except BaseException:
