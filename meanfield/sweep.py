@@ -426,16 +426,25 @@ def write_table(path, columns, rows):
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _plot_key(rows, requested):
-    numeric = [k for row in rows for k, v in row.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    numeric = list(dict.fromkeys(numeric))
+    """``requested`` if some point reports it as a number; else ``risk_final`` if reported;
+    else the first number that every ok point reports and that varies between points (times
+    excepted); else None."""
+    numeric = list(dict.fromkeys(k for row in rows for k, v in row.items() if _is_number(v)))
     if requested:
         return requested if requested in numeric else None
     if DEFAULT_PLOT in numeric:
         return DEFAULT_PLOT
+    ok = [row for row in rows if row["status"] == "ok"]
     for key in numeric:
-        if key not in _NOT_PLOTTED:
+        if key in _NOT_PLOTTED or "wall_time" in key or key.endswith("_s"):
+            continue
+        values = [row.get(key) for row in ok]
+        if ok and all(_is_number(v) for v in values) and len(set(values)) > 1:
             return key
     return None
 
@@ -450,7 +459,9 @@ def plot(out, spec, points, rows, key):
 
     grid = list(spec["grid"])
     first, others = grid[0], grid[1:]
-    xs_all = spec["grid"][first]
+    # one-element lists (widths=10,50 gives [10], [50]) are plotted as their element
+    unwrap = all(isinstance(x, list) and len(x) == 1 for x in spec["grid"][first])
+    xs_all = [x[0] if unwrap else x for x in spec["grid"][first]]
     numeric_x = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
     series = {}
     for p, row in zip(points, rows):
@@ -458,7 +469,8 @@ def plot(out, spec, points, rows, key):
         if row["status"] != "ok" or not isinstance(y, (int, float)) or not math.isfinite(y):
             continue
         label = ", ".join(f"{k} = {_value_text(p.values[k])}" for k in others)
-        x = p.values[first] if numeric_x else xs_all.index(p.values[first])
+        x = p.values[first][0] if unwrap else p.values[first]
+        x = x if numeric_x else xs_all.index(x)
         series.setdefault(label, []).append((x, y))
     if not series:
         return None
