@@ -88,7 +88,8 @@ def _parser():
                        help="as --scheduler, with the file `dask scheduler --scheduler-file` wrote")
     p.add_argument("--plot", metavar="KEY", default=None,
                    help=f"summary value to plot against the first grid key (default "
-                        f"{DEFAULT_PLOT} where it exists)")
+                        f"{DEFAULT_PLOT} where it exists); {{KEY}} stands for the point's "
+                        "value of grid key KEY, as in gap_ode_sphere_m{widths}_mean")
     p.add_argument("--quiet", action="store_true", help="no progress lines (failures still shown)")
     return p
 
@@ -430,13 +431,32 @@ def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _plot_key(rows, requested):
+def _unwrap(value):
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def _summary_key(template, point):
+    """The summary key ``template`` names at ``point``: ``{KEY}`` is replaced by the point's
+    grid value of KEY (one-element lists by their element), so that experiments whose keys
+    carry a grid value (``gap_ode_sphere_m{widths}_mean``) can be plotted."""
+    if "{" not in template:
+        return template
+    values = {k: _unwrap(v) for k, v in point.values.items()}
+    try:
+        return template.format_map(values)
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def _plot_key(rows, requested, points):
     """``requested`` if some point reports it as a number; else ``risk_final`` if reported;
     else the first number that every ok point reports and that varies between points (times
     excepted); else None."""
     numeric = list(dict.fromkeys(k for row in rows for k, v in row.items() if _is_number(v)))
     if requested:
-        return requested if requested in numeric else None
+        found = any(_is_number(row.get(_summary_key(requested, p)))
+                    for p, row in zip(points, rows))
+        return requested if found else None
     if DEFAULT_PLOT in numeric:
         return DEFAULT_PLOT
     ok = [row for row in rows if row["status"] == "ok"]
@@ -465,10 +485,10 @@ def plot(out, spec, points, rows, key):
     numeric_x = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
     series = {}
     for p, row in zip(points, rows):
-        y = row.get(key)
+        y = row.get(_summary_key(key, p))
         if row["status"] != "ok" or not isinstance(y, (int, float)) or not math.isfinite(y):
             continue
-        label = ", ".join(f"{k} = {_value_text(p.values[k])}" for k in others)
+        label = ", ".join(f"{k} = {_value_text(_unwrap(p.values[k]))}" for k in others)
         x = p.values[first][0] if unwrap else p.values[first]
         x = x if numeric_x else xs_all.index(x)
         series.setdefault(label, []).append((x, y))
@@ -640,7 +660,7 @@ def main(argv=None, stdout=None, stderr=None):
 
     columns, rows = collect(out, spec, points, outcomes)
     write_table(out / TABLE_FILE, columns, rows)
-    key = _plot_key(rows, args.plot)
+    key = _plot_key(rows, args.plot, points)
     figure = plot(out, spec, points, rows, key) if key else None
     if args.plot and key is None:
         stderr.write(f"warning: --plot: no point's summary has a number {args.plot!r}; "

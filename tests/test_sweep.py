@@ -241,6 +241,14 @@ def test_point_names_are_safe_and_unique():
     assert points[1].config["seeds"] == [1, 2] and "seeds=[1, 2]" in points[1].sets
 
 
+def test_plot_key_templates_take_the_point_values():
+    _, points = sweep.plan("odd", ["widths=10,50", "seeds=0,1"])
+    assert sweep._summary_key("gap_ode_sphere_m{widths}_mean", points[2]) == \
+        "gap_ode_sphere_m50_mean"
+    assert sweep._summary_key("risk_final", points[0]) == "risk_final"
+    assert sweep._summary_key("x{nope}", points[0]) is None
+
+
 def test_workers_times_threads_within_cores():
     assert plan_workers(8, cores=2) == (2, 1)
     assert plan_workers(1, cores=2) == (1, 2)       # one point: in process, both cores
