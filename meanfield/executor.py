@@ -24,8 +24,9 @@ __all__ = ["available_cores", "plan_workers", "Executor"]
 #: ``distributed.scheduler.allowed-failures`` times).
 RETRIES = 2
 
-#: seconds allowed to start, connect to, or shut down a cluster.
+#: seconds allowed to start or shut down a cluster, and to connect to a scheduler.
 TIMEOUT_S = 60
+CONNECT_TIMEOUT_S = 20
 
 
 def available_cores():
@@ -123,7 +124,7 @@ class Executor:
         try:
             if self.scheduler or self.scheduler_file:
                 self.client = Client(self.scheduler, scheduler_file=self.scheduler_file,
-                                     timeout=f"{TIMEOUT_S}s", set_as_default=False)
+                                     timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
             else:
                 self.cluster = LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True,

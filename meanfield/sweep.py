@@ -573,6 +573,18 @@ def _log(out, name, result):
         fh.write(line.replace("\n", " ") + "\n")
 
 
+def _scheduler_address(path):
+    """The address in a file written by ``dask scheduler --scheduler-file``."""
+    info = _read_json(path)
+    if info is None:
+        raise ConfigError("--scheduler-file", f"{path} does not exist or is not JSON; give the "
+                                              "file `dask scheduler --scheduler-file` wrote")
+    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+        raise ConfigError("--scheduler-file", f"{path} has no scheduler address; give the file "
+                                              "`dask scheduler --scheduler-file` wrote")
+    return info["address"]
+
+
 def _worker_env(threads):
     """Environment of local worker processes: BLAS single-threaded beside Numba's pool (whose
     size each point sets with ``--threads``)."""
@@ -588,8 +600,9 @@ def main(argv=None, stdout=None, stderr=None):
         spec, points = plan(args.experiment, args.grid, args.set, args.config)
         out = Path(args.out).resolve()
         existing = _check_out_dir(out, spec)
-        if args.scheduler_file and not Path(args.scheduler_file).exists():
-            raise ConfigError("--scheduler-file", f"{args.scheduler_file} does not exist")
+        scheduler = args.scheduler
+        if args.scheduler_file:
+            scheduler = _scheduler_address(args.scheduler_file)
         states = {p.name: point_state(out / POINTS / p.name) if existing else "new"
                   for p in points}
         todo = [p for p in points if states[p.name] in ("new", "resume")]
@@ -609,12 +622,13 @@ def main(argv=None, stdout=None, stderr=None):
                 if states[p.name] in ("ok", "failed")}
     code = EXIT_OK
     if todo:
-        executor = Executor(workers=workers or 1, scheduler=args.scheduler,
-                            scheduler_file=args.scheduler_file,
+        executor = Executor(workers=workers or 1, scheduler=scheduler,
                             env=_worker_env(threads) if threads else None)
         try:
             executor.__enter__()
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the user's address
+            if not remote:
+                raise
             where = "--scheduler-file" if args.scheduler_file else "--scheduler"
             stderr.write(f"error: {where}: cannot reach the Dask scheduler ({exc}); check "
                          "that it is running\n")

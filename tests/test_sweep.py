@@ -211,6 +211,11 @@ def test_bad_options_exit_2(tmp_path):
         code, _, err = run_sweep("flow", "--grid", "seed=0,1", "--out", str(out), *extra)
         assert code == 2 and err.count("\n") == 1, (extra, err)
     assert run_sweep("no-such-experiment", "--grid", "seed=0", "--out", str(out))[0] == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    code, _, err = run_sweep("flow", "--grid", "seed=0,1", "--out", str(out),
+                             "--scheduler-file", str(bad))
+    assert code == 2 and err.count("\n") == 1 and "--scheduler-file" in err, err
     assert not out.exists()
 
 
