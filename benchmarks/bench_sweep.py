@@ -15,8 +15,8 @@ Cases:
 * ``e1``: E1 of the seed paper through the sweep: widths 10, 50, 128, 1024 × seeds 0, 1, 2,
   random start, exact gradients, ``dt = 0.01``, ``--e1-steps`` steps (default 2000, T = 20;
   the paper's T = 100 is 10⁴ steps).
-* ``dh``: E2's d_H sweep at d = 40 through the sweep (d_H = 2 ... 35, 20 000 steps of the
-  1-D model, m = 1024, no Monte Carlo run).
+* ``dh``: E2's d_H sweep at d = 40 through the sweep (d_H = 2 ... 35, ``--dh-steps`` steps
+  (default the paper's 20 000) of the 1-D model, m = 1024, dt = 0.005, no Monte Carlo run).
 
 Run (the machine is shared: the load is printed before and after each case)::
 
@@ -43,8 +43,15 @@ from _common import load_average, machine_lines  # noqa: E402
 TINY = ["d=4", "n_particles=16", "n_steps=20", "n_snapshots=0"]
 SMALL = ["d=10", "n_particles=512", "n_steps=2000"]
 E1 = ["inits=sphere", "include_sampled=false", "dt=0.01"]
-DH = ["d=40", "n_particles=1024", "n_steps=20000", "monte_carlo=false", "sweep=false",
-      "histogram_steps=0,100,1000,10000,20000"]
+DH = ["d=40", "n_particles=1024", "monte_carlo=false", "sweep=false"]
+
+
+def dh_sets(n_steps):
+    """E2's fixed keys at ``n_steps`` steps (histograms and reports within the run)."""
+    marks = sorted({s for s in (0, 100, 600, 1000, 3000, 10000, 20000) if s < n_steps}
+                   | {n_steps})
+    return DH + [f"n_steps={n_steps}", "histogram_steps=" + ",".join(map(str, marks)),
+                 "report_steps=" + ",".join(map(str, marks[1:]))]
 
 
 def say(text, stream):
@@ -146,6 +153,7 @@ def main(argv=None):
     parser.add_argument("--points", type=int, default=16, help="overhead: timed points")
     parser.add_argument("--repeat", type=int, default=3, help="speedup: runs of each command")
     parser.add_argument("--e1-steps", type=int, default=2000)
+    parser.add_argument("--dh-steps", type=int, default=20000)
     parser.add_argument("--keep", metavar="DIR", help="e1, dh: keep the sweep folders here")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a 2-point sweep for CI")
@@ -164,8 +172,8 @@ def main(argv=None):
             row = case_sweep("e1", "odd", ["widths=10,50,128,1024", "seeds=0,1,2"],
                              E1 + [f"n_steps={args.e1_steps}"], table, out_root)
         elif case == "dh":
-            row = case_sweep("dh", "lowdim-1d", ["d_H=2,5,10,15,18,20,25,30,33,35"], DH,
-                             table, out_root)
+            row = case_sweep("dh", "lowdim-1d", ["d_H=2,5,10,15,18,20,25,30,33,35"],
+                             dh_sets(args.dh_steps), table, out_root)
         else:
             parser.error(f"unknown case {case!r}; choose from overhead, speedup, e1, dh")
         if args.json:

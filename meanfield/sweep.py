@@ -460,8 +460,10 @@ def _plot_key(rows, requested, points):
     if DEFAULT_PLOT in numeric:
         return DEFAULT_PLOT
     ok = [row for row in rows if row["status"] == "ok"]
+    grid_keys = set(points[0].values) if points else set()
     for key in numeric:
-        if key in _NOT_PLOTTED or "wall_time" in key or key.endswith("_s"):
+        if (key in _NOT_PLOTTED or key in grid_keys or "wall_time" in key
+                or key.endswith("_s")):
             continue
         values = [row.get(key) for row in ok]
         if ok and all(_is_number(v) for v in values) and len(set(values)) > 1:
