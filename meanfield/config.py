@@ -146,8 +146,9 @@ def parse_set(items):
     return out
 
 
-def load_toml(path):
-    """Read a TOML config file (a flat table; an ``[experiment]``-free layout)."""
+def load_toml(path, tables=()):
+    """Read a TOML config file (a flat table; an ``[experiment]``-free layout). Tables are
+    refused except those named in ``tables`` (``python -m meanfield.sweep`` reads ``[grid]``)."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -162,7 +163,7 @@ def load_toml(path):
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path} ({exc.strerror})") from None
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key not in tables:
             raise ConfigError(key, "tables are not accepted: the config is a flat list of "
                                    "KEY = VALUE lines")
     return data

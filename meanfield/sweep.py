@@ -214,7 +214,7 @@ def plan(experiment, grid_options=(), sets=(), config_file=None):
     defaults, choices = module.DEFAULTS, getattr(module, "CHOICES", {})
     base, raw_grid = {}, {}
     if config_file:
-        base = dict(load_toml(config_file))
+        base = dict(load_toml(config_file, tables=("grid",)))
         table = base.pop("grid", {})
         if not isinstance(table, dict):
             raise ConfigError("grid", f"in {config_file} must be a table [grid] of lists")
