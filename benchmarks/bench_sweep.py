@@ -42,8 +42,9 @@ from _common import load_average, machine_lines  # noqa: E402
 
 TINY = ["d=4", "n_particles=16", "n_steps=20", "n_snapshots=0"]
 SMALL = ["d=10", "n_particles=512", "n_steps=2000"]
-E1 = ["inits=sphere", "include_sampled=false", "dt=0.01"]
-DH = ["d=40", "n_particles=1024", "monte_carlo=false", "sweep=false"]
+E1 = ["inits=sphere", "include_sampled=false", "integrator=euler", "dt=0.01"]
+DH = ["d=40", "n_particles=1024", "monte_carlo=false", "sweep=false", "integrator=euler",
+      "dt=0.005"]
 
 
 def dh_sets(n_steps):

@@ -162,7 +162,7 @@ def _parse_grid_option(text):
     return key, values
 
 
-def _grid_values(key, values, defaults):
+def _grid_values(key, values, defaults, types):
     """Coerce a grid list to the key's type; one list per point for list-valued keys."""
     if key not in defaults:
         raise ConfigError(key, "unknown key; accepted keys are: " + ", ".join(sorted(defaults)))
@@ -173,7 +173,7 @@ def _grid_values(key, values, defaults):
     for value in values:
         if isinstance(default, list) and not isinstance(value, list):
             value = [value]  # one width per point: widths=10,50 -> [10], [50]
-        value = coerce(key, value, default)
+        value = coerce(key, value, default, types.get(key))
         if value in out:
             raise ConfigError(key, f"the grid lists {_value_text(value)} twice")
         out.append(value)
@@ -238,26 +238,30 @@ def plan(experiment, grid_options=(), sets=(), config_file=None):
         if key in fixed:
             raise ConfigError(key, "is both swept (--grid) and fixed (--set); drop one")
         base.pop(key, None)  # the grid wins over the config file's fixed value
-    grid = {key: _grid_values(key, values, defaults) for key, values in raw_grid.items()}
-    fixed_config = resolve_config(defaults, choices, base, fixed)
+    types = getattr(module, "TYPES", None) or {}
+    grid = {key: _grid_values(key, values, defaults, types) for key, values in raw_grid.items()}
+    fixed_config = resolve_config(defaults, choices, base, fixed, types=types)
     combos = list(itertools.product(*grid.values()))
     names = point_names(grid, combos)
     points = []
+    from .cli import _validate  # the very checks a run makes, in the same order
+
     for name, combo in zip(names, combos):
         values = dict(zip(grid, combo))
+        user = {**base, **fixed, **values}
         try:
-            config = resolve_config(defaults, choices, base, fixed, values)
-            if hasattr(module, "check"):
-                module.check(config)
+            given = resolve_config(defaults, choices, user, types=types)
+            config = dict(given)
+            _validate(module, config, set(user))  # may fill keys the user left unset
         except ConfigError as exc:
             where = ", ".join(f"{k}={_value_text(v)}" for k, v in values.items())
             raise ConfigError(None, f"point {where}: {exc}") from None
-        sets_ = [f"{k}={_value_text(v)}" for k, v in config.items()
-                 if v != defaults[k] and v is not None]
-        # the run re-parses these strings: make sure that gives this very config back
-        if resolve_config(defaults, choices, parse_set(sets_)) != config:  # pragma: no cover
+        # the run gets exactly the keys the user gave (its checks depend on which were
+        # given), as strings; make sure they parse back to the same values
+        sets_ = [f"{k}={_value_text(given[k])}" for k in user]
+        if resolve_config(defaults, choices, parse_set(sets_), types=types) != given:
             raise ConfigError(None, f"point {name}: its config does not survive --set; use "
-                                    "simpler values")
+                                    "simpler values")  # pragma: no cover
         points.append(Point(name=name, values=values, config=config, sets=sets_))
     spec = {"experiment": experiment, "grid": grid,
             "config": {k: v for k, v in fixed_config.items() if k not in grid},
