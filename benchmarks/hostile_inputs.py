@@ -26,24 +26,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from hostile import BAD_VALUES, DIVERGE, FUZZ_FOUND, TINY  # noqa: E402
+from hostile import BAD_VALUES, DIVERGE, FUZZ_FOUND, sets  # noqa: E402
+from hostile import run_cli as cli  # noqa: E402
 
 import meanfield as mf  # noqa: E402
-from meanfield.cli import main  # noqa: E402
 
 RESULTS = []  # (category, case, handled, detail)
-
-
-def cli(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def sets(experiment, *extra):
-    values = dict(s.split("=", 1) for s in TINY[experiment])
-    values.update(dict(s.split("=", 1) for s in extra))
-    return [x for k, v in values.items() for x in ("--set", f"{k}={v}")]
 
 
 def state(directory):

@@ -101,3 +101,21 @@ FUZZ_FOUND = [
     ("orthogonal-dependence", ["record_every=0"], "record_every"),
     ("symmetric-boolean", ["population_dt=1e-300"], "population_dt"),
 ]
+
+
+def run_cli(*argv):
+    """``python -m meanfield.simulate ARGV`` in-process: (exit code, stdout, stderr)."""
+    import io
+
+    from meanfield.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def sets(experiment, *extra):
+    """--set arguments of the tiny config of ``experiment`` with ``extra`` overriding."""
+    values = dict(s.split("=", 1) for s in TINY[experiment])
+    values.update(dict(s.split("=", 1) for s in extra))
+    return [x for k, v in values.items() for x in ("--set", f"{k}={v}")]

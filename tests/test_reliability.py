@@ -15,24 +15,10 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield.cli import main
 from meanfield.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hostile import BAD_VALUES, DIVERGE, FUZZ_FOUND, TINY  # noqa: E402
-
-
-def run_cli(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def sets(experiment, *extra):
-    """--set arguments of the tiny config of ``experiment`` with ``extra`` overriding."""
-    values = dict(s.split("=", 1) for s in TINY[experiment])
-    values.update(dict(s.split("=", 1) for s in extra))
-    return [x for k, v in values.items() for x in ("--set", f"{k}={v}")]
+from hostile import BAD_VALUES, DIVERGE, FUZZ_FOUND, run_cli, sets  # noqa: E402
 
 
 def assert_refused(code, err, key, never):
