@@ -52,7 +52,7 @@ class Listener(event.Listener):
         if stack:
             stack[-1][1] += total
 event.register("numba:compile", Listener())
-from meanfield.cli import main
+from meanfield.cli.simulate import main
 t0 = time.perf_counter()
 code = main(sys.argv[1:])
 print(json.dumps({"compile": own, "wall": time.perf_counter() - t0, "code": code}))

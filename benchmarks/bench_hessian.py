@@ -46,13 +46,13 @@ def make_state(m, d, flow_steps, seed=0):
     problem = mf.Problem(d=d, target=mf.Teacher(np.ones(TEACHER_UNITS), tb))
     particles = mf.init_sphere_rademacher(m, d, rng)
     if flow_steps:
-        res = mf.simulate(problem, particles, dt=0.05, n_steps=flow_steps, n_snapshots=0)
+        res = mf.simulate_flow(problem, particles, dt=0.05, n_steps=flow_steps, n_snapshots=0)
         particles = res.particles
     return problem, particles
 
 
 def bench_products(out, m, d, repeat, flow_steps):
-    from meanfield.backends import ExactBackend
+    from meanfield.models.backends import ExactBackend
     from meanfield.hessian import HessianOperator
 
     problem, p = make_state(m, d, flow_steps)

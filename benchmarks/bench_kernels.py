@@ -6,7 +6,7 @@ Designs (each computes the same numbers; ``rel_err`` is against the dense NumPy 
 
 * ``per-pair-libm``: the first kernel — a loop over pairs: scalar dot over d, sqrt,
   libm atan2, axpy over d (copied here, as it was).
-* ``per-pair-vec-atan``: the same loop with the branch-free ``_atan2`` (alone it cannot
+* ``per-pair-vec-atan``: the same loop with the branch-free ``fast_atan2`` (alone it cannot
   vectorise: the dot and the axpy of each pair are short serial loops).
 * ``tiled-general``: the tiled kernel (Gram tile, vectorised elementwise pass, reduction
   tile), used when ``b_src`` is not ``b_out``.
@@ -30,8 +30,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from _common import Output, load_average, machine_lines, median_time, parse_list  # noqa: E402
-from meanfield import gaussian  # noqa: E402
-from meanfield._numba import parallel_kernel, prange  # noqa: E402
+from meanfield.kernels import gaussian  # noqa: E402
+from meanfield.kernels.threads import parallel_kernel, prange  # noqa: E402
 
 _INV_2PI = 1.0 / (2.0 * pi)
 
@@ -82,7 +82,7 @@ def per_pair_vec_atan(bt, nt2, bs, ns2, cs, out_s, out_g):
             for l in range(d):
                 dot += bt[i, l] * bs[k, l]
             cross = sqrt(max(nt2[i] * ns2[k] - dot * dot, 0.0))
-            coef = c * gaussian._atan2(cross, -dot)
+            coef = c * gaussian.fast_atan2(cross, -dot)
             acc_s += c * cross + coef * dot
             acc_cross += c * cross
             for l in range(d):

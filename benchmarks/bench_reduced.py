@@ -43,8 +43,8 @@ if "--worker" not in sys.argv:  # a worker imports meanfield from its PYTHONPATH
 
 from _common import Output, load_average, machine_lines, median_time, parse_list  # noqa: E402
 
-# before Numba's threads start: meanfield._numba sets the OpenMP wait policy (passive)
-import meanfield._numba  # noqa: E402,F401
+# before Numba's threads start: meanfield.kernels.threads sets the OpenMP wait policy (passive)
+import meanfield.kernels.threads  # noqa: E402,F401
 
 D_H = 5
 
@@ -77,7 +77,7 @@ def reduced_inputs(m, d, seed=0):
 
 def reduced_call(m, d, n_nodes):
     import meanfield as mf
-    from meanfield.reduced import BlockReduction, ReducedBackend
+    from meanfield.models.reduced import BlockReduction, ReducedBackend
     backend = ReducedBackend(mf.Problem(d, mf.NormTarget(D_H)), BlockReduction.subspace(d, D_H),
                              n_nodes=n_nodes)
     a, z, w = reduced_inputs(m, d)
@@ -86,8 +86,8 @@ def reduced_call(m, d, n_nodes):
 
 def full_call(m, d):
     import meanfield as mf
-    from meanfield.backends import ExactBackend
-    from meanfield.reduced import BlockReduction
+    from meanfield.models.backends import ExactBackend
+    from meanfield.models.reduced import BlockReduction
     a, z, w = reduced_inputs(m, d)
     b = BlockReduction.subspace(d, D_H).lift(z, np.random.default_rng(1))
     backend = ExactBackend(mf.Problem(d, mf.NormTarget(D_H)))

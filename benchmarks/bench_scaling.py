@@ -38,7 +38,7 @@ def fit_exponent(sizes, times):
 
 def exact_step(m, d, seed=0):
     from bench_velocity import make_problem
-    from meanfield.backends import ExactBackend
+    from meanfield.models.backends import ExactBackend
     problem, _, particles = make_problem(m, d, seed)
     backend = ExactBackend(problem)
     a, b, w = particles.a, particles.b, particles.weights
@@ -47,7 +47,7 @@ def exact_step(m, d, seed=0):
 
 def reduced_step(m, d=30, d_h=5, seed=0):
     import meanfield as mf
-    from meanfield.reduced import BlockReduction, ReducedBackend
+    from meanfield.models.reduced import BlockReduction, ReducedBackend
     rng = np.random.default_rng(seed)
     problem = mf.Problem(d=d, target=mf.NormTarget(d_H=d_h))
     blocks = BlockReduction.subspace(d, d_h)
@@ -59,7 +59,7 @@ def reduced_step(m, d=30, d_h=5, seed=0):
 
 
 def radial_step(m, d=30, d_h=5, seed=0):
-    from meanfield.radial1d import RadialKernel
+    from meanfield.models.radial1d import RadialKernel
     rng = np.random.default_rng(seed)
     kernel = RadialKernel(d_h, d - d_h)
     eps = rng.choice([-1.0, 1.0], m)
@@ -75,7 +75,7 @@ sys.path.insert(0, {here!r}); sys.path.insert(0, {root!r})
 import numba
 numba.set_num_threads({threads})
 from bench_velocity import make_problem
-from meanfield.backends import ExactBackend
+from meanfield.models.backends import ExactBackend
 
 def status_kib(key):
     with open("/proc/self/status") as fh:

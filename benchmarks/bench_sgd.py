@@ -63,7 +63,7 @@ def torch_sgd(problem, teacher, particles, eta, n_steps, batch, threads, seed):
 
 def meanfield_run(problem, particles, eta, n_steps, backend, integrator, batch, seed):
     import meanfield as mf
-    res = mf.simulate(problem, particles, dt=eta, n_steps=n_steps, integrator=integrator,
+    res = mf.simulate_flow(problem, particles, dt=eta, n_steps=n_steps, integrator=integrator,
                       backend=backend, batch_size=batch, seed=seed, record_every=n_steps)
     return res.particles.a, res.particles.b
 
@@ -86,7 +86,7 @@ def main(argv=None):
     import numba
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     from bench_velocity import make_problem
-    from meanfield.backends import ExactBackend
+    from meanfield.models.backends import ExactBackend
 
     out = Output(args.json)
     for line in machine_lines(numba.get_num_threads()):

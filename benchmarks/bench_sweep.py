@@ -83,8 +83,8 @@ def shown(cmd):
 
 
 def case_overhead(args, table):
-    from meanfield.executor import Executor
-    from meanfield.sweep import plan, run_point
+    from meanfield.cli.executor import Executor
+    from meanfield.cli.sweep import plan, run_point
 
     workers = 2
     with tempfile.TemporaryDirectory() as tmp:

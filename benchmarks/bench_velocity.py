@@ -184,7 +184,7 @@ def best_time(fn, repeat):
 
 def elementwise_seconds_per_pair(threads, repeat=5):
     """Seconds per element of one square root plus one division, vectorised, all threads."""
-    from meanfield._numba import parallel_kernel, prange
+    from meanfield.kernels.threads import parallel_kernel, prange
 
     @parallel_kernel(error_model="numpy")
     def sqrt_div(x, out, reps):
@@ -273,7 +273,7 @@ def main(argv=None):
             parser.error(f"unknown peer {p!r}; choose from {', '.join(PEERS)} or none")
 
     import numba
-    from meanfield.backends import ExactBackend
+    from meanfield.models.backends import ExactBackend
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     out = Output(args.json)
     for line in machine_lines(numba.get_num_threads()):

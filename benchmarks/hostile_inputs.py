@@ -316,7 +316,7 @@ def smaller(tmp):
     record(cat, "load_run: hasattr does not raise", hasattr(run, "nothing") is False)
     record(cat, "load_run: parts and laws.csv of multi-part runs",
            bool(run.parts) and bool(run.tables.get("laws")))
-    from meanfield.progress import Progress
+    from meanfield.cli.progress import Progress
 
     stream = io.StringIO()
     bar = Progress(3, "x", stream=stream, every_s=0.0)

@@ -11,7 +11,7 @@ Command (from the repository root)::
    u = z/‖z‖, the direction of the linear predictor w* the flow converges to.
 2. ``film_radial1d.gif``: the balanced 1-D model (ε, c, θ) of E2 (f* = ‖x_H‖, d = 30,
    d_H = 5, m = 1024, dt = 5e-3, 20 000 steps, seed 42, exact G): the script drives
-   :func:`meanfield.radial1d.simulate_radial` itself and writes a run folder in the
+   :func:`meanfield.models.radial1d.simulate_radial` itself and writes a run folder in the
    snapshot format that ``meanfield.film`` reads (``model = "radial1d"``), then renders the
    mass histograms of τ⁺ and τ⁻ in θ.
 
@@ -58,8 +58,8 @@ def odd_film(out):
 
 def radial_film(out):
     from meanfield.engine import snapshot_steps
-    from meanfield.lowdim import sample_radial_init
-    from meanfield.radial1d import RadialKernel, simulate_radial
+    from meanfield.models.lowdim import sample_radial_init
+    from meanfield.models.radial1d import RadialKernel, simulate_radial
 
     cfg = RADIAL
     run = out / "radial1d"

@@ -6,32 +6,73 @@ Quick start::
     rng = np.random.default_rng(0)
     problem = mf.Problem(d=10, target=mf.NormTarget(d_H=2))
     mu0 = mf.init_sphere_rademacher(256, 10, rng)
-    result = mf.simulate(problem, mu0, dt=0.05, n_steps=200)
+    result = mf.simulate_flow(problem, mu0, dt=0.05, n_steps=200)
     print(result.status, result.risk[0], result.risk[-1])
 
-The command line is ``python -m meanfield.simulate`` (see ``--help``).
+The command line is ``python -m meanfield.simulate`` (see ``--help``); sweeps are
+``python -m meanfield.sweep``, films ``python -m meanfield.film``, Hessian spectra
+``python -m meanfield.hessian``.
+
+Layout (each folder one layer; a layer imports only from the layers listed above it, and
+``io`` from none):
+
+``kernels/``
+    private Numba code: the exact arc-cosine tiles, the block-reduced and sampled kernels,
+    Hessian-vector tiles, the thread pool.
+``engine/``
+    the one loop: fields, integrators, observers, one result type (knows no model).
+``models/``
+    the problem (input laws, targets, teacher), the particle measure, the backends, the
+    particle flow (``flow``) and the reduced models: block-reduced, 1-D radial, odd-target
+    moment ODE, and the maps between them (``lowdim``).
+``theory/``
+    the checks of the seed papers' theory: conservation laws, symmetries.
+``systems/``
+    the other seed papers' systems: symmetric Boolean functions, method of moments,
+    equivalent minima.
+``hessian/``
+    the Hessian at a measure: products, spectra, polishing, zero modes.
+``experiments/``
+    the experiments of ``python -m meanfield.simulate``.
+``cli/``
+    the command lines: argument parsing, config checks, run folders, progress, sweeps.
+
+The public API is what this module exports (``__all__``); everything else may move.
 """
-from . import _startup  # noqa: F401  (quiet Ctrl-C while `python -m meanfield.*` starts)
-from .backends import ExactBackend, SampledBackend, make_backend
-from .engine import Field, FlowResult, Result, Simulation, Solver, init, integrate, predict, simulate
-from .integrators import INTEGRATORS, get_integrator
+import warnings as _warnings
+
+from .cli import _startup  # noqa: F401  (quiet Ctrl-C while `python -m meanfield.*` starts)
+from .engine import Field, Result, Solver, integrate
+from .engine.integrators import INTEGRATORS, get_integrator
 from .io import load_run
-from .particles import (Particles, init_gaussian, init_paired, init_sphere_rademacher,
-                        load_particles, save_particles)
-from .problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, Problem,
-                      SampledLaw, SphereLaw, Teacher, boolean_cube_law, norm_target_alpha,
-                      odd_cubic_target, rademacher_law, symmetric_mixture_law)
+from .models.backends import ExactBackend, SampledBackend, make_backend
+from .models.flow import FlowResult, Simulation, init, predict, simulate_flow
+from .models.particles import (Particles, init_gaussian, init_paired, init_sphere_rademacher,
+                               load_particles, save_particles)
+from .models.problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, Problem,
+                             SampledLaw, SphereLaw, Teacher, boolean_cube_law,
+                             norm_target_alpha, odd_cubic_target, rademacher_law,
+                             symmetric_mixture_law)
+from . import hessian  # noqa: E402
+from .models import lowdim, odd, radial1d, reduced  # noqa: E402
+from .systems import boolean, equivalent, moments  # noqa: E402
+from .theory import conservation, symmetry  # noqa: E402
+from .models.odd import odd_reduction
+from .models.radial1d import RadialKernel, simulate_radial
+from .models.reduced import BlockReduction, ReducedBackend, simulate_reduced
+from .systems.equivalent import canonical_form, count_equivalent_minima
+from .theory.conservation import LawMonitor
+from .theory.symmetry import orbit_init, symmetry_defect
 
-from . import (boolean, conservation, equivalent, hessian, lowdim, moments, odd,  # noqa: E402
-               radial1d, reduced, symmetry)
-from .conservation import LawMonitor
-from .equivalent import canonical_form, count_equivalent_minima
-from .odd import odd_reduction
-from .radial1d import RadialKernel, simulate_radial
-from .reduced import BlockReduction, ReducedBackend, simulate_reduced
-from .symmetry import orbit_init, symmetry_defect
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
+
+def simulate(*args, **kwargs):
+    """Deprecated name of :func:`simulate_flow` (``meanfield.simulate`` is the command line's
+    module, ``python -m meanfield.simulate``); calls it with the same arguments."""
+    _warnings.warn("meanfield.simulate(...) is deprecated; call meanfield.simulate_flow(...)",
+                   DeprecationWarning, stacklevel=2)
+    return simulate_flow(*args, **kwargs)
 
 
 def __getattr__(name):
@@ -51,8 +92,8 @@ __all__ = [
     "Particles", "init_sphere_rademacher", "init_gaussian", "init_paired", "load_particles",
     "save_particles",
     "ExactBackend", "SampledBackend", "make_backend", "INTEGRATORS", "get_integrator",
-    "Simulation", "FlowResult", "simulate", "init", "predict", "load_run", "__version__",
-    "Field", "Solver", "Result", "integrate",
+    "Simulation", "FlowResult", "simulate_flow", "simulate", "init", "predict", "load_run",
+    "__version__", "Field", "Solver", "Result", "integrate",
     # theory checks and reductions (modules, and their main entry points)
     "odd", "reduced", "radial1d", "lowdim", "conservation", "symmetry", "equivalent", "boolean",
     "moments", "hessian", "odd_reduction", "BlockReduction", "ReducedBackend", "simulate_reduced",

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError
+from .cli.config import ConfigError
 
 __all__ = ["render", "main", "load_film", "target_info", "VIEWS", "FORMATS", "MODELS"]
 
@@ -185,7 +185,7 @@ def _unit_rows(rows):
 
 def _problem_directions(target):
     """(list of (d,) directions, their labels, d_H or None) of a target or a sum of them."""
-    from .problem import NormTarget, OddPowerTarget, Teacher
+    from .models.problem import NormTarget, OddPowerTarget, Teacher
 
     parts = target if isinstance(target, tuple) else (target,)
     dirs, labels, d_H = [], [], None
@@ -400,7 +400,7 @@ class _Frames:
 
     # -- 1-D model
     def _setup_histogram(self, info, bins=45):
-        from .lowdim import angle_law
+        from .models.lowdim import angle_law
 
         traj = self.data["traj"]
         eps = np.asarray(traj["eps"], dtype=np.float64)

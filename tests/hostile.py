@@ -107,7 +107,7 @@ def run_cli(*argv):
     """``python -m meanfield.simulate ARGV`` in-process: (exit code, stdout, stderr)."""
     import io
 
-    from meanfield.cli import main
+    from meanfield.cli.simulate import main
 
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), stdout=out, stderr=err)

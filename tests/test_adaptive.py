@@ -5,7 +5,7 @@ import pytest
 
 import meanfield as mf
 from meanfield.engine import Field, Solver, integrate
-from meanfield.integrators import ADAPTIVE, INTEGRATORS, get_integrator
+from meanfield.engine.integrators import ADAPTIVE, INTEGRATORS, get_integrator
 
 #: slopes fitted from log–log regressions: allowed shortfall against the theoretical value
 SLOPE_SLACK = 0.3
@@ -116,8 +116,8 @@ def test_rejected_steps_are_retried(rng):
     d = 4
     problem = mf.Problem(d, mf.NormTarget(2))
     p = mf.init_sphere_rademacher(12, d, rng)
-    big = mf.simulate(problem, p, dt=20.0, integrator="dopri5", t_end=2.0, rtol=1e-9, atol=1e-11)
-    auto = mf.simulate(problem, p, integrator="dopri5", t_end=2.0, rtol=1e-9, atol=1e-11)
+    big = mf.simulate_flow(problem, p, dt=20.0, integrator="dopri5", t_end=2.0, rtol=1e-9, atol=1e-11)
+    auto = mf.simulate_flow(problem, p, integrator="dopri5", t_end=2.0, rtol=1e-9, atol=1e-11)
     assert big.status == "ok" and auto.status == "ok"
     assert big.n_steps_rejected >= 1
     assert big.n_evaluations == 1 + 6 * (big.n_steps_accepted + big.n_steps_rejected) \
@@ -130,8 +130,8 @@ def test_adaptive_agrees_with_rk4_at_tiny_dt(rng, name):
     d = 4
     problem = mf.Problem(d, mf.Teacher(np.ones(2), rng.standard_normal((2, d))))
     p = mf.init_gaussian(8, d, rng, scale_b=1.0)
-    fine = mf.simulate(problem, p, 2.5e-3, 400, integrator="rk4", record_every=40)
-    ada = mf.simulate(problem, p, integrator=name, t_end=1.0, rtol=1e-11, atol=1e-13,
+    fine = mf.simulate_flow(problem, p, 2.5e-3, 400, integrator="rk4", record_every=40)
+    ada = mf.simulate_flow(problem, p, integrator=name, t_end=1.0, rtol=1e-11, atol=1e-13,
                       n_records=11)
     assert ada.status == "ok"
     np.testing.assert_allclose(ada.t, fine.t, rtol=0, atol=1e-14)
@@ -175,7 +175,7 @@ def test_bad_settings_are_refused(twist, rng):
         Solver(field, (y0,), "rk4", dt=0.1, n_steps=5, t_end=1.0)
     problem = mf.Problem(3, mf.NormTarget(1))
     with pytest.raises(ValueError, match="random"):
-        mf.simulate(problem, mf.init_gaussian(4, 3, rng), integrator="dopri5", t_end=1.0,
+        mf.simulate_flow(problem, mf.init_gaussian(4, 3, rng), integrator="dopri5", t_end=1.0,
                     backend="sampled")
 
 
@@ -197,7 +197,7 @@ def test_thread_count_does_not_change_an_adaptive_run(rng):
     try:
         for n in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(n)
-            runs.append(mf.simulate(problem, p, integrator="dopri5", t_end=2.0, rtol=1e-8))
+            runs.append(mf.simulate_flow(problem, p, integrator="dopri5", t_end=2.0, rtol=1e-8))
     finally:
         numba.set_num_threads(before)
     for r in runs[1:]:

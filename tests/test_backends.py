@@ -5,7 +5,7 @@ import pytest
 import reference as ref
 from conftest import N_SIGMA, RTOL_FD, RTOL_KERNEL
 import meanfield as mf
-from meanfield.backends import ExactBackend, SampledBackend
+from meanfield.models.backends import ExactBackend, SampledBackend
 
 
 def _targets(d, rng):
@@ -142,7 +142,7 @@ def test_large_d_blas_panels_agree_with_tiles_in_the_backend(rng, monkeypatch):
     """The whole exact velocity (teacher sum + norm target + particle interaction, non-uniform
     weights) with the particle interaction on the BLAS panels (d ≥ _BLAS_MIN_D) and on the
     Numba tiles: the same to round-off."""
-    from meanfield import gaussian
+    from meanfield.kernels import gaussian
     d, m = 260, 300
     assert gaussian._use_blas(m, m, d)
     teacher = mf.Teacher(rng.standard_normal(3), rng.standard_normal((3, d)) / np.sqrt(d))

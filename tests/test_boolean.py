@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from meanfield import boolean as bl
+from meanfield.systems import boolean as bl
 
 #: sums of ≤ 2^n · k float64 products, compared across summation orders.
 ROUND_OFF = 1e-12

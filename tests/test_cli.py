@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield.cli import main
+from meanfield.cli.simulate import main
 
 SMALL = ["--set", "n_particles=24", "--set", "n_steps=60", "--set", "d=4"]
 
@@ -239,12 +239,14 @@ def test_module_entry_point_runs(tmp_path):
     assert r.returncode == 0 and b"flow" in r.stdout
 
 
-def test_library_simulate_is_still_callable_after_importing_the_cli_module(rng):
-    import meanfield.simulate  # noqa: F401  (binds the name meanfield.simulate to the module)
-
+def test_simulate_flow_is_the_library_function_and_the_old_name_warns(rng):
+    """``meanfield.simulate`` (the command's module name) no longer names the library function:
+    ``simulate_flow`` does, and the old call still works with a DeprecationWarning."""
     problem = mf.Problem(3, mf.NormTarget(1))
-    r = mf.simulate(problem, mf.init_gaussian(4, 3, rng), 0.1, 2)
-    assert r.status == "ok"
+    r = mf.simulate_flow(problem, mf.init_gaussian(4, 3, rng), 0.1, 2)
+    with pytest.warns(DeprecationWarning, match="simulate_flow"):
+        old = mf.simulate(problem, mf.init_gaussian(4, 3, np.random.default_rng(0)), 0.1, 2)
+    assert r.status == "ok" and old.status == "ok"
 
 
 def test_folder_in_use_by_another_run_is_refused(tmp_path):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import conservation as C
-from meanfield._numba import get_threads, set_threads
+from meanfield.theory import conservation as C
+from meanfield.kernels.threads import get_threads, set_threads
 
 EPS = np.finfo(np.float64).eps
 
@@ -67,7 +67,7 @@ def _teacher_problem(rng, d=5, activation="relu"):
 
 
 def _drift(problem, p0, dt, T, integrator="euler", **options):
-    r = mf.simulate(problem, p0, dt=dt, n_steps=int(round(T / dt)), integrator=integrator,
+    r = mf.simulate_flow(problem, p0, dt=dt, n_steps=int(round(T / dt)), integrator=integrator,
                     **options)
     assert r.status == "ok", r.message
     scale = np.max(C.charge_scale(p0.a, p0.b))
@@ -197,7 +197,7 @@ def test_projected_steps_at_roundoff_over_1e4_steps(rng, options):
     lam, ra, rb = (options.get(k, v) for k, v in (("weight_decay", 0.0), ("rate_a", 1.0),
                                                    ("rate_b", 1.0)))
     T = 100.0
-    r = mf.simulate(problem, p0, dt=0.01, n_steps=10_000, integrator="euler_projected",
+    r = mf.simulate_flow(problem, p0, dt=0.01, n_steps=10_000, integrator="euler_projected",
                     record_every=10_000, **options)
     assert r.status == "ok"
     q0 = C.rescaling_charge(p0.a, p0.b, ra, rb)
@@ -259,7 +259,7 @@ def test_weight_decay_law_decays_at_2_lambda_for_any_rates(rng, ra, rb):
     scale = np.max(C.charge_scale(p0.a, p0.b, ra, rb))
     drift, wrong = [], []
     for dt in dts:
-        r = mf.simulate(problem, p0, dt=dt, n_steps=int(round(T / dt)), weight_decay=lam,
+        r = mf.simulate_flow(problem, p0, dt=dt, n_steps=int(round(T / dt)), weight_decay=lam,
                         rate_a=ra, rate_b=rb)
         q = C.rescaling_charge(r.particles.a, r.particles.b, ra, rb)
         law = C.charge_law(lam, ra, rb)
@@ -300,7 +300,7 @@ def test_linear_balance_matrix(rng):
     scale = np.max(C.charge_scale(p0.a, p0.b))
     drift = []
     for dt in (0.1, 0.05, 0.025):
-        r = mf.simulate(problem, p0, dt=dt, n_steps=int(round(1.0 / dt)), integrator="rk4")
+        r = mf.simulate_flow(problem, p0, dt=dt, n_steps=int(round(1.0 / dt)), integrator="rk4")
         M = C.balance_matrix(r.particles.a, r.particles.b)
         drift.append(np.max(np.abs(M - C.balance_matrix(p0.a, p0.b))) / scale)
     assert drift[-1] < 1e-6
@@ -438,14 +438,14 @@ def test_input_validation():
 def test_trajectory_laws_from_snapshots(rng):
     problem = _teacher_problem(rng, activation="linear")
     p0 = mf.init_gaussian(6, 5, rng)
-    r = mf.simulate(problem, p0, dt=0.05, n_steps=20, n_snapshots=3, integrator="rk4")
+    r = mf.simulate_flow(problem, p0, dt=0.05, n_steps=20, n_snapshots=3, integrator="rk4")
     rows = C.trajectory_laws(r.snapshots["t"], r.snapshots["a"], r.snapshots["b"], p0.weights,
                              activation="linear")
     assert [row.law for row in rows] == ["Q_j", "law of Q under μ_t (W₁)",
                                          "balance matrix B Bᵀ − a aᵀ"]
     assert all(0 <= row.measured < 1e-5 for row in rows)
     # λ > 0 with η_a ≠ η_b: the e^{−2λt} law, every entry of the rate-weighted matrix
-    r = mf.simulate(problem, p0, dt=0.05, n_steps=20, n_snapshots=3, integrator="rk4",
+    r = mf.simulate_flow(problem, p0, dt=0.05, n_steps=20, n_snapshots=3, integrator="rk4",
                     **WD_RATES)
     rows = C.trajectory_laws(r.snapshots["t"], r.snapshots["a"], r.snapshots["b"], p0.weights,
                              activation="linear", **WD_RATES)

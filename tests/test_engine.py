@@ -14,7 +14,7 @@ def small(rng):
 
 def test_result_has_history_snapshots_and_status(small):
     problem, p = small
-    r = mf.simulate(problem, p, 0.05, 40, n_snapshots=5, snapshot_spacing="linear")
+    r = mf.simulate_flow(problem, p, 0.05, 40, n_snapshots=5, snapshot_spacing="linear")
     assert r.status == "ok" and "completed" in r.message
     assert r.t.shape == r.risk.shape == (41,)
     np.testing.assert_allclose(r.t, 0.05 * np.arange(41))
@@ -32,7 +32,7 @@ def test_snapshot_spacing_log():
 
 def test_divergence_is_reported_and_last_finite_state_kept(small):
     problem, p = small
-    r = mf.simulate(problem, p, 50.0, 100)
+    r = mf.simulate_flow(problem, p, 50.0, 100)
     assert r.status == "diverged"
     assert "reduce dt" in r.message
     assert np.all(np.isfinite(r.particles.a)) and np.all(np.isfinite(r.particles.b))
@@ -57,7 +57,7 @@ def test_checkpoint_state_round_trip_is_bit_identical(small):
 
 def test_sampled_backend_reports_exact_risk_too(small):
     problem, p = small
-    r = mf.simulate(problem, p, 0.05, 20, backend="sampled", batch_size=256, exact_risk_every=5)
+    r = mf.simulate_flow(problem, p, 0.05, 20, backend="sampled", batch_size=256, exact_risk_every=5)
     assert np.isfinite(r.risk_exact[0]) and np.isfinite(r.risk_exact[5])
     exact0 = mf.ExactBackend(problem).risk(p.a, p.b, p.weights)
     assert r.risk_exact[0] == exact0
@@ -65,7 +65,7 @@ def test_sampled_backend_reports_exact_risk_too(small):
 
 def test_init_step_loop_equals_simulate(small):
     problem, p = small
-    r = mf.simulate(problem, p, 0.05, 10, integrator="heun")
+    r = mf.simulate_flow(problem, p, 0.05, 10, integrator="heun")
     sim = mf.init(problem, p, 0.05, integrator="heun")
     for _ in range(10):
         sim.step()
@@ -91,7 +91,7 @@ def test_bad_simulation_arguments(small, kwargs, match):
     problem, p = small
     args = {"dt": 0.1, "n_steps": 5, **kwargs}
     with pytest.raises(ValueError, match=match):
-        mf.simulate(problem, p, **args)
+        mf.simulate_flow(problem, p, **args)
 
 
 def test_bad_particles_and_problems(rng):
@@ -110,7 +110,7 @@ def test_bad_particles_and_problems(rng):
     with pytest.raises(ValueError, match="target"):
         mf.Problem(3, "parity")
     with pytest.raises(ValueError, match="d = 3"):
-        mf.simulate(mf.Problem(3, mf.NormTarget(1)), mf.init_gaussian(4, 5, rng), 0.1, 1)
+        mf.simulate_flow(mf.Problem(3, mf.NormTarget(1)), mf.init_gaussian(4, 5, rng), 0.1, 1)
 
 
 def test_load_particles_errors(tmp_path):

@@ -33,7 +33,7 @@ def test_full_model_bit_identical(ref, name):
     d = 5
     problem = mf.Problem(d, mf.NormTarget(2))
     p = mf.init_sphere_rademacher(16, d, np.random.default_rng(11))
-    r = mf.simulate(problem, p, 0.05, 40, integrator=name, record_every=3, n_snapshots=4)
+    r = mf.simulate_flow(problem, p, 0.05, 40, integrator=name, record_every=3, n_snapshots=4)
     for k in ("t", "risk", "dissipation", "q_drift"):
         np.testing.assert_array_equal(getattr(r, k), ref[f"full_{name}_{k}"], err_msg=k)
     np.testing.assert_array_equal(r.particles.a, ref[f"full_{name}_a"])
@@ -45,7 +45,7 @@ def test_sampled_backend_bit_identical(ref):
     d = 5
     problem = mf.Problem(d, mf.NormTarget(2))
     p = mf.init_sphere_rademacher(16, d, np.random.default_rng(11))
-    r = mf.simulate(problem, p, 0.05, 20, backend="sampled", batch_size=64, seed=5,
+    r = mf.simulate_flow(problem, p, 0.05, 20, backend="sampled", batch_size=64, seed=5,
                     exact_risk_every=2)
     np.testing.assert_array_equal(r.risk, ref["sampled_risk"])
     np.testing.assert_array_equal(r.risk_exact, ref["sampled_risk_exact"])
@@ -54,8 +54,8 @@ def test_sampled_backend_bit_identical(ref):
 
 @pytest.mark.parametrize("name", ["euler", "heun", "rk4", "euler_projected"])
 def test_reduced_model_reproduces_pre_change_values(ref, name):
-    from meanfield.lowdim import sample_reduced_init
-    from meanfield.reduced import BlockReduction, ReducedBackend, simulate_reduced
+    from meanfield.models.lowdim import sample_reduced_init
+    from meanfield.models.reduced import BlockReduction, ReducedBackend, simulate_reduced
 
     d, d_H, m = 9, 2, 16
     backend = ReducedBackend(mf.Problem(d, mf.NormTarget(d_H)), BlockReduction.subspace(d, d_H),
@@ -72,8 +72,8 @@ def test_reduced_model_reproduces_pre_change_values(ref, name):
 
 @pytest.fixture(scope="module")
 def radial_setup():
-    from meanfield.lowdim import sample_radial_init
-    from meanfield.radial1d import RadialKernel
+    from meanfield.models.lowdim import sample_radial_init
+    from meanfield.models.radial1d import RadialKernel
 
     kernel = RadialKernel(5, 25, n_terms=32, table_nodes=48)
     return kernel, sample_radial_init(64, 30, 5, np.random.default_rng(2))
@@ -81,7 +81,7 @@ def radial_setup():
 
 @pytest.mark.parametrize("name", ["euler", "heun", "rk4"])
 def test_radial_model_reproduces_pre_change_values(ref, radial_setup, name):
-    from meanfield.radial1d import simulate_radial
+    from meanfield.models.radial1d import simulate_radial
 
     kernel, (eps, c, theta) = radial_setup
     r = simulate_radial(kernel, eps, c, theta, 0.01, 50, integrator=name, record_every=5,
@@ -97,7 +97,7 @@ def test_radial_model_reproduces_pre_change_values(ref, radial_setup, name):
 
 
 def test_radial_monte_carlo_reproduces_pre_change_values(ref, radial_setup):
-    from meanfield.radial1d import simulate_radial
+    from meanfield.models.radial1d import simulate_radial
 
     kernel, (eps, c, theta) = radial_setup
     r = simulate_radial(kernel, eps, c, theta, 0.01, 20, estimator="monte_carlo", n_samples=200,
@@ -110,7 +110,7 @@ def test_radial_monte_carlo_reproduces_pre_change_values(ref, radial_setup):
 
 @pytest.mark.parametrize("name", ["euler", "heun", "rk4", "momentum"])
 def test_odd_moment_flow_bit_identical(ref, name):
-    from meanfield.odd import discrete_reduced_flow, odd_reduction
+    from meanfield.models.odd import discrete_reduced_flow, odd_reduction
 
     dd = 6
     red = odd_reduction(mf.Problem(dd, mf.odd_cubic_target(dd, np.random.default_rng(0)),
@@ -146,9 +146,9 @@ def _resume_matches(make):
 def test_reduced_and_radial_runs_resume_bit_for_bit(radial_setup, integrator):
     """Reduced and 1-D runs are solvers of the one loop: their checkpoints (reflection count,
     controller state) continue bit for bit."""
-    from meanfield.lowdim import sample_reduced_init
-    from meanfield.radial1d import radial_solver
-    from meanfield.reduced import BlockReduction, ReducedBackend, reduced_solver
+    from meanfield.models.lowdim import sample_reduced_init
+    from meanfield.models.radial1d import radial_solver
+    from meanfield.models.reduced import BlockReduction, ReducedBackend, reduced_solver
 
     time_kw = ({"dt": 0.05, "n_steps": 30} if integrator == "heun"
                else {"t_end": 1.5, "rtol": 1e-8, "n_records": 9})

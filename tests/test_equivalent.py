@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from meanfield.equivalent import (canonical_distance, canonical_form, count_equivalent_minima,
+from meanfield.systems.equivalent import (canonical_distance, canonical_form, count_equivalent_minima,
                                   discrete_orbit, flip_signs, network_output, permute_units,
                                   rescale_units)
 

@@ -10,7 +10,7 @@ imageio = pytest.importorskip("imageio")
 import imageio.v3 as iio  # noqa: E402
 
 from meanfield import film  # noqa: E402
-from meanfield.config import ConfigError  # noqa: E402
+from meanfield.cli.config import ConfigError  # noqa: E402
 
 #: small frames keep the tests fast: 8 x 4 inches at 30 dpi = 240 x 120 pixels
 DPI = 30
@@ -238,7 +238,7 @@ def test_missing_mp4_writer_falls_back_to_gif(tmp_path, monkeypatch):
 
 
 def test_flow_film_key(tmp_path):
-    from meanfield.cli import main
+    from meanfield.cli.simulate import main
 
     out, err = io.StringIO(), io.StringIO()
     code = main(["flow", "--set", "d=3", "--set", "n_particles=8", "--set", "n_steps=150",
@@ -266,7 +266,7 @@ def film_snapshots():
 
 
 def test_flow_film_needs_snapshots(tmp_path):
-    from meanfield.cli import main
+    from meanfield.cli.simulate import main
 
     err = io.StringIO()
     code = main(["flow", "--set", "film=true", "--set", "n_snapshots=0", "--out",

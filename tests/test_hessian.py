@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield.backends import ExactBackend
+from meanfield.models.backends import ExactBackend
 from meanfield.hessian import (HessianOperator, analyse, dense_hessian, polish,
                                predict_zero_modes, spectrum)
-from meanfield.hessian._kernels import hvp_pair_sums
+from meanfield.kernels.hessian import hvp_pair_sums
 
 import reference as ref
 from conftest import RTOL_FD, RTOL_KERNEL
@@ -259,7 +259,7 @@ def test_polish_reaches_round_off(rng):
 
 # ------------------------------------------------------------------------- command line
 def _flow_run(tmp_path, name="run", **keys):
-    from meanfield.cli import main as sim_main
+    from meanfield.cli.simulate import main as sim_main
 
     out = tmp_path / name
     args = ["flow", "--quiet", "--out", str(out), "--set", "d=3", "--set", "n_particles=6",

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import ULPS
 import meanfield as mf
-from meanfield.integrators import INTEGRATORS, orbit_rescale
+from meanfield.engine.integrators import INTEGRATORS, orbit_rescale
 
 EPS = np.finfo(float).eps
 
@@ -14,7 +14,7 @@ def _problem(rng, d=4):
 
 
 def _final_state(problem, p, integrator, dt, horizon):
-    r = mf.simulate(problem, p, dt, int(round(horizon / dt)), integrator=integrator)
+    r = mf.simulate_flow(problem, p, dt, int(round(horizon / dt)), integrator=integrator)
     assert r.status == "ok", r.message
     return np.concatenate([r.particles.a, r.particles.b.ravel()])
 
@@ -56,7 +56,7 @@ def test_projected_euler_conserves_q_to_round_off(rng):
     d, m = 5, 12
     problem = mf.Problem(d, mf.NormTarget(2))
     p = mf.init_gaussian(m, d, rng, scale_b=1.0)
-    r = mf.simulate(problem, p, 0.05, 1000, integrator="euler_projected")
+    r = mf.simulate_flow(problem, p, 0.05, 1000, integrator="euler_projected")
     scale = np.abs(p.Q()).max()
     assert r.max_abs_Q_drift <= 1e-12 * scale
     # and the flow really moved
@@ -67,7 +67,7 @@ def test_projected_euler_keeps_weight_decay_law(rng):
     d, m, lam, dt, n = 4, 6, 0.3, 0.02, 300
     problem = mf.Problem(d, mf.NormTarget(2))
     p = mf.init_gaussian(m, d, rng, scale_b=1.0)
-    r = mf.simulate(problem, p, dt, n, integrator="euler_projected", weight_decay=lam)
+    r = mf.simulate_flow(problem, p, dt, n, integrator="euler_projected", weight_decay=lam)
     q = r.particles.Q()
     np.testing.assert_allclose(q, p.Q() * np.exp(-2 * lam * dt * n), rtol=1e-12, atol=1e-14)
 
@@ -88,8 +88,8 @@ def test_momentum_visibly_breaks_conservation(rng):
     problem = _problem(rng)
     p = mf.init_gaussian(6, 4, rng, scale_b=1.0)
     mu, dt, n = 0.9, 0.002, 500
-    euler = mf.simulate(problem, p, dt / (1 - mu), n, integrator="euler")
-    heavy = mf.simulate(problem, p, dt, n, integrator="momentum", momentum=mu)
+    euler = mf.simulate_flow(problem, p, dt / (1 - mu), n, integrator="euler")
+    heavy = mf.simulate_flow(problem, p, dt, n, integrator="momentum", momentum=mu)
     assert heavy.max_abs_Q_drift > 5 * euler.max_abs_Q_drift
 
 
@@ -97,7 +97,7 @@ def test_euler_risk_never_increases_for_small_dt(rng):
     d = 6
     problem = mf.Problem(d, mf.NormTarget(2))
     p = mf.init_sphere_rademacher(64, d, rng)
-    r = mf.simulate(problem, p, 0.01, 400)
+    r = mf.simulate_flow(problem, p, 0.01, 400)
     assert np.all(np.diff(r.risk) <= 1e-15)
     assert r.risk[-1] < 0.9 * r.risk[0]
 
@@ -109,7 +109,7 @@ def test_energy_identity_for_euler(rng):
     p = mf.init_sphere_rademacher(32, d, rng)
     gaps = []
     for dt in (0.02, 0.01, 0.005):
-        r = mf.simulate(problem, p, dt, int(round(1.0 / dt)))
+        r = mf.simulate_flow(problem, p, dt, int(round(1.0 / dt)))
         predicted = -dt * r.dissipation[:-1].sum()
         gaps.append(abs((r.risk[-1] - r.risk[0]) - predicted))
     slope = np.polyfit(np.log([0.02, 0.01, 0.005]), np.log(gaps), 1)[0]

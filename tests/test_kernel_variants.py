@@ -1,4 +1,4 @@
-"""The tiled pair kernels of meanfield.gaussian (issue 8) against direct NumPy formulas.
+"""The tiled pair kernels of meanfield.kernels.gaussian (issue 8) against direct NumPy formulas.
 
 Covers what the tiling and the vectorised arctangent could get wrong: tile and block
 edges, the small-d / large-d Gram paths, the symmetric (b_src is b_out) kernel with its
@@ -10,29 +10,29 @@ import numba
 import numpy as np
 import pytest
 
-from meanfield import gaussian
-from meanfield._numba import kernel
-from meanfield.gaussian import _atan2, interaction
+from meanfield.kernels import gaussian
+from meanfield.kernels.threads import kernel
+from meanfield.kernels.gaussian import fast_atan2, interaction
 
 #: pair kernel vs the dense NumPy formula: summation order differs, nothing else (m ≤ 700).
 RTOL_PAIR = 1e-12
-#: _atan2 against libm's atan2: fdlibm's polynomial plus one rounded quotient; the argument
+#: fast_atan2 against libm's atan2: fdlibm's polynomial plus one rounded quotient; the argument
 #: reduction and the final high+low sum round once each, so 1 ulp is possible on either
-#: side of the correctly rounded value (and libm's own atan2 is itself within 1 ulp).
+#: side of the correctly rounded value (and libm's own fast_atan2 is itself within 1 ulp).
 MAX_ULP_ATAN = 2.0
 
 
 @kernel(error_model="numpy")
 def _atan2_loop(y, x, out):
     for i in range(y.shape[0]):
-        out[i] = _atan2(y[i], x[i])
+        out[i] = fast_atan2(y[i], x[i])
 
 
 @kernel(error_model="numpy", fastmath={"reassoc"})
 def _atan2_loop_reassoc(y, x, out):
-    # the flags _tile_angles and _norm_target_kernel call _atan2 with (it is inlined)
+    # the flags _tile_angles and _norm_target_kernel call fast_atan2 with (it is inlined)
     for i in range(y.shape[0]):
-        out[i] = _atan2(y[i], x[i])
+        out[i] = fast_atan2(y[i], x[i])
 
 
 def _ulps(got, want):
@@ -96,7 +96,7 @@ def test_atan2_special_values_are_those_of_math_atan2():
         want = math.atan2(yi, xi)
         if math.isnan(want):
             assert math.isnan(got), (yi, xi)
-        else:  # exact, with the sign of zero (atan2(±0, −0) = ±π, atan2(±0, +0) = ±0)
+        else:  # exact, with the sign of zero (fast_atan2(±0, −0) = ±π, fast_atan2(±0, +0) = ±0)
             assert got == want and math.copysign(1, got) == math.copysign(1, want), (yi, xi)
 
 
@@ -217,7 +217,7 @@ def test_serial_and_parallel_drivers_compute_the_same_numbers(rng, m, d, blas):
 def test_sampled_kernels_serial_parallel_and_threads_agree(rng):
     """predict_batch / potential_gradients: the serial driver (small batches), the parallel
     one, and 1 or 2 threads all compute the same numbers; and they match NumPy."""
-    from meanfield import sampled
+    from meanfield.kernels import sampled
     n, m, d = 600, 300, 12  # n·m·(d + 4) above the serial threshold
     x = rng.standard_normal((n, d))
     a = rng.standard_normal(m)
@@ -367,7 +367,7 @@ def test_blas_products_accumulate_in_place(rng):
 def test_run_tasks_runs_each_task_once_and_raises_a_task_error():
     """The thread pool driver: every index exactly once on 2 threads, in order on 1; an
     exception in a task reaches the caller."""
-    from meanfield._numba import run_tasks
+    from meanfield.kernels.threads import run_tasks
     before = numba.get_num_threads()
     try:
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):

@@ -5,8 +5,8 @@ import pytest
 
 import reference as ref
 from conftest import N_SIGMA, RTOL_FD, RTOL_KERNEL, RTOL_QUAD
-from meanfield.gaussian import interaction, norm_target_terms, sphere_coordinate_quadrature
-from meanfield.sampled import potential_gradients, predict_batch
+from meanfield.kernels.gaussian import interaction, norm_target_terms, sphere_coordinate_quadrature
+from meanfield.kernels.sampled import potential_gradients, predict_batch
 
 
 def _hard_points(rng, d):

@@ -1,4 +1,4 @@
-"""Projection, lifting, reduced sampling and diagnostics (meanfield.lowdim)."""
+"""Projection, lifting, reduced sampling and diagnostics (meanfield.models.lowdim)."""
 from math import pi
 
 import numpy as np
@@ -6,11 +6,11 @@ import pytest
 from scipy.stats import ks_2samp
 
 import meanfield as mf
-from meanfield.lowdim import (angle_law, coupled_distance, distances_to_limit,
+from meanfield.models.lowdim import (angle_law, coupled_distance, distances_to_limit,
                               profile_inputs, radial_from_particles, radial_from_reduced,
                               sample_radial_init, sample_reduced_init, signed_masses,
                               wasserstein_1d, wasserstein_matched)
-from meanfield.reduced import BlockReduction
+from meanfield.models.reduced import BlockReduction
 
 #: two-sample Kolmogorov–Smirnov: same law unless p < 1e-4 (false alarm 1 in 10⁴)
 KS_P_MIN = 1e-4
@@ -111,8 +111,8 @@ def test_profile_inputs_see_a_constant_target():
 def test_experiments_run_and_write_their_figures(tmp_path, module, overrides, pngs):
     import importlib
 
-    from meanfield.config import resolve_config
-    from meanfield.runctx import RunContext
+    from meanfield.cli.config import resolve_config
+    from meanfield.cli.runctx import RunContext
 
     exp = importlib.import_module(f"meanfield.experiments.{module}")
     config = resolve_config(exp.DEFAULTS, getattr(exp, "CHOICES", {}), overrides)
@@ -126,10 +126,10 @@ def test_experiments_run_and_write_their_figures(tmp_path, module, overrides, pn
 def test_sub_runs_are_run_folders_the_film_reads(tmp_path):
     """Every sub-run of lowdim-full-vs-reduced (dopri5, its default) is written as
     runs/NAME/trajectory.npz in the snapshot layout of its model."""
-    from meanfield.config import resolve_config
+    from meanfield.cli.config import resolve_config
     from meanfield.experiments import lowdim_full_vs_reduced as exp
     from meanfield.film import load_film
-    from meanfield.runctx import RunContext
+    from meanfield.cli.runctx import RunContext
 
     config = resolve_config(exp.DEFAULTS, exp.CHOICES, {"d": 8, "d_H": 2, "widths": [8, 16],
                                                         "seeds": [0], "n_steps": 10,

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from meanfield import moments as mm
-from meanfield.equivalent import permute_units, rescale_units
+from meanfield.systems import moments as mm
+from meanfield.systems.equivalent import permute_units, rescale_units
 
 #: identities evaluated on exact moments: a few hundred flops of O(1) numbers.
 ROUND_OFF = 1e-11

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import odd
-from meanfield.config import ConfigError, resolve_config
-from meanfield.runctx import Interrupted, RunContext
+from meanfield.models import odd
+from meanfield.cli.config import ConfigError, resolve_config
+from meanfield.cli.runctx import Interrupted, RunContext
 
 # -- tolerances ---------------------------------------------------------------------------
 #: identities that hold to round-off (a few hundred ulp of O(1)-normalised quantities after

@@ -1,13 +1,13 @@
-"""The balanced 1-D model (meanfield.radial1d): tables, time convention, invariants."""
+"""The balanced 1-D model (meanfield.models.radial1d): tables, time convention, invariants."""
 from math import pi
 
 import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield.lowdim import reduced_from_radial, sample_radial_init
-from meanfield.radial1d import (RadialKernel, fold_angle, monte_carlo_field, simulate_radial)
-from meanfield.reduced import BlockReduction, ReducedBackend, simulate_reduced
+from meanfield.models.lowdim import reduced_from_radial, sample_radial_init
+from meanfield.models.radial1d import (RadialKernel, fold_angle, monte_carlo_field, simulate_radial)
+from meanfield.models.reduced import BlockReduction, ReducedBackend, simulate_reduced
 
 #: spectral tables vs direct quadrature for d_H = 5, d⊥ = 25 (measured ~1e-13)
 TABLE_TOL_SMOOTH = 1e-10

@@ -1,4 +1,4 @@
-"""The block-symmetric reduced flow (meanfield.reduced) against the full model."""
+"""The block-symmetric reduced flow (meanfield.models.reduced) against the full model."""
 import numba
 import numpy as np
 import pytest
@@ -6,11 +6,11 @@ import pytest
 import meanfield as mf
 import reference as ref
 from conftest import RTOL_KERNEL
-from meanfield import reduced
-from meanfield.backends import ExactBackend
-from meanfield.gaussian import norm_target_terms
-from meanfield.lowdim import sample_reduced_init
-from meanfield.reduced import (BlockReduction, ReducedBackend, reduced_interaction,
+from meanfield.models import reduced
+from meanfield.models.backends import ExactBackend
+from meanfield.kernels.gaussian import norm_target_terms
+from meanfield.models.lowdim import sample_reduced_init
+from meanfield.models.reduced import (BlockReduction, ReducedBackend, reduced_interaction,
                                simulate_reduced)
 
 #: Monte Carlo agreement, in standard errors (a 5σ event fails 1 run in ~1.7 million)
@@ -334,7 +334,7 @@ def test_full_flow_approaches_reduced_flow_as_m_grows():
         r_seed, l_seed = [], []
         for seed in range(4):
             p0 = mf.init_sphere_rademacher(m, d, np.random.default_rng([seed, m]))
-            full = mf.simulate(problem, p0, dt, n)
+            full = mf.simulate_flow(problem, p0, dt, n)
             red = simulate_reduced(backend, p0.a, blocks.project(p0.b), dt, n)
             r_seed.append(np.max(np.abs(full.risk - red.risk)))
             b = full.particles.b

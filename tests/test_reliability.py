@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield.progress import Progress
+from meanfield.cli.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hostile import BAD_VALUES, DIVERGE, FUZZ_FOUND, run_cli, sets  # noqa: E402
@@ -294,7 +294,7 @@ def test_resume_of_a_run_older_than_teacher_seed_keeps_its_teacher(tmp_path):
     ckpt = np.load(run_dir / "checkpoint.npz")
     state = {k: ckpt[k] for k in ckpt.files if k != "_config_json"}  # a checkpoint of then
     np.savez(run_dir / "checkpoint.npz", **state)
-    from meanfield.cli import _parser, _prepare
+    from meanfield.cli.simulate import _parser, _prepare
 
     config = _prepare(_parser().parse_args(["--resume", str(run_dir)]))[2]
     assert config["teacher_seed"] == 5
@@ -392,7 +392,7 @@ def test_ctrl_c_during_start_up_prints_one_line(tmp_path):
 
 
 def test_full_vs_reduced_reports_progress_to_the_callers_stderr(tmp_path, monkeypatch):
-    from meanfield import runctx
+    from meanfield.cli import runctx
 
     def every_update(self, total, desc=""):
         return Progress(total, desc=desc, quiet=self.quiet, every_s=0.0,

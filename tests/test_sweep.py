@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import sweep
-from meanfield.cli import main as simulate_main
-from meanfield.config import ConfigError
-from meanfield.executor import plan_workers
+from meanfield.cli import sweep
+from meanfield.cli.simulate import main as simulate_main
+from meanfield.cli.config import ConfigError
+from meanfield.cli.executor import plan_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = ["--set", "d=4", "--set", "n_steps=60"]

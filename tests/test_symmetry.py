@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import symmetry as S
-from meanfield._numba import get_threads, set_threads
+from meanfield.theory import symmetry as S
+from meanfield.kernels.threads import get_threads, set_threads
 
 # -- tolerances ---------------------------------------------------------------------------
 #: orbit starts under the flow: particle and image see the same sums in a different order,
@@ -153,7 +153,7 @@ def test_orbit_starts_stay_symmetric_under_the_flow(rng, group, options):
     for g in gens:
         assert S.target_equivariance_error(problem, g, rng) < 1e-14  # it is a symmetry
     start = S.orbit_init(base, gens)
-    r = mf.simulate(problem, start.particles, dt=0.05, n_steps=50, **options)
+    r = mf.simulate_flow(problem, start.particles, dt=0.05, n_steps=50, **options)
     assert r.status == "ok" and r.risk[-1] < r.risk[0]
     p = mf.Particles(r.particles.a, r.particles.b, start.particles.weights)
     for g in gens:
@@ -169,14 +169,14 @@ def test_random_start_defect_falls_like_inverse_sqrt_m():
     mean = [np.mean([S.symmetry_defect(mf.init_sphere_rademacher(int(m), d,
                                                                  np.random.default_rng([s, m])),
                                        g, method="sliced") for s in range(4)]) for m in ms]
-    from meanfield.conservation import loglog_slope
+    from meanfield.theory.conservation import loglog_slope
 
     assert abs(loglog_slope(ms, mean) + 0.5) <= SLOPE_TOL
 
 
 @pytest.mark.slow
 def test_random_start_defect_after_the_flow_falls_like_inverse_sqrt_m():
-    from meanfield.conservation import loglog_slope
+    from meanfield.theory.conservation import loglog_slope
 
     d = 5
     problem = mf.Problem(d=d, target=mf.NormTarget(2))
@@ -187,7 +187,7 @@ def test_random_start_defect_after_the_flow_falls_like_inverse_sqrt_m():
         vals = []
         for s in range(3):
             p0 = mf.init_sphere_rademacher(int(m), d, np.random.default_rng([s, m]))
-            r = mf.simulate(problem, p0, dt=0.05, n_steps=20)
+            r = mf.simulate_flow(problem, p0, dt=0.05, n_steps=20)
             vals.append(S.symmetry_defect(r.particles, g, method="sliced"))
         mean.append(np.mean(vals))
     assert abs(loglog_slope(ms, mean) + 0.5) <= SLOPE_TOL

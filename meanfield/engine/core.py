@@ -8,7 +8,7 @@ r ↦ |r|, angle folding and, on request, orbit rescaling), ``record`` adds the 
 quantities to every record, ``weights`` weigh the particles in the error norm.
 
 The **loop** (:class:`Solver`) integrates a field with any integrator of
-:data:`meanfield.integrators.INTEGRATORS`:
+:data:`meanfield.engine.integrators.INTEGRATORS`:
 
 * fixed-step integrators advance by dt for ``n_steps`` steps (t = k·dt exactly); records and
   snapshots fall on steps (``record_every``, or ``n_records`` / ``record_times`` rounded to the
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field as dc_field
 
 import numpy as np
 
-from ..integrators import INTEGRATORS, get_integrator
+from .integrators import INTEGRATORS, get_integrator
 
 __all__ = ["Field", "Solver", "Result", "integrate", "snapshot_steps", "snapshot_times",
            "Checkpointer", "ProgressObserver", "DEFAULT_RTOL", "DEFAULT_ATOL",
@@ -213,7 +213,7 @@ class Result:
 class Checkpointer:
     """Observer that saves ``solver.state_dict()`` (plus ``extra()``) with ``save(dict)``
     every ``every_steps`` accepted steps and every ``every_s`` seconds (atomic writes are
-    the ``save`` function's job, e.g. :meth:`meanfield.runctx.RunContext.save_arrays`)."""
+    the ``save`` function's job, e.g. :meth:`meanfield.cli.runctx.RunContext.save_arrays`)."""
 
     def __init__(self, save, every_steps=None, every_s=30.0, extra=None):
         self.save = save
@@ -236,7 +236,7 @@ class Checkpointer:
 
 
 class ProgressObserver:
-    """Observer that moves a :class:`meanfield.progress.Progress` bar (of ``total`` units)
+    """Observer that moves a :class:`meanfield.cli.progress.Progress` bar (of ``total`` units)
     with the fraction of the run done (time for adaptive runs, steps for fixed ones)."""
 
     def __init__(self, bar, total=None):
@@ -286,7 +286,7 @@ class Solver:
     y0 : tuple of arrays
         Initial state (copied).
     integrator : str
-        A name from :data:`meanfield.integrators.INTEGRATORS`.
+        A name from :data:`meanfield.engine.integrators.INTEGRATORS`.
     dt : float or None
         Fixed-step integrators: the step (required). Adaptive: the first trial step
         (None: chosen from the field by Hairer's rule, one extra evaluation).

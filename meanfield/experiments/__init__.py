@@ -12,7 +12,7 @@ Each module in this package whose top level defines ``NAME`` is an experiment. C
 ``CHOICES`` : dict, optional
     Allowed values of string keys.
 ``check(config)`` : optional
-    Raise :class:`meanfield.config.ConfigError` for out-of-range values (called before any
+    Raise :class:`meanfield.cli.config.ConfigError` for out-of-range values (called before any
     work starts or any file is written). Generic checks come first and need no code: every
     float finite, every integer within int64, every seed (``seed``, ``seeds``, ``*_seed``) >= 0.
 ``APPLIES`` : dict, optional
@@ -31,8 +31,8 @@ Each module in this package whose top level defines ``NAME`` is an experiment. C
     the memory exceeds what is available (naming the key that uses most), and the work is
     printed in the run's first line.
 ``run(config, ctx)`` -> dict
-    Do the work with the :class:`meanfield.runctx.RunContext` ``ctx``; return flat scalar
-    results for ``summary.json``. Raise :class:`meanfield.runctx.RunFailed` when the run
+    Do the work with the :class:`meanfield.cli.runctx.RunContext` ``ctx``; return flat scalar
+    results for ``summary.json``. Raise :class:`meanfield.cli.runctx.RunFailed` when the run
     itself fails. Save resumable state with ``ctx.save_part`` / ``ctx.save_checkpoint``
     (they record the config, so a resume under other settings is refused).
 

@@ -9,9 +9,9 @@ agree with n_steps × dt), ``rtol``, ``atol``, ``max_steps`` (adaptive), ``n_rec
 """
 import numpy as np
 
-from ..config import ConfigError, require
+from ..cli.config import ConfigError, require
 from ..engine import DEFAULT_ATOL, DEFAULT_MAX_STEPS, DEFAULT_RTOL, Checkpointer, ProgressObserver
-from ..integrators import INTEGRATORS
+from ..engine.integrators import INTEGRATORS
 
 __all__ = ["TIME_DEFAULTS", "TIME_TYPES", "check_time", "time_options", "run_solver",
            "trajectory_arrays", "is_adaptive", "check_horizon", "horizon_options"]
@@ -117,13 +117,13 @@ def run_solver(solver, ctx, checkpoint, checkpoint_every=None, desc="", extra=No
                restore_extra=None):
     """Advance ``solver`` to its end with a progress bar, periodic atomic checkpoints (every
     ``checkpoint_every`` accepted steps and every ctx.checkpoint_every_s seconds) and Ctrl-C
-    handling (checkpoint, then :class:`~meanfield.runctx.Interrupted`).
+    handling (checkpoint, then :class:`~meanfield.cli.runctx.Interrupted`).
 
     ``checkpoint`` is a file name relative to the run folder; if it exists, the solver is
     restored from it first (a killed or interrupted run continues bit for bit).
     ``extra()`` adds arrays to every checkpoint, ``restore_extra(state)`` reads them back.
     """
-    from ..runctx import Interrupted
+    from ..cli.runctx import Interrupted
 
     state = ctx.load_checkpoint(checkpoint)  # stamped with the run's config
     if state is not None:

@@ -5,8 +5,8 @@ the seed paper's start (a = ±1, b uniform on the sphere) with exact population 
 """
 import numpy as np
 
-from ..config import ConfigError, require
-from ..integrators import INTEGRATORS
+from ..cli.config import ConfigError, require
+from ..engine.integrators import INTEGRATORS
 from ._common import TIME_DEFAULTS, TIME_TYPES, check_time, run_solver, time_options, \
     trajectory_arrays
 
@@ -72,7 +72,7 @@ def _draws_teacher(c):
 
 
 #: keys that only take effect in some settings: a key the user sets where it has no effect is
-#: refused (meanfield.config.check_applies), so no setting is ignored silently.
+#: refused (meanfield.cli.config.check_applies), so no setting is ignored silently.
 APPLIES = {
     "batch_size": (lambda c: c["backend"] == "sampled",
                    "only the sampled backend draws minibatches (backend = 'exact')"),
@@ -212,7 +212,7 @@ def _streams(config):
 
 
 def _read_particles(config):
-    from ..particles import load_particles
+    from ..models.particles import load_particles
 
     return load_particles(config["init_file"], config["d"])
 
@@ -237,9 +237,9 @@ def _read_teacher(config):
 
 
 def build_problem(config):
-    """The :class:`~meanfield.problem.Problem` a config describes (deterministic in seed)."""
-    from .. import problem as P
-    from ..particles import load_particles
+    """The :class:`~meanfield.models.problem.Problem` a config describes (deterministic in seed)."""
+    from ..models import problem as P
+    from ..models.particles import load_particles
 
     d = config["d"]
     rng_target, _, _ = _streams(config)
@@ -268,7 +268,7 @@ def build_problem(config):
 
 
 def build_particles(config, rng=None):
-    from ..particles import make_init
+    from ..models.particles import make_init
 
     if rng is None:
         _, rng, _ = _streams(config)
@@ -276,7 +276,7 @@ def build_particles(config, rng=None):
 
 
 def build_simulation(config):
-    from ..engine import Simulation
+    from ..models.flow import Simulation
 
     _, rng_init, batch_seed = _streams(config)
     problem = build_problem(config)
@@ -297,7 +297,7 @@ CHECKPOINT = "checkpoint.npz"
 
 def run_simulation(sim, ctx, checkpoint_every, desc=""):
     """Advance ``sim`` to its end with progress, periodic atomic checkpoints and Ctrl-C
-    handling (checkpoint, then :class:`~meanfield.runctx.Interrupted`); see
+    handling (checkpoint, then :class:`~meanfield.cli.runctx.Interrupted`); see
     :func:`meanfield.experiments._common.run_solver`."""
     return run_solver(sim, ctx, CHECKPOINT, checkpoint_every, desc)
 
@@ -353,7 +353,7 @@ def run(config, ctx):
         "message": result.message,
     }
     if result.status != "ok":
-        from ..runctx import RunFailed
+        from ..cli.runctx import RunFailed
 
         raise RunFailed(result.message, **{k: v for k, v in summary.items() if k != "status"})
     # a short readable risk curve for the terminal

@@ -11,8 +11,8 @@ final masses against α(d_H) for the sweep.
 """
 import numpy as np
 
-from ..config import require
-from ..integrators import ADAPTIVE
+from ..cli.config import require
+from ..engine.integrators import ADAPTIVE
 from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon_options,
                       is_adaptive, run_solver, trajectory_arrays)
 
@@ -102,8 +102,8 @@ def _run_part(ctx, name, kernel, eps, c, theta, config, n_steps, estimator, snap
     """One 1-D run through the loop, resumable from its checkpoint and stored as a part so
     that --resume skips it. ``n_steps`` × dt is its horizon; ``snapshot_at`` are steps
     (times / dt)."""
-    from ..radial1d import radial_solver
-    from ..runctx import RunFailed
+    from ..models.radial1d import radial_solver
+    from ..cli.runctx import RunFailed
 
     part = ctx.load_part(name)
     if part is not None:
@@ -144,7 +144,7 @@ def _run_part(ctx, name, kernel, eps, c, theta, config, n_steps, estimator, snap
 
 
 def _diagnostics(run, alpha):
-    from ..lowdim import distances_to_limit
+    from ..models.lowdim import distances_to_limit
 
     w = run["weights"]
     rows = [distances_to_limit(run["eps"], c, th, w, alpha)
@@ -160,9 +160,9 @@ def _value_at(run, step, dt):
 def run(config, ctx):
     import time
 
-    from ..lowdim import angle_law, sample_radial_init, signed_masses
-    from ..problem import norm_target_alpha
-    from ..radial1d import RadialKernel
+    from ..models.lowdim import angle_law, sample_radial_init, signed_masses
+    from ..models.problem import norm_target_alpha
+    from ..models.radial1d import RadialKernel
 
     start = time.perf_counter()
     d, d_H, m, dt = config["d"], config["d_H"], config["n_particles"], config["dt"]
@@ -319,7 +319,7 @@ def _plot(ctx, config, exact, mc, diag, alpha, sweep_rows, angle_law):
     if sweep_rows:
         rows = np.array(sweep_rows)
         grid = np.arange(1, config["sweep_d"])
-        from ..problem import norm_target_alpha
+        from ..models.problem import norm_target_alpha
 
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         ax.plot(grid, [norm_target_alpha(k) for k in grid], "k-", lw=1, label="alpha(d_H)")

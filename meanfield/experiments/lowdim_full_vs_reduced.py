@@ -3,8 +3,8 @@
 For f* = ‖x_H‖ and every width m and seed, one draw of the seed paper's start (a = ±1,
 b uniform on S^{d−1}) is run three ways from the same particles: (i) the full flow in
 R^{1+d} (exact Gaussian expectations, :mod:`meanfield.engine`), (ii) the (d_H + 2)-variable
-reduced flow of its push-forward (a, b_H, ‖b_⊥‖) (:mod:`meanfield.reduced`), (iii) the 1-D
-model of its push-forward (ε, c, θ) (:mod:`meanfield.radial1d`). The i.i.d. start is
+reduced flow of its push-forward (a, b_H, ‖b_⊥‖) (:mod:`meanfield.models.reduced`), (iii) the 1-D
+model of its push-forward (ε, c, θ) (:mod:`meanfield.models.radial1d`). The i.i.d. start is
 symmetric only in law, so the models differ at finite m by a symmetry defect that should
 shrink like m^{−½}; the experiment fits that rate from log–log slopes. The risks differ
 only at second order in the defect (the first variation of F at a symmetric measure is a
@@ -25,8 +25,8 @@ of the positive particles.
 """
 import numpy as np
 
-from ..config import require
-from ..integrators import ADAPTIVE
+from ..cli.config import require
+from ..engine.integrators import ADAPTIVE
 from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon_options, is_adaptive,
                       run_solver, trajectory_arrays)
 
@@ -95,14 +95,14 @@ def _w1_theta(law1, law2, wasserstein_1d):
 
 
 def _one(config, m, seed, ctx, problem, backend, kernel):
-    from ..lowdim import (coupled_distance, radial_from_particles, wasserstein_1d,
+    from ..models.lowdim import (coupled_distance, radial_from_particles, wasserstein_1d,
                           wasserstein_matched)
-    from ..particles import init_sphere_rademacher
-    from ..runctx import RunFailed
+    from ..models.particles import init_sphere_rademacher
+    from ..cli.runctx import RunFailed
 
-    from ..engine import Simulation
-    from ..radial1d import radial_solver
-    from ..reduced import reduced_solver
+    from ..models.flow import Simulation
+    from ..models.radial1d import radial_solver
+    from ..models.reduced import reduced_solver
 
     d, d_H = config["d"], config["d_H"]
     p0 = init_sphere_rademacher(m, d, np.random.default_rng([seed, m]))
@@ -167,9 +167,9 @@ def fit_rate(widths, values):
 def run(config, ctx):
     import time
 
-    from ..problem import NormTarget, Problem
-    from ..radial1d import RadialKernel
-    from ..reduced import BlockReduction, ReducedBackend
+    from ..models.problem import NormTarget, Problem
+    from ..models.radial1d import RadialKernel
+    from ..models.reduced import BlockReduction, ReducedBackend
 
     start = time.perf_counter()
     d, d_H = config["d"], config["d_H"]

@@ -6,7 +6,7 @@ Sub-runs (each saved as a part, so ``--resume`` skips finished ones):
   enumerating the cube): errors at round-off, detector null space of dimension k;
 * ``law-<name>``: for every input law (symmetric ones and the non-symmetric controls) and
   every N, ``trials`` independent samples; relative parameter error in canonical form
-  (:func:`meanfield.moments.parameter_error`), the detector's null gap, wall time;
+  (:func:`meanfield.systems.moments.parameter_error`), the detector's null gap, wall time;
 * ``noise``: error against the noise level at fixed N (Gaussian inputs);
 * ``gd``: the same teacher learned by plain full-batch gradient descent on the same samples,
   error and time beside the moment method's.
@@ -14,7 +14,7 @@ Sub-runs (each saved as a part, so ``--resume`` skips finished ones):
 Figures: ``moments_error_vs_n.png`` (log–log, fitted slopes), ``moments_error_vs_noise.png``,
 ``moments_vs_gd.png``.
 """
-from ..config import ConfigError, require
+from ..cli.config import ConfigError, require
 
 NAME = "moments"
 SUMMARY = "method-of-moments recovery of A σ(W x): error vs N (slope ≈ −½), noise, controls, GD"
@@ -114,8 +114,8 @@ def run(config, ctx):
 
     import numpy as np
 
-    from .. import moments as mm
-    from ..runctx import Interrupted
+    from ..systems import moments as mm
+    from ..cli.runctx import Interrupted
 
     p, k, d = config["p"], config["k"], config["d"]
     A, W = mm.make_teacher(p, k, d, np.random.default_rng(config["teacher_seed"]))
@@ -222,7 +222,7 @@ def run(config, ctx):
                 gd = mm.fit_gd(x, y, k, n_steps=config["gd_steps"], lr=config["gd_lr"],
                                seed=1000 + t, record_every=10)
                 if not (np.all(np.isfinite(gd.A)) and np.all(np.isfinite(gd.W))):
-                    from ..runctx import RunFailed
+                    from ..cli.runctx import RunFailed
 
                     raise RunFailed(f"gradient descent diverged (trial {t}); reduce gd_lr "
                                     f"(now {config['gd_lr']:g})")

@@ -6,7 +6,7 @@ Sub-runs (each saved as a part, so ``--resume`` skips finished ones):
   from an unbalanced start (|a_j| ∈ [¼, ¾], b_j on the unit sphere, so Q_j < 0 and no b_j
   can reach the origin, where the ReLU velocity field is not Lipschitz), horizon T, for every
   dt and integrator: fixed-horizon drift of Q_j and the energy-identity residual, each
-  step checked against its exact discrete identity by :class:`~meanfield.conservation.LawMonitor`;
+  step checked against its exact discrete identity by :class:`~meanfield.theory.conservation.LawMonitor`;
   heavy-ball momentum both at fixed μ and at fixed friction γ (μ = 1 − γ√dt, step √dt of
   the ODE θ'' + γθ' = v);
 * ``time``: the same problem over a longer horizon at one dt, every integrator, plus the
@@ -32,8 +32,8 @@ import json
 
 import numpy as np
 
-from ..config import require
-from ..integrators import ADAPTIVE, FIXED_STEP
+from ..cli.config import require
+from ..engine.integrators import ADAPTIVE, FIXED_STEP
 
 NAME = "noether"
 SUMMARY = ("conservation laws (Q_j, weight decay, rates, balance matrix, angular momentum, "
@@ -135,14 +135,14 @@ def check(config):
 
 # ----------------------------------------------------------------------------- problems
 def _norm_problem(d, d_H):
-    from ..problem import NormTarget, Problem
+    from ..models.problem import NormTarget, Problem
 
     return Problem(d=d, target=NormTarget(d_H=d_H))
 
 
 def _unbalanced_start(m, d, rng):
     """|a_j| ∈ [¼, ¾] with random sign, b_j uniform on the sphere: Q_j ∈ [−15/16, −7/16]."""
-    from ..particles import Particles
+    from ..models.particles import Particles
 
     b = rng.standard_normal((m, d))
     b /= np.linalg.norm(b, axis=1, keepdims=True)
@@ -156,10 +156,10 @@ def _rows_json(rows):
 
 def _monitored(problem, particles, dt, n_steps, integrator, label=None, blocks="auto",
                rtol=None, atol=None, **options):
-    from ..conservation import LawMonitor
-    from ..engine import Simulation
-    from ..integrators import INTEGRATORS
-    from ..runctx import RunFailed
+    from ..theory.conservation import LawMonitor
+    from ..models.flow import Simulation
+    from ..engine.integrators import INTEGRATORS
+    from ..cli.runctx import RunFailed
 
     if INTEGRATORS[integrator].adaptive:  # same horizon, steps chosen at rtol / atol
         options.pop("momentum", None)
@@ -176,7 +176,7 @@ def _monitored(problem, particles, dt, n_steps, integrator, label=None, blocks="
 
 # ------------------------------------------------------------------------------- parts
 def _part_sweep(config, ctx):
-    from ..conservation import energy_residual, predicted_energy_residual
+    from ..theory.conservation import energy_residual, predicted_energy_residual
 
     rng = np.random.default_rng([config["seed"], 1])
     problem = _norm_problem(config["d"], config["d_H"])
@@ -201,7 +201,7 @@ def _part_sweep(config, ctx):
             enp.append(np.nan if pred is None else pred / h["energy"][0])
             bar.update(1)
             if ctx.stop_requested():
-                from ..runctx import Interrupted
+                from ..cli.runctx import Interrupted
 
                 raise Interrupted("stopped during the dt sweep (no part saved)")
         out[f"q_{name}"] = np.array(q)
@@ -254,7 +254,7 @@ def _part_time(config, ctx):
 
 
 def _linear_problem(d, rng):
-    from ..problem import Problem, Teacher
+    from ..models.problem import Problem, Teacher
 
     b_star = rng.standard_normal((2, d))
     b_star /= np.linalg.norm(b_star, axis=1, keepdims=True)
@@ -264,8 +264,8 @@ def _linear_problem(d, rng):
 
 
 def _part_linear(config, ctx):
-    from ..conservation import balance_matrix
-    from ..particles import init_gaussian
+    from ..theory.conservation import balance_matrix
+    from ..models.particles import init_gaussian
 
     rng = np.random.default_rng([config["seed"], 2])
     d = config["d"]
@@ -299,8 +299,8 @@ def _part_linear(config, ctx):
 
 
 def _part_angmom(config, ctx):
-    from ..conservation import rotation_blocks
-    from ..particles import init_sphere_rademacher
+    from ..theory.conservation import rotation_blocks
+    from ..models.particles import init_sphere_rademacher
 
     rng = np.random.default_rng([config["seed"], 3])
     d = config["angmom_d"]
@@ -325,9 +325,9 @@ def _part_angmom(config, ctx):
 
 def _groups(config, rng):
     """(name, problem, generators, base particles) for the orbit-start checks."""
-    from ..particles import init_sphere_rademacher
-    from ..problem import GaussianLaw, Problem, Teacher, odd_cubic_target
-    from ..symmetry import block_rotation, coordinate_permutation, coordinate_reflection, sign_flip
+    from ..models.particles import init_sphere_rademacher
+    from ..models.problem import GaussianLaw, Problem, Teacher, odd_cubic_target
+    from ..theory.symmetry import block_rotation, coordinate_permutation, coordinate_reflection, sign_flip
 
     d, d_H = config["d"], config["d_H"]
     nb = config["orbit_base"]
@@ -359,10 +359,10 @@ def _groups(config, rng):
 
 
 def _part_orbits(config, ctx):
-    from ..conservation import LawRow
-    from ..engine import Simulation
-    from ..particles import Particles
-    from ..symmetry import orbit_init, symmetry_defect, target_equivariance_error
+    from ..theory.conservation import LawRow
+    from ..models.flow import Simulation
+    from ..models.particles import Particles
+    from ..theory.symmetry import orbit_init, symmetry_defect, target_equivariance_error
 
     rng = np.random.default_rng([config["seed"], 4])
     out, rows = {}, []
@@ -400,9 +400,9 @@ def _part_orbits(config, ctx):
 
 
 def _part_defect(config, ctx):
-    from ..engine import Simulation
-    from ..particles import Particles, init_sphere_rademacher
-    from ..symmetry import orbit_init, symmetry_defect
+    from ..models.flow import Simulation
+    from ..models.particles import Particles, init_sphere_rademacher
+    from ..theory.symmetry import orbit_init, symmetry_defect
 
     rng = np.random.default_rng([config["seed"], 5])
     gname, problem, gens, _ = _groups(config, rng)[1]
@@ -446,11 +446,11 @@ def _part_equivalent(config, ctx):
     """Permuting and positively rescaling the particles of a trained network changes neither
     the predictor nor its canonical form (seed 002): the particle measure is the quotient."""
     try:
-        from ..equivalent import canonical_distance
+        from ..systems.equivalent import canonical_distance
     except ImportError:  # the module is optional here
         return {"available": np.array(False)}
-    from ..engine import predict, simulate
-    from ..particles import Particles, init_sphere_rademacher
+    from ..models.flow import predict, simulate_flow as simulate
+    from ..models.particles import Particles, init_sphere_rademacher
 
     rng = np.random.default_rng([config["seed"], 8])
     problem = _norm_problem(config["d"], config["d_H"])
@@ -475,7 +475,7 @@ def _figures(parts, config, ctx):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..conservation import loglog_slope
+    from ..theory.conservation import loglog_slope
 
     colors = {"euler": "C0", "heun": "C1", "rk4": "C2", "euler_projected": "C3",
               "momentum": "C4", "heavy_ball": "C5"}
@@ -645,7 +645,7 @@ def _fmt(x):
 
 
 def _slope_rows(parts, config):
-    from ..conservation import PREDICTED_CHARGE_SLOPE, PREDICTED_ENERGY_SLOPE, LawRow, loglog_slope
+    from ..theory.conservation import PREDICTED_CHARGE_SLOPE, PREDICTED_ENERGY_SLOPE, LawRow, loglog_slope
 
     sw = parts["sweep"]
     dts = sw["dts"]
@@ -755,7 +755,7 @@ _PARTS = (("sweep", _part_sweep), ("time", _part_time), ("linear", _part_linear)
 def run(config, ctx):
     import time
 
-    from ..runctx import Interrupted
+    from ..cli.runctx import Interrupted
 
     parts, times = {}, {}
     for name, fn in _PARTS:
@@ -784,7 +784,7 @@ def run(config, ctx):
     _write_table(rows, ctx)
     _figures(parts, config, ctx)
 
-    from ..conservation import loglog_slope
+    from ..theory.conservation import loglog_slope
 
     sw, de, am, li = parts["sweep"], parts["defect"], parts["angmom"], parts["linear"]
     k = config["fit_points"]

@@ -16,7 +16,7 @@ gives the paper's 10⁴ gradient-descent steps of size dt). Two starts:
 
 Each run is compared with two references: the moment ODE in continuous time (``solve_ivp``,
 tight tolerance; "gap to the ODE") and the same reduction advanced by the run's own integrator
-and dt (:func:`meanfield.odd.discrete_reduced_flow`; "gap at the same dt"), which removes the
+and dt (:func:`meanfield.models.odd.discrete_reduced_flow`; "gap at the same dt"), which removes the
 time-stepping error and leaves only what the reduction does not capture. With
 ``include_sampled`` the seed paper's own method (online SGD, fresh batches of ``batch_size``)
 is run from the same initial particles for comparison, for the starts in ``sampled_inits``
@@ -29,8 +29,8 @@ vs m, log–log, fitted slope) and ``odd_symmetry.png`` (even part of the predic
 """
 import numpy as np
 
-from ..config import require
-from ..integrators import ADAPTIVE
+from ..cli.config import require
+from ..engine.integrators import ADAPTIVE
 from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon_options,
                       is_adaptive, run_solver)
 
@@ -124,7 +124,7 @@ def check(config):
 # ------------------------------------------------------------------------------ set-up
 def build_problem(config):
     """E1's problem (target drawn from ``target_seed``) and a fixed probe set (n_probe, d)."""
-    from ..problem import GaussianLaw, Problem, odd_cubic_target
+    from ..models.problem import GaussianLaw, Problem, odd_cubic_target
 
     d = config["d"]
     target_seq, probe_seq = np.random.SeedSequence(config["target_seed"]).spawn(2)
@@ -137,7 +137,7 @@ def build_problem(config):
 def initial_particles(init, m, d, seed):
     """The start of sub-run (init, m, seed): the paired start is the random start's first m/2
     particles with their images, so both inits of one seed share their particles."""
-    from ..particles import init_paired, init_sphere_rademacher
+    from ..models.particles import init_paired, init_sphere_rademacher
 
     base = init_sphere_rademacher(m, d, np.random.default_rng([seed, m]))
     return init_paired(base) if init == "paired" else base
@@ -231,7 +231,7 @@ class Diagnostics:
     def on_record(self, solver, i, y, t):
         import time
 
-        from ..odd import (even_part_norm_sq, even_part_on_probes, linear_coefficient,
+        from ..models.odd import (even_part_norm_sq, even_part_on_probes, linear_coefficient,
                            pair_defect, sign_flip_defect)
 
         t0 = time.perf_counter()
@@ -267,10 +267,10 @@ class Diagnostics:
 def run_one(job, config, problem, red, probe, ctx, bar):
     """One particle run through the loop, diagnostics at every record (an observer);
     resumable from its checkpoint. Returns its arrays."""
-    from ..backends import ExactBackend
-    from ..engine import Simulation
-    from ..odd import moments
-    from ..runctx import RunFailed
+    from ..models.backends import ExactBackend
+    from ..models.flow import Simulation
+    from ..models.odd import moments
+    from ..cli.runctx import RunFailed
 
     init, m, seed, backend = job
     name = _part_name(job)
@@ -337,7 +337,7 @@ def fit_slope(m, gaps):
 
 def _references(config, red, t):
     """∞-width references of the random start: closed form, moment ODE, same-dt reduction."""
-    from ..odd import isotropic_solution, moment_ode
+    from ..models.odd import isotropic_solution, moment_ode
 
     d = config["d"]
     V = 1.0 + 1.0 / d  # a = ±1: v_a = 1; b uniform on S^{d−1}: E[bbᵀ] = I/d
@@ -351,7 +351,7 @@ def _references(config, red, t):
 def _same_dt(config, red, w0, S0, s0, backend="exact"):
     """The moment reduction advanced by the sub-run's own integrator and step (adaptive: its
     own steps at the same tolerance), recorded at the same times."""
-    from ..odd import discrete_reduced_flow
+    from ..models.odd import discrete_reduced_flow
 
     integrator, opts = _time(config, backend)
     return discrete_reduced_flow(red, w0, S0, s0, integrator=integrator,
@@ -362,7 +362,7 @@ def _same_dt(config, red, w0, S0, s0, backend="exact"):
 def _run_references(part, init, config, red, inf_closed, inf_same_dt, backend="exact"):
     """(continuous, same-dt) reference w(t) for one run: its own moment ODE for a paired start,
     the ∞-width isotropic flow for the random start."""
-    from ..odd import moment_ode
+    from ..models.odd import moment_ode
 
     if init == "paired":
         cont = moment_ode(red, part["w0"], part["S0"], float(part["s0"]), part["t"],
@@ -380,7 +380,7 @@ def run(config, ctx):
     """Run E1 and return flat scalar results (see the module docstring)."""
     import time
 
-    from ..odd import convergence_bound, linear_risk, odd_reduction
+    from ..models.odd import convergence_bound, linear_risk, odd_reduction
 
     start = time.perf_counter()
     problem, probe = build_problem(config)

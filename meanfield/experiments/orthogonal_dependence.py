@@ -12,8 +12,8 @@ Both flows run through the one loop (default: Dormand–Prince 5(4)) as resumabl
 """
 import numpy as np
 
-from ..config import require
-from ..integrators import INTEGRATORS
+from ..cli.config import require
+from ..engine.integrators import INTEGRATORS
 from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon_options,
                       is_adaptive, run_solver, trajectory_arrays)
 
@@ -69,12 +69,12 @@ def check(config):
 def run(config, ctx):
     import time
 
-    from ..engine import Simulation, predict
-    from ..lowdim import profile_inputs, radial_from_particles
-    from ..particles import Particles, init_sphere_rademacher
-    from ..problem import NormTarget, Problem
-    from ..radial1d import RadialKernel, radial_solver
-    from ..runctx import RunFailed
+    from ..models.flow import Simulation, predict
+    from ..models.lowdim import profile_inputs, radial_from_particles
+    from ..models.particles import Particles, init_sphere_rademacher
+    from ..models.problem import NormTarget, Problem
+    from ..models.radial1d import RadialKernel, radial_solver
+    from ..cli.runctx import RunFailed
 
     start = time.perf_counter()
     d, d_H, m, dt = config["d"], config["d_H"], config["n_particles"], config["dt"]

@@ -13,7 +13,7 @@ Sub-runs saved as parts: ``<target>-<init>`` (all N and seeds), ``population-<ta
 ``lr-sweep``. Figures: ``symmetric_boolean_vs_epochs.png``, ``symmetric_boolean_vs_n.png``,
 ``symmetric_boolean_lr.png``.
 """
-from ..config import ConfigError, require
+from ..cli.config import ConfigError, require
 
 NAME = "symmetric-boolean"
 SUMMARY = "parity/majority/random g(|x|) on {0,1}^n: invariant vs random init, train vs test"
@@ -96,8 +96,8 @@ def check(config):
 def run(config, ctx):
     import numpy as np
 
-    from .. import boolean as bl
-    from ..runctx import Interrupted
+    from ..systems import boolean as bl
+    from ..cli.runctx import Interrupted
 
     n, width = config["n"], config["width"]
     n_list = [int(v) for v in config["n_train"]]
@@ -178,7 +178,7 @@ def run(config, ctx):
                                          record_every=steps_per_eval)
             risk = hist["risk"]
             if not np.all(np.isfinite(risk)) or np.max(risk) > 10.0 * max(risk[0], 1.0):
-                from ..runctx import RunFailed
+                from ..cli.runctx import RunFailed
 
                 raise RunFailed(f"population flow of {target} diverged (risk {risk[0]:.3g} -> "
                                 f"{np.nanmax(risk):.3g}); reduce population_dt (now "

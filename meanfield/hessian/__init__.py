@@ -44,7 +44,7 @@ antiparallel (J(γ) has a γ³ term: κ behaves like |u_⊥|³ there), so F is t
 differentiable at coincident and clustered directions and its Hessian there is the limit
 along the cluster: ∇²_12κ → θ I/(2π) (I/2 for parallel, 0 for antiparallel), ∇²_11κ → 0.
 The kernels take this limit for pairs with sin γ ≤ 2⁻²⁶ (≈ √ε), where the general formula
-would cancel catastrophically (see :mod:`meanfield.hessian._kernels`). At b_j = 0 F is not
+would cancel catastrophically (see :mod:`meanfield.kernels.hessian`). At b_j = 0 F is not
 twice differentiable (κ is 1-homogeneous in each argument); such particles are reported
 (``n_zero_b``) and get the velocity's convention (terms divided by ‖b_j‖² are zero).
 
@@ -84,9 +84,9 @@ import time
 
 import numpy as np
 
-from ..backends import ExactBackend
-from ..gaussian import sphere_coordinate_quadrature
-from ._kernels import SMALL_ANGLE, hvp_pair_sums
+from ..models.backends import ExactBackend
+from ..kernels.gaussian import sphere_coordinate_quadrature
+from ..kernels.hessian import SMALL_ANGLE, hvp_pair_sums
 
 __all__ = ["HessianOperator", "dense_hessian", "spectrum", "rescaling_directions", "polish", "predict_zero_modes",
            "count_zero_modes", "analyse", "DENSE_MAX", "gradient_norm"]
@@ -663,7 +663,7 @@ def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10
 
     The variables are φ = D^{1/2} θ, so the Hessian is the operator H of this module and
     the gradient norm is (Σ_j w_j |g_j|²)^{1/2}. Gradients come from
-    :class:`~meanfield.backends.ExactBackend`, Hessian-vector products from
+    :class:`~meanfield.models.backends.ExactBackend`, Hessian-vector products from
     :class:`HessianOperator`. Trust-krylov stops at ``gtol``, at ``maxiter``, or when its
     subproblem solver breaks down near round-off (it can propose NaN steps once the gradient
     is ~1e-9); then up to ``newton_steps`` Newton steps p = −H⁺∇ (MINRES, which handles the

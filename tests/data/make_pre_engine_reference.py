@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 import meanfield as mf
-from meanfield.lowdim import sample_radial_init, sample_reduced_init
-from meanfield.odd import discrete_reduced_flow, odd_reduction
-from meanfield.radial1d import RadialKernel, simulate_radial
-from meanfield.reduced import BlockReduction, ReducedBackend, simulate_reduced
+from meanfield.models.lowdim import sample_radial_init, sample_reduced_init
+from meanfield.models.odd import discrete_reduced_flow, odd_reduction
+from meanfield.models.radial1d import RadialKernel, simulate_radial
+from meanfield.models.reduced import BlockReduction, ReducedBackend, simulate_reduced
 
 
 def main():
@@ -22,13 +22,13 @@ def main():
     problem = mf.Problem(d, mf.NormTarget(2))
     p = mf.init_sphere_rademacher(16, d, np.random.default_rng(11))
     for name in ("euler", "heun", "rk4", "euler_projected", "momentum"):
-        r = mf.simulate(problem, p, 0.05, 40, integrator=name, record_every=3, n_snapshots=4)
+        r = mf.simulate_flow(problem, p, 0.05, 40, integrator=name, record_every=3, n_snapshots=4)
         for k in ("t", "risk", "dissipation", "q_drift"):
             out[f"full_{name}_{k}"] = getattr(r, k)
         out[f"full_{name}_a"] = r.particles.a
         out[f"full_{name}_b"] = r.particles.b
         out[f"full_{name}_snap_b"] = r.snapshots["b"]
-    r = mf.simulate(problem, p, 0.05, 20, backend="sampled", batch_size=64, seed=5,
+    r = mf.simulate_flow(problem, p, 0.05, 20, backend="sampled", batch_size=64, seed=5,
                     exact_risk_every=2)
     out["sampled_risk"] = r.risk
     out["sampled_risk_exact"] = r.risk_exact

@@ -21,16 +21,16 @@ reduction Σ_k (c_k θ_ik) b'_k — and an O(m²) elementwise pass (one square r
 arctangent per pair). Nothing of size m × m is ever stored: tiles of at most 128 × 256,
 panels of at most 256 × max(m, 4096).
 
-* The arctangent is :func:`_atan2`, a branch-free double-precision atan2 (fdlibm's
+* The arctangent is :func:`fast_atan2`, a branch-free double-precision atan2 (fdlibm's
   polynomial, one division) that LLVM vectorises; libm's scalar atan2 would cost more
   than everything else in the pass together.
 * For d below the measured crossover (:func:`_use_blas`: d < 96, or m < 512 and
-  d < 256) the matrix products are register-blocked Numba loops (:func:`_abt_tile`,
+  d < 256) the matrix products are register-blocked Numba loops (:func:`abt_tile`,
   :func:`_ay_tile`) that vectorise over a contiguous index; above it (issue 17) they are
   BLAS calls on row panels (:func:`_blas_symmetric`, :func:`_blas_general`: the Gram
   panel and both reductions through ``dgemm``, accumulating in place with β = 1) and only
   the elementwise pass (:func:`_tile_angles`) is Numba. BLAS then runs with one thread
-  per task (:func:`~meanfield._numba.blas_single_thread`), so it neither fights the
+  per task (:func:`~meanfield.kernels.threads.blas_single_thread`), so it neither fights the
   tasks for the cores nor makes a product's summation depend on its thread count.
 * When the sources are the outputs (the particle interaction, ``b_src`` is ``b_out``),
   each unordered pair is computed once (:func:`_sym_workers` on tiles, or the upper
@@ -40,7 +40,7 @@ panels of at most 256 × max(m, 4096).
   calls) and the buffers are added in worker order (:func:`_sym_finish`): every row
   receives its contributions in the same order whatever the number of threads.
 * The kernels are serial ``nogil`` functions; the tasks (virtual workers, row chunks,
-  panels) run on a small thread pool (:func:`~meanfield._numba.run_tasks`), taken
+  panels) run on a small thread pool (:func:`~meanfield.kernels.threads.run_tasks`), taken
   dynamically, two thread hand-offs per evaluation. Problems below about a millisecond
   of work run in the calling thread (a size rule, :func:`_run_serially`): a hand-off
   costs microseconds on an idle machine but can cost milliseconds when other processes
@@ -63,7 +63,7 @@ import numpy as np
 
 import threading
 
-from ._numba import blas_single_thread, get_threads, kernel, parallel_kernel, prange, run_tasks
+from .threads import blas_single_thread, get_threads, kernel, parallel_kernel, prange, run_tasks
 
 __all__ = ["interaction", "kappa", "norm_target_terms", "sphere_average_terms",
            "sphere_coordinate_quadrature"]
@@ -105,7 +105,7 @@ _AT10 = 1.62858201153657823623e-02
 
 
 @kernel(error_model="numpy", inline="always")
-def _atan2(y, x):
+def fast_atan2(y, x):
     """atan2(y, x) in double precision without branches (so loops calling it vectorise).
 
     Same values as ``math.atan2`` to within 2 ulp (tested), including the signed zeros,
@@ -147,7 +147,7 @@ def _atan2(y, x):
 
 
 @kernel(error_model="numpy", fastmath={"reassoc", "contract"})
-def _abt_tile(x, xr, xc, nx, y, yr, yc, ny, n, out, accumulate):
+def abt_tile(x, xr, xc, nx, y, yr, yc, ny, n, out, accumulate):
     """out[i, j] (+)= Σ_{t<n} x[xr+i, xc+t] · y[yr+j, yc+t] for i < nx, j < ny.
 
     Dot products along the contiguous index t (vectorised: needs ``reassoc``), blocked
@@ -219,7 +219,7 @@ def _ay_tile(a, ar, ni, nt, y, yc, nk, out):
     Rank-4 updates of each output row, vectorised over the contiguous j: for small d
     (Gram tiles with d < 56: a dot product of length d would spend as much on its final
     horizontal sum as on the products; measured 20–30 against 10–20 GFLOP/s at
-    d = 16–48). ``y`` is the transposed source array (d, n). Preconditions as :func:`_abt_tile`.
+    d = 16–48). ``y`` is the transposed source array (d, n). Preconditions as :func:`abt_tile`.
     """
     for i in range(ni):
         orow = out[i, :nk]
@@ -247,7 +247,7 @@ def _ay_tile(a, ar, ni, nt, y, yc, nk, out):
 
 
 @kernel(error_model="numpy")
-def _gram_tile(b_rows, i0, ni, b_cols, b_cols_t, k0, nk, dots):
+def gram_tile(b_rows, i0, ni, b_cols, b_cols_t, k0, nk, dots):
     """dots[ii, kk] = ⟨b_rows[i0+ii], b_cols[k0+kk]⟩ (rank-4 updates for small d). Used by
     the sampled kernels; the pair kernels choose the two cases inline."""
     d = b_rows.shape[1]
@@ -255,7 +255,7 @@ def _gram_tile(b_rows, i0, ni, b_cols, b_cols_t, k0, nk, dots):
     if d < _SMALL_D:
         _ay_tile(b_rows, i0, ni, d, b_cols_t, k0, nk, dots)
     else:
-        _abt_tile(b_rows, i0, zero, ni, b_cols, k0, zero, nk, d, dots, zero > 0)
+        abt_tile(b_rows, i0, zero, ni, b_cols, k0, zero, nk, d, dots, zero > 0)
 
 
 @kernel(error_model="numpy", fastmath={"reassoc"})
@@ -282,7 +282,7 @@ def _tile_angles(dots, ni, nk, n2_rows, c_rows, n2_cols, c_cols, w, theta, radia
         for kk in range(nk):
             dot = drow[kk]
             cross = sqrt(max(n2_i * n2k[kk] - dot * dot, 0.0))
-            angle = _atan2(cross, -dot)
+            angle = fast_atan2(cross, -dot)
             wrow[kk] = ck[kk] * angle
             acc += ck[kk] * cross
             if both:
@@ -307,7 +307,7 @@ def _transpose(theta, ni, nk, out):
 
 
 @kernel(error_model="numpy", fastmath={"reassoc", "contract"})
-def _finish_rows(b, n2, radial, out_s, out_g):
+def finish_rows(b, n2, radial, out_s, out_g):
     """In place: out_g holds Σ_k c_k θ_ik b'_k and radial Σ_k c_k r_ik on entry;
     S_i = (radial_i + ⟨b_i, out_g_i⟩)/(2π), G_i = (out_g_i + radial_i/‖b_i‖² b_i)/(2π)."""
     m, d = b.shape
@@ -357,12 +357,12 @@ def _general_rows(ib0, ib1, tr, tc, bt, nt2, bs, bs_t, ns2, cs, out_s, out_g):
             if d < _SMALL_D:  # the Gram tile
                 _ay_tile(bt, i0, ni, d, bs_t, k0, nk, dots)
             else:
-                _abt_tile(bt, i0, zero, ni, bs, k0, zero, nk, d, dots, no)
+                abt_tile(bt, i0, zero, ni, bs, k0, zero, nk, d, dots, no)
             # both=False: the c_rows, theta and radial_cols arguments are not touched
             _tile_angles(dots, ni, nk, nt2[i0:i0 + ni], radial, ns2[k0:k0 + nk],
                          cs[k0:k0 + nk], w, w, radial, radial, no)
-            _abt_tile(w, zero, zero, ni, bs_t, zero, k0, d, nk, g, yes)
-        _finish_rows(bt[i0:i0 + ni], nt2[i0:i0 + ni], radial[:ni], out_s[i0:i0 + ni], g)
+            abt_tile(w, zero, zero, ni, bs_t, zero, k0, d, nk, g, yes)
+        finish_rows(bt[i0:i0 + ni], nt2[i0:i0 + ni], radial[:ni], out_s[i0:i0 + ni], g)
 
 
 def _tile_shape(d):
@@ -426,7 +426,7 @@ def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g):
             if d < _SMALL_D:  # the Gram tile
                 _ay_tile(b, i0, ni, d, b_t, k0, nk, dots)
             else:
-                _abt_tile(b, i0, zero, ni, b, k0, zero, nk, d, dots, no)
+                abt_tile(b, i0, zero, ni, b, k0, zero, nk, d, dots, no)
             if off_diagonal:
                 n2_rows = n2[i0:i0 + ni]
                 n2_cols = n2[k0:k0 + nk]
@@ -447,7 +447,7 @@ def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g):
                 if side == 1:
                     _transpose(theta, ni, nk, w)
                     r0, nr, s0, ns = k0, nk, i0, ni
-                _abt_tile(w, zero, zero, nr, b_t, zero, s0, d, ns, g_v[r0:r0 + nr], yes)
+                abt_tile(w, zero, zero, nr, b_t, zero, s0, d, ns, g_v[r0:r0 + nr], yes)
             kb += 1
             if kb == n_blocks:
                 ib += 1
@@ -457,7 +457,7 @@ def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g):
 @kernel(error_model="numpy")
 def _sym_finish(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
     """Rows i0 ≤ i < i1 of the symmetric pair sums: add the workers' buffers in worker
-    order, then finish the rows (:func:`_finish_rows`; writes those rows only)."""
+    order, then finish the rows (:func:`finish_rows`; writes those rows only)."""
     d = b.shape[1]
     radial = np.zeros(i1 - i0)
     out_g[i0:i1] = 0.0
@@ -468,21 +468,21 @@ def _sym_finish(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
             bg = buf_g[v, i]
             for l in range(d):
                 gi[l] += bg[l]
-    _finish_rows(b[i0:i1], n2[i0:i1], radial, out_s[i0:i1], out_g[i0:i1])
+    finish_rows(b[i0:i1], n2[i0:i1], radial, out_s[i0:i1], out_g[i0:i1])
 
 
 @kernel(error_model="numpy")
-def _sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g):
+def sym_finish_block(ib, tb, b, n2, buf_r, buf_g, out_s, out_g):
     """:func:`_sym_finish` for the rows of block ib (rows ib·tb …); used by
-    :mod:`meanfield._reduced_kernels`."""
+    :mod:`meanfield.kernels.reduced`."""
     i0 = ib * tb
     _sym_finish(i0, min(b.shape[0], i0 + tb), b, n2, buf_r, buf_g, out_s, out_g)
 
 
 @kernel(error_model="numpy")
-def _transpose_scaled(theta, ni, nk, c, out):
+def transpose_scaled(theta, ni, nk, c, out):
     """out[kk, ii] = theta[ii, kk] · c[ii] (8 rows at a time, so stores are contiguous);
-    used by :mod:`meanfield._reduced_kernels` (the pair tiles here scale in
+    used by :mod:`meanfield.kernels.reduced` (the pair tiles here scale in
     :func:`_tile_angles` and use :func:`_transpose`)."""
     ii0 = 0
     while ii0 + 8 <= ni:
@@ -647,7 +647,7 @@ def _blas_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
             _tile_angles(dots, ni, k1 - k0, nt2[i0:i1], radial, ns2[k0:k1], cs[k0:k1], w, w,
                          radial, radial, False)
             _add_product(dgemm, g, w, bs[k0:k1])
-        _finish_rows(bt[i0:i1], nt2[i0:i1], radial, out_s[i0:i1], g)
+        finish_rows(bt[i0:i1], nt2[i0:i1], radial, out_s[i0:i1], g)
 
     with blas_single_thread():
         run_tasks(panel, n_panels, parallel)
@@ -796,11 +796,11 @@ def _norm_target_kernel(b, d_h, nodes, weights, out_t, out_g):
         acc_t = 0.0
         acc_h = 0.0  # coefficient of b_H/h
         acc_cross = 0.0
-        for j in range(q):  # vectorised: _atan2 has no branches, the sums may reassociate
+        for j in range(q):  # vectorised: fast_atan2 has no branches, the sums may reassociate
             t = nodes[j]
             dot = t * h
             cross = sqrt(max(r2 + (1.0 - t * t) * h2, 0.0))
-            theta = _atan2(cross, -dot)  # π − γ
+            theta = fast_atan2(cross, -dot)  # π − γ
             acc_t += weights[j] * (cross + theta * dot)
             acc_h += weights[j] * theta * t
             acc_cross += weights[j] * cross
@@ -863,7 +863,7 @@ def norm_target_terms(b, d_H, n_nodes=64):
     T : (m,) array
     grad_T : (m, d) array
     """
-    from .problem import norm_target_alpha
+    from ..models.problem import norm_target_alpha
 
     b = _check_rows("b", b)
     if not 1 <= d_H <= b.shape[1]:

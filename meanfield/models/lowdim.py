@@ -1,14 +1,14 @@
 """Low-dimensional targets f*(x) = f*(P_H x): moving between the full particles and the
 reduced models, and the diagnostics that compare them (MATH §5).
 
-H is the span of the first d_H coordinates (as for :class:`meanfield.problem.NormTarget`),
+H is the span of the first d_H coordinates (as for :class:`meanfield.models.problem.NormTarget`),
 d_⊥ = d − d_H. Three descriptions of the same particle:
 
 * full: (a, b) ∈ R × R^d (:mod:`meanfield.engine`);
 * subspace-reduced: z = (b_H, ‖b_⊥‖) for the (d_H + 2)-variable flow, or (‖b_H‖, ‖b_⊥‖)
-  with both blocks reduced (:mod:`meanfield.reduced`);
+  with both blocks reduced (:mod:`meanfield.models.reduced`);
 * radial (balanced, |a| = ‖b‖): sign ε = sign a, mass c = |a|‖b‖, angle to H
-  θ = atan2(‖b_⊥‖, ‖b_H‖) ∈ [0, π/2] (:mod:`meanfield.radial1d`).
+  θ = atan2(‖b_⊥‖, ‖b_H‖) ∈ [0, π/2] (:mod:`meanfield.models.radial1d`).
 
 Projection is the push-forward; lifting draws the directions inside the reduced blocks
 uniformly. Initial conditions of the seed paper's law (a = ±1, b uniform on S^{d−1}) are
@@ -50,7 +50,7 @@ def radial_from_reduced(a, h, r, balance_tol=1e-8):
 
 
 def radial_from_particles(particles, d_H, balance_tol=1e-8):
-    """(ε, c, θ) of full balanced particles (a :class:`~meanfield.particles.Particles`)."""
+    """(ε, c, θ) of full balanced particles (a :class:`~meanfield.models.particles.Particles`)."""
     b = particles.b
     d, d_H = _check_d(b.shape[1], d_H)
     h = np.linalg.norm(b[:, :d_H], axis=1)

@@ -39,13 +39,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._reduced_kernels import (_RED_BUFFER_BYTES, _RED_TILE_COLS, _RED_TILE_ROWS,
+from ..kernels.reduced import (_RED_BUFFER_BYTES, _RED_TILE_COLS, _RED_TILE_ROWS,
                                _RED_TILE_SYM, _RED_WORKERS, _reduced_pair_sums,
                                _reduced_pair_sums_symmetric, _run_serially)
 from .backends import ExactBackend
-from .engine import Field, Result, Solver
-from .gaussian import sphere_average_terms, sphere_coordinate_quadrature
-from .integrators import orbit_rescale
+from ..engine import Field, Result, Solver
+from ..kernels.gaussian import sphere_average_terms, sphere_coordinate_quadrature
+from ..engine.integrators import orbit_rescale
 from .problem import (CallableTarget, GaussianLaw, Problem, SphereLaw, Teacher,
                       norm_target_alpha)
 
@@ -295,8 +295,8 @@ class ReducedBackend:
     Notes
     -----
     ``gradients`` returns g = ∇_z V (the velocity is −g) exactly like
-    :class:`meanfield.backends.ExactBackend`, so the integrators of
-    :mod:`meanfield.integrators` apply unchanged to (a, z).
+    :class:`meanfield.models.backends.ExactBackend`, so the integrators of
+    :mod:`meanfield.engine.integrators` apply unchanged to (a, z).
     """
 
     name = "reduced"
@@ -534,7 +534,7 @@ def simulate_reduced(backend, a, z, dt=None, n_steps=None, weights=None, integra
                      record_every=None, n_snapshots=0, snapshot_spacing="linear", stop=None,
                      **options):
     """Integrate the reduced flow (a, z)' = −(g_a, g_z) with an integrator of
-    :data:`meanfield.integrators.INTEGRATORS` through the one loop, reflecting block norms
+    :data:`meanfield.engine.integrators.INTEGRATORS` through the one loop, reflecting block norms
     at 0.
 
     Parameters

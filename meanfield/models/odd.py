@@ -36,8 +36,8 @@ from math import pi
 import numpy as np
 
 from .backends import ExactBackend
-from .engine import Field, Solver
-from .integrators import ADAPTIVE
+from ..engine import Field, Solver
+from ..engine.integrators import ADAPTIVE
 from .problem import GaussianLaw, OddPowerTarget, SphereLaw, Teacher
 
 __all__ = [
@@ -96,8 +96,8 @@ def odd_reduction(problem):
     ----------
     problem : Problem
         ReLU activation, Gaussian (or spherical) inputs, and a target made only of odd parts:
-        :class:`~meanfield.problem.OddPowerTarget` and/or a linear
-        :class:`~meanfield.problem.Teacher` (no units, ``beta`` given).
+        :class:`~meanfield.models.problem.OddPowerTarget` and/or a linear
+        :class:`~meanfield.models.problem.Teacher` (no units, ``beta`` given).
 
     Returns
     -------
@@ -610,7 +610,7 @@ def pair_defect(a, b, partner=None):
     a : (m,) array
     b : (m, d) array
     partner : (m,) int array, optional
-        π(j); by default j ↔ j + m/2 (the layout of :func:`meanfield.particles.init_paired`).
+        π(j); by default j ↔ j + m/2 (the layout of :func:`meanfield.models.particles.init_paired`).
 
     Returns
     -------

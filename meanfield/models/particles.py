@@ -103,7 +103,7 @@ def init_paired(base):
 def load_particles(path, d=None):
     """Read particles from an .npz file with arrays ``a`` (m,) and ``b`` (m, d) (and optional
     ``weights``). Raises ValueError naming the problem if the file is missing or malformed."""
-    from .io import load_array_file
+    from ..io import load_array_file
 
     try:
         arrays = load_array_file(path, ("a", "b"), ("weights",))
@@ -118,7 +118,7 @@ def load_particles(path, d=None):
 
 def save_particles(path, particles):
     """Write particles to .npz (arrays ``a``, ``b``, ``weights``), atomically."""
-    from .io import atomic_savez
+    from ..io import atomic_savez
 
     return atomic_savez(path, a=particles.a, b=particles.b, weights=particles.weights)
 

@@ -1,7 +1,7 @@
 """The problem: input law ρ, target f*, activation σ, dimension d.
 
 A :class:`Problem` is a frozen description; it never holds particles. The exact backend
-(:mod:`meanfield.gaussian`) applies when ρ is Gaussian ``N(0, s² I_d)`` (or uniform on the
+(:mod:`meanfield.kernels.gaussian`) applies when ρ is Gaussian ``N(0, s² I_d)`` (or uniform on the
 sphere, by the 1/d scaling of 1-homogeneous products) and every part of the target has a
 closed-form correlation with a ReLU feature; otherwise the sampled backend is used.
 """

@@ -1,4 +1,4 @@
-"""The particle flow as a field of the one loop: ``simulate(...)`` for a whole run,
+"""The particle flow as a field of the one loop: ``simulate_flow(...)`` for a whole run,
 ``init``/``Simulation.step`` for users who write their own loop.
 
 Time is in units of the PDE: one Euler step of size dt advances time by dt, and equals
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends import make_backend
-from ..integrators import orbit_rescale
-from ..particles import Particles
-from ..problem import Problem
-from .core import DEFAULT_ATOL, DEFAULT_RTOL, Field, Result, Solver
+from ..engine import DEFAULT_ATOL, DEFAULT_RTOL, Field, Result, Solver
+from ..engine.integrators import orbit_rescale
+from .backends import make_backend
+from .particles import Particles
+from .problem import Problem
 
-__all__ = ["ParticleField", "Simulation", "FlowResult", "simulate", "init", "predict"]
+__all__ = ["ParticleField", "Simulation", "FlowResult", "simulate_flow", "init", "predict"]
 
 
 class ParticleField(Field):
@@ -31,7 +31,7 @@ class ParticleField(Field):
     problem : Problem
     weights : (m,) array
     backend : str or backend object
-        ``exact`` or ``sampled`` (see :func:`meanfield.backends.make_backend`).
+        ``exact`` or ``sampled`` (see :func:`meanfield.models.backends.make_backend`).
     batch_size : int
     weight_decay, rate_a, rate_b : float
         λ ≥ 0 (decoupled from the rates) and the per-layer rates η_a, η_b > 0.
@@ -179,7 +179,7 @@ class Simulation(Solver):
     n_steps : int or None
         Total number of steps of a fixed-step run (or give ``t_end``).
     integrator : str
-        A name from :data:`meanfield.integrators.INTEGRATORS`.
+        A name from :data:`meanfield.engine.integrators.INTEGRATORS`.
     backend : str
         ``exact`` or ``sampled``.
     batch_size : int or None
@@ -311,7 +311,7 @@ def init(problem, particles, dt, n_steps=None, **options):
     return Simulation(problem, particles, dt, n_steps, **options)
 
 
-def simulate(problem, particles, dt=None, n_steps=None, integrator="euler", backend="exact",
+def simulate_flow(problem, particles, dt=None, n_steps=None, integrator="euler", backend="exact",
              **options):
     """Run the particle flow and return a :class:`FlowResult` (never raises on divergence:
     check ``result.status`` and ``result.message``).
@@ -328,8 +328,8 @@ def simulate(problem, particles, dt=None, n_steps=None, integrator="euler", back
 
 def predict(particles, x, activation="relu", leaky_slope=0.01):
     """Predictor f(μ; x) = Σ_j w_j a_j σ(⟨b_j, x⟩) at points x (n, d); returns (n,)."""
-    from ..problem import ACTIVATIONS
-    from ..sampled import predict_batch
+    from .problem import ACTIVATIONS
+    from ..kernels.sampled import predict_batch
 
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")

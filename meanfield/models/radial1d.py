@@ -22,7 +22,7 @@ c = |a|‖b‖ = ρ² (its contribution to f is ε c σ(⟨u, x⟩)):
     K(θ, θ') = E κ(u_θ, u_θ'),  ⟨u_θ, u_θ'⟩ = cos θ cos θ' t_H + sin θ sin θ' t_⊥,
                t_H ∼ γ_{d_H}, t_⊥ ∼ γ_{d_⊥} independent (relative orientations in H, H⊥).
 
-These are the velocities of the (a, ‖b_H‖, ‖b_⊥‖) reduced flow of :mod:`meanfield.reduced`
+These are the velocities of the (a, ‖b_H‖, ‖b_⊥‖) reduced flow of :mod:`meanfield.models.reduced`
 rewritten in (c, θ), in the same time (the tests check the identity). The risk is
 F = ½ Σ_jk w_j w_k ε_j c_j ε_k c_k K(θ_j, θ_k) − Σ_j w_j ε_j c_j A(θ_j) + d_H/2, so the seed
 paper's "re-scaled" risk F/d starts at d_H/(2d) from a start with zero mean predictor.
@@ -72,9 +72,9 @@ from math import pi
 
 import numpy as np
 
-from ._numba import kernel, parallel_kernel, prange
-from .engine import Field, Result, Solver
-from .gaussian import sphere_average_terms, sphere_coordinate_quadrature
+from ..kernels.threads import kernel, parallel_kernel, prange
+from ..engine import Field, Result, Solver
+from ..kernels.gaussian import sphere_average_terms, sphere_coordinate_quadrature
 from .problem import norm_target_alpha
 from .reduced import BlockReduction, reduced_interaction
 
@@ -510,14 +510,14 @@ def simulate_radial(kernel, eps, c, theta, dt=None, n_steps=None, weights=None,
     weights : (m,) array, optional
         Particle weights summing to 1 (uniform 1/m by default).
     integrator : str
-        From :data:`meanfield.integrators.INTEGRATORS` (state (c, θ)).
+        From :data:`meanfield.engine.integrators.INTEGRATORS` (state (c, θ)).
     estimator : {"exact", "monte_carlo"}
     n_samples : int
         Fresh samples per evaluation of the Monte Carlo estimator.
     seed : int
         Seeds the Monte Carlo samples.
     record_every, n_snapshots, snapshot_spacing, stop
-        As in :func:`meanfield.reduced.simulate_reduced`.
+        As in :func:`meanfield.models.reduced.simulate_reduced`.
     snapshot_at : sequence of int, optional
         Explicit snapshot steps (within [0, n_steps]); overrides ``n_snapshots``
         (fixed-step integrators; use ``snapshot_times`` otherwise).

@@ -38,8 +38,8 @@ from math import pi, sqrt
 
 import numpy as np
 
-from .._numba import kernel, parallel_kernel, prange
-from ..gaussian import _abt_tile, _atan2, _gram_tile
+from .threads import kernel, parallel_kernel, prange
+from .gaussian import abt_tile, fast_atan2, gram_tile
 
 __all__ = ["hvp_pair_sums", "SMALL_ANGLE"]
 
@@ -51,7 +51,7 @@ SMALL_ANGLE = 2.0 ** -26
 _NEAR_PARALLEL = 1e-8
 _TILE_ROWS = 64
 _TILE_COLS = 256
-#: m_out·m_src·(d + 16) below this: no parallel region (as in meanfield.gaussian).
+#: m_out·m_src·(d + 16) below this: no parallel region (as in meanfield.kernels.gaussian).
 _SERIAL_WORK = 1 << 22
 
 
@@ -103,7 +103,7 @@ def _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, nt, qq, ns2,
             k = k0 + kk
             dot = drow[kk]
             cross = sqrt(max(crow[kk], 0.0))
-            angle = _atan2(cross, -dot)
+            angle = fast_atan2(cross, -dot)
             big = cross > SMALL_ANGLE * (nu * ns[k])
             inv_r = 1.0 / (cross if big else 1.0)
             inv_r = inv_r if big else 0.0
@@ -167,13 +167,13 @@ def _hvp_block(ib, tr, tc, same, bt, beta_t, nt2, nt, qq, bs, bs_t, btil, btil_t
     gb[:] = 0.0
     for k0 in range(0, ms, tc):
         nk = min(tc, ms - k0)
-        _gram_tile(bt, i0, ni, bs, bs_t, k0, nk, dots)
-        _gram_tile(bt, i0, ni, btil, btil_t, k0, nk, gp)
-        _gram_tile(beta_t, i0, ni, bs, bs_t, k0, nk, gq)
+        gram_tile(bt, i0, ni, bs, bs_t, k0, nk, dots)
+        gram_tile(bt, i0, ni, btil, btil_t, k0, nk, gp)
+        gram_tile(beta_t, i0, ni, bs, bs_t, k0, nk, gq)
         _hvp_tile_pass(i0, k0, ni, nk, same, bt, bs, dots, gp, gq, nt2, nt, qq, ns2, ns, ins2,
                        qs, al, cs, x, th, c2, sc)
-        _abt_tile(x, 0, 0, ni, bs_t, 0, k0, d, nk, gb, True)
-        _abt_tile(th, 0, 0, ni, btil_t, 0, k0, d, nk, yb, True)
+        abt_tile(x, 0, 0, ni, bs_t, 0, k0, d, nk, gb, True)
+        abt_tile(th, 0, 0, ni, btil_t, 0, k0, d, nk, yb, True)
     # A_j gets ⟨u, Σ θ β̃⟩; B_j gets Σ θ β̃
     for ii in range(ni):
         s = 0.0

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._numba import kernel
+from ..kernels.threads import kernel
 
 __all__ = [
     "TARGETS", "INITS", "LOSSES", "target_labels", "sample_cube", "cube_points", "labels",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .particles import Particles
+from ..models.particles import Particles
 
 __all__ = [
     "ParticleAction", "identity_action", "orthogonal_map", "sign_flip", "coordinate_permutation",

@@ -9,7 +9,7 @@ Every compiled kernel in ``meanfield`` is declared through :func:`kernel` or
   kernel asks for it: NaN checks downstream must keep working.
 * Parallel kernels loop with ``prange`` over the index that owns the output and never
   write to shared memory, so results are bit-identical for any thread count.
-* The pair kernels of :mod:`meanfield.gaussian` are serial ``nogil`` kernels run on
+* The pair kernels of :mod:`meanfield.kernels.gaussian` are serial ``nogil`` kernels run on
   fixed *tasks* by a small pool of Python threads (:func:`run_tasks`) instead: no
   ``parallel=True`` compile (the parfor lowering was most of a cold start), tasks are
   taken dynamically (a thread that other processes deschedule does not hold up a static

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import CONFIG_ARRAY, atomic_savez, load_npz
+from ..io import CONFIG_ARRAY, atomic_savez, load_npz
 from .progress import Progress
 
 __all__ = ["RunContext", "RunFailed", "Interrupted"]
@@ -67,7 +67,7 @@ class RunContext:
             self._log(message)
 
     def progress(self, total, desc=""):
-        """A :class:`~meanfield.progress.Progress` bar (a plain line every
+        """A :class:`~meanfield.cli.progress.Progress` bar (a plain line every
         ``progress_every_s`` seconds when stderr is not a terminal)."""
         return Progress(total, desc=desc, quiet=self.quiet, every_s=self.progress_every_s,
                         stream=self.progress_stream)

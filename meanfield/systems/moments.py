@@ -51,7 +51,7 @@ What the inputs must satisfy: symmetry (steps 1, 3), finite fourth moments, and 
 of the distinguishing matrix. Nothing is specific to Gaussian inputs; Gaussian inputs are
 only where the exact population moments have closed forms (:class:`GaussianMoments`).
 Recovery is up to permutation and positive rescaling of hidden units; errors are measured
-in :func:`meanfield.equivalent.canonical_form`.
+in :func:`meanfield.systems.equivalent.canonical_form`.
 
 Closed forms used for Gaussian ``g ~ N(0, I)`` (``u, v`` rows, ``G = ⟨u, v⟩``,
 ``s = ‖u‖‖v‖ sin γ = (‖u‖²‖v‖² − G²)^{1/2}``, ``γ`` the angle)

@@ -1,15 +1,15 @@
-"""Compiled pair sums of the block-reduced kernel κ̃ (:func:`meanfield.reduced.reduced_interaction`).
+"""Compiled pair sums of the block-reduced kernel κ̃ (:func:`meanfield.models.reduced.reduced_interaction`).
 
 In a module of their own so that their Numba cache (about a minute of compilation) does
-not depend on the rest of :mod:`meanfield.reduced`.
+not depend on the rest of :mod:`meanfield.models.reduced`.
 """
 from math import pi, sqrt
 
 import numpy as np
 
-from ._numba import kernel, parallel_kernel, prange
-from .gaussian import (_abt_tile, _atan2, _finish_rows, _gram_tile, _sym_finish_block,
-                       _transpose_scaled)
+from .threads import kernel, parallel_kernel, prange
+from .gaussian import (abt_tile, fast_atan2, finish_rows, gram_tile, sym_finish_block,
+                       transpose_scaled)
 
 _INV_2PI = 1.0 / (2.0 * pi)
 
@@ -22,10 +22,10 @@ _INV_2PI = 1.0 / (2.0 * pi)
 #
 # Then g_i = (Σ_k c_k A_ik y'_k, Σ_k c_k B_ikl r'_kl) and radial_i = Σ_k c_k C_ik give
 # S_i = (radial_i + ⟨z_i, g_i⟩)/2π and ∇S_i = (g_i + radial_i z_i/‖z_i‖²)/2π: the full
-# kernel's finishing step (gaussian._finish_rows) applied to z. The O(m² p) work is the
+# kernel's finishing step (gaussian.finish_rows) applied to z. The O(m² p) work is the
 # Gram tile of the explicit coordinates and one reduction tile (gaussian's register-blocked
 # products); the O(m² Q (R + 1)) work is the elementwise pass of :func:`_reduced_row`,
-# vectorised over the sources of a tile (branch-free gaussian._atan2). Nothing of size
+# vectorised over the sources of a tile (branch-free gaussian.fast_atan2). Nothing of size
 # m × m is stored. When the sources are the outputs (the particle interaction), each
 # unordered pair is computed once (tiles I ≤ K, and the upper triangle of a diagonal tile:
 # θ_ikj is symmetric in i, k), with fixed virtual workers as in gaussian.py, so
@@ -82,10 +82,10 @@ def _reduced_row(erow, nk, z_i, p, n2_i, c_i, n2k, ck, r_t, k0, nodes, weights,
                 rl = r_t[l, k0:k0 + nk]
                 for kk in range(nk):
                     dr[kk] += u * rl[kk]
-        for kk in range(nk):  # vectorised: _atan2 has no branches
+        for kk in range(nk):  # vectorised: fast_atan2 has no branches
             dd = dr[kk]
             cross = sqrt(max(n2_i * n2r[kk] - dd * dd, 0.0))
-            th = wj * _atan2(cross, -dd)
+            th = wj * fast_atan2(cross, -dd)
             a[kk] += th
             cc[kk] += wj * cross
             twr[kk] = th
@@ -146,7 +146,7 @@ def _reduced_general_block(ib, tr, tc, zt, yt, nt2, ys, ys_t, rs_t, ns2, cs, nod
     for k0 in range(0, ms, tc):
         nk = min(tc, ms - k0)
         if p > 0:
-            _gram_tile(yt, i0, ni, ys, ys_t, k0, nk, dots)
+            gram_tile(yt, i0, ni, ys, ys_t, k0, nk, dots)
         for ii in range(ni):
             # both=False: c_i, trow, col_r and col_g are not touched
             radial[ii] += _reduced_row(dots[ii], nk, zt[i0 + ii], p, nt2[i0 + ii], 0.0,
@@ -154,8 +154,8 @@ def _reduced_general_block(ib, tr, tc, zt, yt, nt2, ys, ys_t, rs_t, ns2, cs, nod
                                        weights, dot, tw, arow, brow, crow, w[ii], w[ii],
                                        g[ii], radial, brow, 0, False)
         if p > 0:
-            _abt_tile(w, 0, 0, ni, ys_t, 0, k0, p, nk, g, True)
-    _finish_rows(zt[i0:i0 + ni], nt2[i0:i0 + ni], radial, out_s[i0:i0 + ni], g)
+            abt_tile(w, 0, 0, ni, ys_t, 0, k0, p, nk, g, True)
+    finish_rows(zt[i0:i0 + ni], nt2[i0:i0 + ni], radial, out_s[i0:i0 + ni], g)
 
 
 @parallel_kernel(error_model="numpy")
@@ -224,7 +224,7 @@ def _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf
         k0 = kb * tb
         nk = min(tb, m - k0)
         if p > 0:
-            _gram_tile(y, i0, ni, y, y_t, k0, nk, dots)
+            gram_tile(y, i0, ni, y, y_t, k0, nk, dots)
         if ib == kb:
             # squared norms from the tile's own Gram diagonal: a flat self-pair has
             # cross = 0 and θ = π exactly
@@ -250,9 +250,9 @@ def _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf
                 w[ii, :ii] = 0.0          # the lower triangle is the upper one's transpose
                 theta[ii, :ii + 1] = 0.0
             if p > 0:
-                _abt_tile(w, 0, 0, ni, y_t, 0, i0, p, ni, g_v[i0:i0 + ni], True)
-                _transpose_scaled(theta, ni, ni, c[i0:i0 + ni], w)
-                _abt_tile(w, 0, 0, ni, y_t, 0, i0, p, ni, g_v[i0:i0 + ni], True)
+                abt_tile(w, 0, 0, ni, y_t, 0, i0, p, ni, g_v[i0:i0 + ni], True)
+                transpose_scaled(theta, ni, ni, c[i0:i0 + ni], w)
+                abt_tile(w, 0, 0, ni, y_t, 0, i0, p, ni, g_v[i0:i0 + ni], True)
             for kk in range(ni):
                 for l in range(n_red):
                     g_v[i0 + kk, p + l] += col_g[l, kk]
@@ -265,10 +265,10 @@ def _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf
                                              w[ii], theta[ii], g_v[i0 + ii],
                                              r_v[k0:k0 + nk], col_g, 0, True)
             if p > 0:
-                _abt_tile(w, 0, 0, ni, y_t, 0, k0, p, nk, g_v[i0:i0 + ni], True)
+                abt_tile(w, 0, 0, ni, y_t, 0, k0, p, nk, g_v[i0:i0 + ni], True)
                 # rows K: Σ_ii c_i A_ik y_i, the tile transposed so the dots are contiguous
-                _transpose_scaled(theta, ni, nk, c[i0:i0 + ni], w)
-                _abt_tile(w, 0, 0, nk, y_t, 0, i0, p, ni, g_v[k0:k0 + nk], True)
+                transpose_scaled(theta, ni, nk, c[i0:i0 + ni], w)
+                abt_tile(w, 0, 0, nk, y_t, 0, i0, p, ni, g_v[k0:k0 + nk], True)
             for kk in range(nk):
                 for l in range(n_red):
                     g_v[k0 + kk, p + l] += col_g[l, kk]
@@ -302,9 +302,9 @@ def _reduced_pair_sums_symmetric(z, y, y_t, r_t, c, n2, nodes, weights, buf_r, b
         for v in range(n_workers):
             _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf_g)
         for ib in range(n_blocks):
-            _sym_finish_block(ib, tb, z, n2, buf_r, buf_g, out_s, out_g)
+            sym_finish_block(ib, tb, z, n2, buf_r, buf_g, out_s, out_g)
     else:
         for v in prange(n_workers):
             _reduced_sym_worker(v, tb, z, y, y_t, r_t, c, n2, nodes, weights, buf_r, buf_g)
         for ib in prange(n_blocks):
-            _sym_finish_block(ib, tb, z, n2, buf_r, buf_g, out_s, out_g)
+            sym_finish_block(ib, tb, z, n2, buf_r, buf_g, out_s, out_g)

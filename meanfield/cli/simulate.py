@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import experiments
+from .. import experiments
 from .config import (ConfigError, check_applies, check_generic, load_toml, parse_set,
                      resolve_config)
-from .io import atomic_write_json, file_mode
+from ..io import atomic_write_json, file_mode
 from .runctx import Interrupted, RunContext, RunFailed
 
 __all__ = ["main"]
@@ -65,7 +65,7 @@ def _versions():
     import numpy
     import scipy
 
-    from . import __version__
+    from .. import __version__
 
     return {"meanfield": __version__, "python": platform.python_version(),
             "numpy": numpy.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
@@ -125,7 +125,7 @@ def _verify_resume(run_dir, saved):
     import numpy as np
 
     from .config import config_hash
-    from .io import CONFIG_ARRAY
+    from ..io import CONFIG_ARRAY
 
     summary = run_dir / "summary.json"
     if summary.exists():
@@ -167,7 +167,7 @@ def _verify_resume(run_dir, saved):
                                       "may change on resume: restore it or start a new run")
 
 
-def _validate(module, config, user_keys):
+def validate_config(module, config, user_keys):
     """Every check that can refuse a config, in order: generic, applicability, experiment."""
     check_generic(config, module.DEFAULTS)
     check_applies(config, user_keys, getattr(module, "APPLIES", None),
@@ -217,7 +217,7 @@ def _prepare(args):
                  if k not in saved["config"]}
         config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), saved["config"],
                                 older, types=getattr(module, "TYPES", None))
-        estimate = _validate(module, config, set())
+        estimate = validate_config(module, config, set())
         return name, module, config, run_dir, saved, estimate
     name = args.experiment or experiments.DEFAULT_EXPERIMENT
     available = experiments.available()
@@ -232,7 +232,7 @@ def _prepare(args):
     user_keys = {k for layer in layers for k in layer}
     config = resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), *layers,
                             types=getattr(module, "TYPES", None))
-    estimate = _validate(module, config, user_keys)
+    estimate = validate_config(module, config, user_keys)
     if args.out is not None:
         if not args.out.strip():
             raise ConfigError("--out", "is empty; give a folder name, or leave --out out for "
@@ -469,7 +469,7 @@ def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
     import numba
 
     from .config import config_hash
-    from .io import remove_stale_temporaries
+    from ..io import remove_stale_temporaries
 
     threads = numba.get_num_threads()
     if saved is None:

@@ -1,4 +1,4 @@
-"""Potential gradients and risk for a :class:`~meanfield.problem.Problem`: exact or sampled.
+"""Potential gradients and risk for a :class:`~meanfield.models.problem.Problem`: exact or sampled.
 
 A backend turns particles (a, b, w) into ``(g_a, g_b, risk)`` where g = ∇_θ V_μ(θ_j) is the
 gradient of the first variation V_μ(θ) = E[(f(μ;x) − f*(x)) a σ(⟨b,x⟩)] at each particle
@@ -6,10 +6,10 @@ gradient of the first variation V_μ(θ) = E[(f(μ;x) − f*(x)) a σ(⟨b,x⟩)
 """
 import numpy as np
 
-from .gaussian import interaction, norm_target_terms
+from ..kernels.gaussian import interaction, norm_target_terms
 from .problem import (GaussianLaw, NormTarget, OddPowerTarget, SampledLaw, SphereLaw, Teacher,
                       _double_factorial)
-from .sampled import potential_gradients, predict_batch
+from ..kernels.sampled import potential_gradients, predict_batch
 
 __all__ = ["ExactBackend", "SampledBackend", "make_backend", "BACKENDS"]
 

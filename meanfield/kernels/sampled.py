@@ -3,7 +3,7 @@
 Cost O(n m d) per evaluation for n inputs and m particles. Two kernels: the predictor
 (parallel over blocks of inputs, which own f(x_n)) and the gradients (parallel over blocks
 of particles, which own their gradient). Both work on tiles: the products ⟨b_j, x_n⟩ come
-from the register-blocked tile helpers of :mod:`meanfield.gaussian`, the activation runs
+from the register-blocked tile helpers of :mod:`meanfield.kernels.gaussian`, the activation runs
 as one vectorised loop per tile row, and Σ_n r_n σ'(z_nj) x_n is a second tile product.
 Activations are dispatched on an integer code (``problem.ACTIVATIONS``), never a Python
 callable, so the cached kernels stay generic.
@@ -12,8 +12,8 @@ from math import tanh
 
 import numpy as np
 
-from ._numba import kernel, parallel_kernel, prange
-from .gaussian import _abt_tile, _gram_tile
+from .threads import kernel, parallel_kernel, prange
+from .gaussian import abt_tile, gram_tile
 
 __all__ = ["predict_batch", "potential_gradients"]
 
@@ -62,7 +62,7 @@ def _act_prime_row(z, code, slope, out):
 @kernel(error_model="numpy", fastmath={"reassoc", "contract"})
 def _predict_block(ib, x, c, b, b_t, code, slope, out):
     """out_i = Σ_j c_j σ(⟨b_j, x_i⟩) for the inputs of block ib: z tiles from the Gram-tile
-    helpers of :mod:`meanfield.gaussian`, then a vectorised activation and row sum."""
+    helpers of :mod:`meanfield.kernels.gaussian`, then a vectorised activation and row sum."""
     n, d = x.shape
     m = b.shape[0]
     i0 = ib * _BLOCK
@@ -72,7 +72,7 @@ def _predict_block(ib, x, c, b, b_t, code, slope, out):
     acc = np.zeros(_BLOCK)
     for k0 in range(0, m, _TILE):
         nk = min(_TILE, m - k0)
-        _gram_tile(x, i0, ni, b, b_t, k0, nk, z)
+        gram_tile(x, i0, ni, b, b_t, k0, nk, z)
         ck = c[k0:k0 + nk]
         for ii in range(ni):
             _act_row(z[ii, :nk], code, slope, act)
@@ -117,7 +117,7 @@ def _gradient_block(jb, x, x_t, r, a, b, code, slope, out_ga, out_gb):
     gb[:] = 0.0
     for i0 in range(0, n, _TILE):
         ni = min(_TILE, n - i0)
-        _gram_tile(b, j0, nj, x, x_t, i0, ni, z)
+        gram_tile(b, j0, nj, x, x_t, i0, ni, z)
         ri = r[i0:i0 + ni]
         for jj in range(nj):
             zrow = z[jj, :ni]
@@ -131,7 +131,7 @@ def _gradient_block(jb, x, x_t, r, a, b, code, slope, out_ga, out_gb):
             for t in range(ni):
                 wrow[t] *= ri[t]
         # gb_j += Σ_t w_jt x_t: dot products over the tile's inputs
-        _abt_tile(w, 0, 0, nj, x_t, 0, i0, d, ni, gb, True)
+        abt_tile(w, 0, 0, nj, x_t, 0, i0, d, ni, gb, True)
     for jj in range(nj):
         out_ga[j0 + jj] = acc_a[jj] / n
         scale = a[j0 + jj] / n

@@ -3,7 +3,7 @@
 Every symmetry of the risk constrains the gradient path (MATH §6). For particles
 θ_j = (a_j, b_j) with masses w_j and velocities v_j = −η ∘ ∇_θ V_μ(θ_j) − λ θ_j (per-layer
 rates η = (η_a, η_b) on the gradient, weight decay λ decoupled from them, as
-:class:`meanfield.engine.Simulation` defines them), with the quadratic form
+:class:`meanfield.models.flow.Simulation` defines them), with the quadratic form
 ⟨x, y⟩_S = x_a y_a/η_a − ⟨x_b, y_b⟩/η_b:
 
 * **Rescaling charge** (σ 1-homogeneous): Q_j = ⟨θ_j, θ_j⟩_S = a_j²/η_a − ‖b_j‖²/η_b.
@@ -46,7 +46,7 @@ friction γ (μ = 1 − γ√dt, the heavy-ball ODE θ'' + γθ' = v) it tends t
 The balance matrix obeys the same identities with ⟨x, y⟩_S replaced by the matrix form
 X_b Y_bᵀ/η_b − x_a y_aᵀ/η_a (symmetrised) and Q by M.
 
-:class:`LawMonitor` observes a :class:`~meanfield.engine.Simulation` step by step (a stage
+:class:`LawMonitor` observes a :class:`~meanfield.models.flow.Simulation` step by step (a stage
 hook of the loop: it receives the stage points and velocities the integrator really used, no
 extra evaluations) and checks every
 identity above; :func:`trajectory_laws` does the post-hoc part for stored snapshots.
@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .integrators import INTEGRATORS
+from ..engine.integrators import INTEGRATORS
 
 __all__ = [
     "EPS", "rescaling_charge", "charge_scale", "ChargeLaw", "charge_law", "charge_drift",
@@ -298,7 +298,7 @@ def rotation_blocks(problem):
         name -> int array of coordinates; empty when nothing applies (sampled laws, callable
         targets).
     """
-    from .problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, SphereLaw,
+    from ..models.problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, SphereLaw,
                           Teacher)
 
     if not isinstance(problem.law, (GaussianLaw, SphereLaw)):
@@ -328,7 +328,7 @@ def rotation_blocks(problem):
 
 # --------------------------------------------------------------- discrete charge identities
 #: Butcher tableaux (α (s, s), β (s,)) of the explicit Runge–Kutta integrators of
-#: :mod:`meanfield.integrators` (taken from the registry: the embedded pairs' β is the weight
+#: :mod:`meanfield.engine.integrators` (taken from the registry: the embedded pairs' β is the weight
 #: vector of the solution they propagate); :class:`LawMonitor` checks at run time that the stage points
 #: the integrator really used agree with them.
 RK_TABLEAUS = {name: cls.tableau for name, cls in INTEGRATORS.items()
@@ -623,7 +623,7 @@ def _max_rel(x, scale):
 
 
 class LawMonitor:
-    """Run a :class:`~meanfield.engine.Simulation` and check every conservation law per step.
+    """Run a :class:`~meanfield.models.flow.Simulation` and check every conservation law per step.
 
     The monitor is an observer of the loop: after every accepted step it receives the stage
     points and stage velocities the integrator used (no extra gradient evaluations), then compares the measured change of Q_j (and of the
@@ -655,10 +655,10 @@ class LawMonitor:
     """
 
     def __init__(self, sim, blocks="auto", balance="auto", check_tableau=True):
-        from .engine import Simulation
+        from ..models.flow import Simulation
 
         if not isinstance(sim, Simulation):
-            raise ValueError("LawMonitor needs a meanfield.engine.Simulation")
+            raise ValueError("LawMonitor needs a meanfield.models.flow.Simulation")
         self.sim = sim
         self.integrator = sim.integrator.name
         if self.integrator not in RK_TABLEAUS and self.integrator != "momentum":
