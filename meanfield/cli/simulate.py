@@ -371,7 +371,9 @@ def _git_commit():
     """``<sha>[-dirty]`` of the checkout the package runs from, or None when not a checkout."""
     import subprocess
 
-    root = Path(__file__).resolve().parent.parent
+    import meanfield
+
+    root = Path(meanfield.__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None
     try:
