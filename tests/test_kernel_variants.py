@@ -13,6 +13,7 @@ import pytest
 from meanfield.kernels import gaussian
 from meanfield.kernels.threads import kernel
 from meanfield.kernels.gaussian import fast_atan2, interaction
+from meanfield.models.targets import NormTarget
 
 #: pair kernel vs the dense NumPy formula: summation order differs, nothing else (m ≤ 700).
 RTOL_PAIR = 1e-12
@@ -177,7 +178,7 @@ def test_tiled_kernels_identical_for_1_and_2_threads(rng):
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
             numba.set_num_threads(threads)
             results.append(interaction(b, b, c) + interaction(small, small, c)
-                           + interaction(b, src, c[:400]) + gaussian.norm_target_terms(b, 4))
+                           + interaction(b, src, c[:400]) + NormTarget(4).unit_terms(b))
     finally:
         numba.set_num_threads(before)
     for one, two in zip(*results):

@@ -5,7 +5,8 @@ import pytest
 
 import reference as ref
 from conftest import N_SIGMA, RTOL_FD, RTOL_KERNEL, RTOL_QUAD
-from meanfield.kernels.gaussian import interaction, norm_target_terms, sphere_coordinate_quadrature
+from meanfield.kernels.gaussian import interaction, sphere_coordinate_quadrature
+from meanfield.models.targets import NormTarget
 from meanfield.kernels.sampled import potential_gradients, predict_batch
 
 
@@ -68,7 +69,7 @@ def test_norm_target_matches_quadrature_reference(rng, d_H, d):
     b[1, d_H:] = 0.0  # b inside H
     if d > d_H:
         b[2, :d_H] = 0.0  # b orthogonal to H
-    T, G = norm_target_terms(b, d_H)
+    T, G = NormTarget(d_H).unit_terms(b)
     T_ref = np.array([ref.norm_target_T(bi, d_H) for bi in b])
     np.testing.assert_allclose(T, T_ref, rtol=RTOL_QUAD)
     h = 1e-6
@@ -84,7 +85,7 @@ def test_norm_target_matches_quadrature_reference(rng, d_H, d):
 def test_norm_target_against_monte_carlo(rng):
     d, d_H, n = 6, 3, 1_000_000
     b = rng.standard_normal((2, d))
-    T, _ = norm_target_terms(b, d_H)
+    T, _ = NormTarget(d_H).unit_terms(b)
     x = rng.standard_normal((n, d))
     samples = np.linalg.norm(x[:, :d_H], axis=1)[:, None] * np.maximum(x @ b.T, 0)
     se = samples.std(0) / np.sqrt(n)
@@ -128,7 +129,7 @@ def test_results_identical_for_any_thread_count(rng):
         for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(threads)
             S, G = interaction(b, b, c)
-            T, GT = norm_target_terms(b, 3)
+            T, GT = NormTarget(3).unit_terms(b)
             f = predict_batch(x, c, b, np.full(m, 1 / m), 0)
             ga, gb = potential_gradients(x, f, c, b, 0)
             outs.append((S, G, T, GT, f, ga, gb))

@@ -8,7 +8,7 @@ import reference as ref
 from conftest import RTOL_KERNEL
 from meanfield.models import reduced
 from meanfield.models.backends import ExactBackend
-from meanfield.kernels.gaussian import norm_target_terms
+from meanfield.models.targets import NormTarget
 from meanfield.models.lowdim import sample_reduced_init
 from meanfield.models.reduced import (BlockReduction, ReducedBackend, reduced_interaction,
                                simulate_reduced)
@@ -191,7 +191,7 @@ def test_norm_target_terms_equal_full_ones_on_any_lift():
         z = _random_reduced(blocks, 6, rng)
         t_red, g_red = backend.target_terms(z)
         b = blocks.lift(z, rng)
-        t_full, g_full = norm_target_terms(b, d_H)
+        t_full, g_full = NormTarget(d_H).unit_terms(b)
         assert np.allclose(t_red, 1.7 * t_full, rtol=0, atol=EXACT_TOL)
         # radial derivative in each block = projection of the full gradient
         h = np.linalg.norm(b[:, :d_H], axis=1)

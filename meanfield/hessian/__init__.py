@@ -85,6 +85,7 @@ import time
 import numpy as np
 
 from ..models.backends import ExactBackend
+from ..models.targets import ODD, NormTarget, Teacher
 from ..kernels.gaussian import sphere_coordinate_quadrature
 from ..kernels.hessian import SMALL_ANGLE, hvp_pair_sums
 
@@ -94,6 +95,23 @@ __all__ = ["HessianOperator", "dense_hessian", "spectrum", "rescaling_directions
 #: largest number of parameters for which the dense matrix and full spectrum are computed.
 DENSE_MAX = 5000
 _INV_2PI = 1.0 / (2.0 * np.pi)
+
+
+def _curved_parts(parts):
+    """(teacher with units or None, norm target or None): the target parts whose T has a
+    non-zero Hessian in b. Odd parts have T(b) = ½⟨b, X̄⟩, linear in b, so ∇²T = 0 (a linear
+    teacher's β included); the Hessian of T is written here for one teacher and one norm
+    target only."""
+    teacher = norm = None
+    for part in parts:
+        if isinstance(part, Teacher) and part.a.size and teacher is None:
+            teacher = part
+        elif isinstance(part, NormTarget) and norm is None:
+            norm = part
+        elif part.parity != ODD and not (isinstance(part, Teacher) and not part.a.size):
+            raise ValueError(f"no Hessian of T(b) for target part {type(part).__name__} "
+                             "(give at most one Teacher with units, one NormTarget and odd parts)")
+    return teacher, norm
 
 
 def _check_state(problem, a, b, weights):
@@ -158,10 +176,9 @@ class HessianOperator:
         wa = w * a
         self.risk = float(0.5 * wa @ s - wa @ t + self.backend.energy)
         self.sqrt_w = np.sqrt(w)
-        teacher = self.backend.teacher
-        self.teacher = teacher if (teacher is not None and teacher.a.size and not self.linear) \
-            else None
-        self.norm = None if self.linear else self.backend.norm
+        self.teacher, self.norm = None, None
+        if not self.linear:
+            self.teacher, self.norm = _curved_parts(problem.target_sum.parts)
         if self.norm is not None:
             self._norm_coefficients(n_nodes)
         self.n_products = 0

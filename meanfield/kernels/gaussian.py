@@ -65,7 +65,7 @@ import threading
 
 from .threads import blas_single_thread, get_threads, kernel, parallel_kernel, prange, run_tasks
 
-__all__ = ["interaction", "kappa", "norm_target_terms", "sphere_average_terms",
+__all__ = ["interaction", "kappa", "sphere_average_terms",
            "sphere_coordinate_quadrature"]
 
 _INV_2PI = 1.0 / (2.0 * pi)
@@ -846,29 +846,3 @@ def sphere_average_terms(b, n_h_cols, nodes, weights):
     out_g = np.empty_like(b)
     _norm_target_kernel(b, int(n_h_cols), nodes, weights, out_t, out_g)
     return out_t, out_g
-
-
-def norm_target_terms(b, d_H, n_nodes=64):
-    """E[‖x_H‖ σ(⟨b, x⟩)] and its gradient for x ∼ N(0, I_d), H = first d_H coordinates.
-
-    Parameters
-    ----------
-    b : (m, d) array
-    d_H : int
-    n_nodes : int
-        Gauss–Jacobi nodes (64 reach round-off on generic points).
-
-    Returns
-    -------
-    T : (m,) array
-    grad_T : (m, d) array
-    """
-    from ..models.problem import norm_target_alpha
-
-    b = _check_rows("b", b)
-    if not 1 <= d_H <= b.shape[1]:
-        raise ValueError(f"d_H = {d_H} must be between 1 and d = {b.shape[1]}")
-    nodes, weights = sphere_coordinate_quadrature(d_H, n_nodes)
-    out_t, out_g = sphere_average_terms(b, int(d_H), nodes, weights)
-    alpha = norm_target_alpha(d_H)
-    return alpha * out_t, alpha * out_g

@@ -6,9 +6,10 @@ gradient of the first variation V_μ(θ) = E[(f(μ;x) − f*(x)) a σ(⟨b,x⟩)
 """
 import numpy as np
 
-from ..kernels.gaussian import interaction, norm_target_terms
-from .problem import (GaussianLaw, NormTarget, OddPowerTarget, SampledLaw, SphereLaw, Teacher,
-                      _double_factorial)
+from ..kernels.gaussian import interaction
+from .laws import SampledLaw
+from .problem import EXACT_ACTIVATIONS
+from .targets import ODD
 from ..kernels.sampled import potential_gradients, predict_batch
 
 __all__ = ["ExactBackend", "SampledBackend", "make_backend", "BACKENDS"]
@@ -19,88 +20,40 @@ BACKENDS = ("exact", "sampled")
 class ExactBackend:
     """Exact population expectations (MATH §2) for Gaussian or spherical inputs.
 
-    The target enters through T(b) = E[f* σ(⟨b,x⟩)] = Σ_k a*_k κ_ρ(b, b*_k)
-    + ½⟨b, X̄_odd⟩ + coef·E[‖x_H‖σ(⟨b,x⟩)], where X̄_odd = E[f_odd x] collects the linear
-    and odd-polynomial parts (only the odd part z/2 of σ sees an odd function), and
-    through the constant ½ E f*², computed in closed form from all pairs of parts.
+    The target enters only through what its parts compute
+    (:class:`~meanfield.models.targets.TargetSum`): T(b) = E[f* σ(⟨b,x⟩)] and ∇T
+    (``target_terms``), and the constant ½ E f*² (``energy``).
+
+    Attributes
+    ----------
+    energy : float
+        ½ E f*², the risk of the zero network.
+    xbar_odd : (d,) array
+        X̄ = E[f* x] of the odd parts of the target.
     """
 
     name = "exact"
 
     def __init__(self, problem):
-        if not problem.exact:
-            raise ValueError(
-                f"the exact backend needs Gaussian (or, for teacher/norm targets, spherical) "
-                f"inputs, a teacher/linear/norm/odd-power target and activation relu or linear; "
-                f"this problem has law {type(problem.law).__name__}, activation "
-                f"{problem.activation!r}: use backend='sampled'")
-        kinds = [type(p) for p in problem.target_parts]
-        if len(set(kinds)) != len(kinds):
-            raise ValueError("give at most one target part of each kind (merge teachers into one)")
+        if problem.activation not in EXACT_ACTIVATIONS:
+            raise ValueError(f"the exact backend needs activation relu or linear, got "
+                             f"{problem.activation!r}: use backend='sampled'")
+        # names the first part without closed forms under this law, and the laws it has
+        problem.target_sum.check_law(problem.law)
         self.problem = problem
-        d = problem.d
+        self.target = problem.target_sum
+        self.law = problem.law
         self.v_rho = problem.v_rho
         self.linear = problem.activation == "linear"
-        self.teacher = next((p for p in problem.target_parts if isinstance(p, Teacher)), None)
-        self.norm = next((p for p in problem.target_parts if isinstance(p, NormTarget)), None)
-        odd = next((p for p in problem.target_parts if isinstance(p, OddPowerTarget)), None)
-        self.odd = odd
-        beta = self.teacher.beta if self.teacher is not None and self.teacher.beta is not None \
-            else np.zeros(d)
-        # X̄ of the odd parts: E[⟨β,x⟩ x] = v_ρ β, E[f_odd x] from Gaussian moments
-        self.xbar_odd = self.v_rho * beta + (self._odd_xbar(odd) if odd is not None else 0.0)
-        self.beta = beta
-        self.energy = 0.5 * self._second_moment()
+        self.energy = 0.5 * self.target.second_moment(self.law, problem.d)
 
-    # -- target constants ----------------------------------------------------------------
-    def _odd_xbar(self, odd):
-        s2 = self.problem.law.scale ** 2
-        p = odd.power
-        return odd.coef * odd.z * s2 ** ((p + 1) / 2) * _double_factorial(p)
-
-    def _norm_T(self, b):
-        t, g = norm_target_terms(b, self.norm.d_H)
-        return self.norm.coef * self.v_rho * t, self.norm.coef * self.v_rho * g
-
-    def _second_moment(self):
-        """E f*² from all pairs of target parts (cross terms of opposite parity vanish)."""
-        v = self.v_rho
-        total = v * self.beta @ self.beta + 2.0 * self.beta @ (self.xbar_odd - v * self.beta)
-        if self.odd is not None:
-            s2 = self.problem.law.scale ** 2
-            p = self.odd.power
-            total += (self.odd.coef ** 2 * (self.odd.z @ self.odd.z) * s2 ** p
-                      * _double_factorial(2 * p - 1))
-        if self.norm is not None:
-            total += self.norm.coef ** 2 * v * self.norm.d_H
-        if self.teacher is not None and self.teacher.a.size:
-            ta, tb = self.teacher.a, self.teacher.b
-            s, _ = interaction(tb, tb, ta)
-            total += v * ta @ s
-            total += 2.0 * 0.5 * ta @ (tb @ self.xbar_odd)
-            if self.norm is not None:
-                total += 2.0 * ta @ self._norm_T(tb)[0]
-        return total
+    @property
+    def xbar_odd(self):
+        return self.target.xbar(self.law, self.problem.d, parity=ODD)
 
     def target_terms(self, b):
         """T(b_j) = E[f* σ(⟨b_j, x⟩)] and ∇T, shapes (m,) and (m, d)."""
-        if self.linear:
-            xbar = self.xbar_odd.copy()
-            if self.teacher is not None and self.teacher.a.size:
-                xbar = xbar + 0.5 * self.v_rho * self.teacher.a @ self.teacher.b
-            # E[‖x_H‖ x] = 0: the norm target is even
-            return b @ xbar, np.broadcast_to(xbar, b.shape).copy()
-        t = 0.5 * (b @ self.xbar_odd)
-        g = np.broadcast_to(0.5 * self.xbar_odd, b.shape).copy()
-        if self.teacher is not None and self.teacher.a.size:
-            s, gs = interaction(b, self.teacher.b, self.teacher.a)
-            t += self.v_rho * s
-            g += self.v_rho * gs
-        if self.norm is not None:
-            tn, gn = self._norm_T(b)
-            t += tn
-            g += gn
-        return t, g
+        return self.target.correlation(b, self.law, "linear" if self.linear else "relu")
 
     def interaction_terms(self, a, b, w):
         """S_j = Σ_k w_k a_k κ_ρ(b_j, b_k) and its gradient in b_j."""

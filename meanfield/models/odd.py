@@ -35,10 +35,9 @@ from math import pi
 
 import numpy as np
 
-from .backends import ExactBackend
 from ..engine import Field, Solver
 from ..engine.integrators import ADAPTIVE
-from .problem import GaussianLaw, OddPowerTarget, SphereLaw, Teacher
+from .targets import ODD
 
 __all__ = [
     "OddReduction", "odd_reduction", "MomentTrajectory", "moment_ode", "isotropic_solution",
@@ -95,9 +94,9 @@ def odd_reduction(problem):
     Parameters
     ----------
     problem : Problem
-        ReLU activation, Gaussian (or spherical) inputs, and a target made only of odd parts:
-        :class:`~meanfield.models.problem.OddPowerTarget` and/or a linear
-        :class:`~meanfield.models.problem.Teacher` (no units, ``beta`` given).
+        ReLU activation, Gaussian (or spherical) inputs, and a target made only of parts of
+        parity ODD (e.g. :class:`~meanfield.models.targets.OddPowerTarget` and/or a linear
+        :class:`~meanfield.models.targets.Teacher`: no units, ``beta`` given).
 
     Returns
     -------
@@ -112,21 +111,21 @@ def odd_reduction(problem):
     if problem.activation != "relu":
         raise ValueError(f"the odd-target reduction is for activation 'relu', got "
                          f"{problem.activation!r}")
-    if not isinstance(problem.law, (GaussianLaw, SphereLaw)):
+    if not problem.law.rotation_invariant:
         raise ValueError("the odd-target reduction needs a symmetric law with known v_ρ: use "
                          "GaussianLaw or SphereLaw")
-    for part in problem.target_parts:
-        odd = isinstance(part, OddPowerTarget) or (
-            isinstance(part, Teacher) and part.a.size == 0 and part.beta is not None)
-        if not odd:
+    target = problem.target_sum
+    for part in target.parts:
+        if part.parity != ODD:
             raise ValueError(f"target part {type(part).__name__} is not odd; the reduction needs "
-                             "OddPowerTarget parts or a linear Teacher (no units, beta given)")
-    backend = ExactBackend(problem)  # raises ValueError if the pair (law, target) is not exact
+                             "odd parts only (OddPowerTarget, a linear Teacher: no units, beta "
+                             "given, or any TargetPart with parity ODD)")
+    target.check_law(problem.law)  # raises ValueError if a part has no closed form under ρ
     v = float(problem.v_rho)
-    xbar = np.array(backend.xbar_odd, dtype=np.float64).reshape(problem.d)
+    xbar = np.array(target.xbar(problem.law, problem.d), dtype=np.float64).reshape(problem.d)
     w_star = xbar / v
     w_norm = float(np.linalg.norm(w_star))
-    energy = float(backend.energy)
+    energy = float(0.5 * target.second_moment(problem.law, problem.d))
     return OddReduction(d=problem.d, v_rho=v, xbar=xbar, w_star=w_star, w_star_norm=w_norm,
                         energy=energy, F_star=energy - 0.5 * v * w_norm ** 2)
 

@@ -75,7 +75,7 @@ import numpy as np
 from ..kernels.threads import kernel, parallel_kernel, prange
 from ..engine import Field, Result, Solver
 from ..kernels.gaussian import sphere_average_terms, sphere_coordinate_quadrature
-from .problem import norm_target_alpha
+from .targets import norm_target_alpha
 from .reduced import BlockReduction, reduced_interaction
 
 __all__ = ["RadialKernel", "RadialField", "RadialFlowResult", "RadialSolver", "radial_solver",

@@ -42,12 +42,10 @@ import numpy as np
 from ..kernels.reduced import (_RED_BUFFER_BYTES, _RED_TILE_COLS, _RED_TILE_ROWS,
                                _RED_TILE_SYM, _RED_WORKERS, _reduced_pair_sums,
                                _reduced_pair_sums_symmetric, _run_serially)
-from .backends import ExactBackend
 from ..engine import Field, Result, Solver
-from ..kernels.gaussian import sphere_average_terms, sphere_coordinate_quadrature
+from ..kernels.gaussian import sphere_coordinate_quadrature
 from ..engine.integrators import orbit_rescale
-from .problem import (CallableTarget, GaussianLaw, Problem, SphereLaw, Teacher,
-                      norm_target_alpha)
+from .problem import Problem
 
 __all__ = ["BlockReduction", "ReducedBackend", "ReducedField", "ReducedFlowResult",
            "ReducedSolver", "reduced_solver", "simulate_reduced", "reduced_interaction"]
@@ -309,7 +307,7 @@ class ReducedBackend:
         if blocks.d != problem.d:
             raise ValueError(f"blocks cover d = {blocks.d} coordinates, the problem has "
                              f"d = {problem.d}")
-        if problem.activation != "relu" or not isinstance(problem.law, (GaussianLaw, SphereLaw)):
+        if problem.activation != "relu" or not problem.law.rotation_invariant:
             raise ValueError("the reduced flow needs ReLU and Gaussian (or spherical) inputs, "
                              "whose law is invariant under every block rotation")
         if int(n_nodes) < 1 or int(target_nodes) < 1:
@@ -318,37 +316,17 @@ class ReducedBackend:
         self.blocks = blocks
         self.n_explicit = blocks.n_explicit
         self.nodes, self.weights = blocks.quadrature(int(n_nodes))
-        exact = ExactBackend(problem)  # validates the target; gives E f*² and X̄ of odd parts
-        self.energy = exact.energy
+        target = problem.target_sum
+        self.energy = 0.5 * target.second_moment(problem.law, problem.d)
         self.v_rho = problem.v_rho
-        explicit = blocks.explicit_columns()
-        outside = np.setdiff1d(np.arange(problem.d), explicit)
-        for part in problem.target_parts:
-            if isinstance(part, CallableTarget):
-                raise ValueError("a callable target has no exact reduced form")
-            if isinstance(part, Teacher) and part.a.size and np.any(part.b[:, outside] != 0):
-                raise ValueError("teacher units must vanish on the reduced blocks (the target "
-                                 "must be invariant under their rotations)")
-        if np.any(np.asarray(exact.xbar_odd)[outside] != 0):
-            raise ValueError("linear / odd parts of the target must vanish on the reduced blocks")
-        self.xbar = np.ascontiguousarray(np.broadcast_to(exact.xbar_odd, (problem.d,))[explicit])
-        teacher = exact.teacher
-        if teacher is not None and teacher.a.size:
-            self.teacher_z = np.hstack([teacher.b[:, explicit],
-                                        np.zeros((teacher.a.size, blocks.n_reduced))])
-            self.teacher_a = teacher.a
-        else:
-            self.teacher_z = None
-        self.norm = exact.norm
-        if self.norm is not None:
-            cols = blocks.leading_columns(self.norm.d_H)
-            rest = np.setdiff1d(np.arange(blocks.n_coords), cols)
-            self._perm = np.concatenate([cols, rest])
-            self._inv_perm = np.argsort(self._perm)
-            self._n_h_cols = cols.size
-            self._t_nodes, self._t_weights = sphere_coordinate_quadrature(self.norm.d_H,
-                                                                          int(target_nodes))
-            self._alpha = norm_target_alpha(self.norm.d_H)
+        nodes, weights, p = self.nodes, self.weights, self.n_explicit
+
+        def unit_interaction(z_out, z_src, c_src):
+            return reduced_interaction(z_out, z_src, c_src, p, nodes, weights)
+
+        # every part checks its own invariance under the reduced blocks' rotations
+        self._target_terms = target.reduce(blocks, problem.law, unit_interaction,
+                                           int(target_nodes))
 
     def _check(self, a, z, w):
         a = np.ascontiguousarray(a, dtype=np.float64)
@@ -360,25 +338,7 @@ class ReducedBackend:
 
     def target_terms(self, z):
         """T(z_j) = E[f* σ(⟨b_j, x⟩)] and ∇_z T, shapes (m,) and (m, p + R)."""
-        m = z.shape[0]
-        t = 0.5 * (z[:, : self.n_explicit] @ self.xbar)
-        g = np.zeros_like(z)
-        g[:, : self.n_explicit] = 0.5 * self.xbar
-        if self.teacher_z is not None:
-            s, gs = reduced_interaction(z, self.teacher_z, self.teacher_a, self.n_explicit,
-                                        self.nodes, self.weights)
-            t += self.v_rho * s
-            g += self.v_rho * gs
-        if self.norm is not None:
-            # T depends on z only through ‖b_H‖² and ‖b‖²: put H's columns first and use the
-            # full-space kernel with d_H replaced by the number of those columns.
-            zp = np.ascontiguousarray(z[:, self._perm])
-            out_t, out_g = sphere_average_terms(zp, int(self._n_h_cols), self._t_nodes,
-                                                self._t_weights)
-            scale = self.norm.coef * self.v_rho * self._alpha
-            t += scale * out_t
-            g += scale * out_g[:, self._inv_perm]
-        return t, g
+        return self._target_terms(z)
 
     def interaction_terms(self, a, z, w):
         """S_j = Σ_k w_k a_k κ̃(z_j, z_k) and ∇_z S_j."""

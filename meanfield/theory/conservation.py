@@ -287,10 +287,12 @@ def rotation_blocks(problem):
     """Coordinate blocks whose rotations leave the input law and the target invariant.
 
     The law must be rotation invariant (:class:`GaussianLaw` or :class:`SphereLaw`). Then
-    ``H_perp`` = the coordinates no target part depends on (the complement of the first d_H
-    coordinates for :class:`NormTarget`, of the support of the teacher's b*, β and of the odd
-    target's z), and, for a norm target alone, ``H`` = its first d_H coordinates (‖x_H‖ is
-    O(d_H)-invariant too). Blocks of size < 2 have no rotations and are left out.
+    ``H_perp`` = the coordinates no target part depends on (each part's
+    ``used_coordinates``: the first d_H coordinates for :class:`NormTarget`, the support of
+    the teacher's b* and β, of the odd target's z), and ``H`` = the one block inside the used
+    coordinates whose rotations leave every part invariant (``rotation_blocks``: the first
+    d_H coordinates of a norm target, when no other part uses them). Blocks of size < 2 have
+    no rotations and are left out.
 
     Returns
     -------
@@ -298,28 +300,17 @@ def rotation_blocks(problem):
         name -> int array of coordinates; empty when nothing applies (sampled laws, callable
         targets).
     """
-    from ..models.problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTarget, SphereLaw,
-                          Teacher)
-
-    if not isinstance(problem.law, (GaussianLaw, SphereLaw)):
+    if not problem.law.rotation_invariant:
         return {}
     d = problem.d
-    used = np.zeros(d, dtype=bool)
-    for part in problem.target_parts:
-        if isinstance(part, CallableTarget):
-            return {}
-        if isinstance(part, NormTarget):
-            used[: part.d_H] = True
-        elif isinstance(part, Teacher):
-            used |= np.any(part.b != 0, axis=0)
-            if part.beta is not None:
-                used |= part.beta != 0
-        elif isinstance(part, OddPowerTarget):
-            used |= part.z != 0
+    target = problem.target_sum
+    used = target.used_coordinates(d)
+    if used is None:  # a part that does not know its coordinates (callable targets)
+        return {}
     blocks = {}
-    parts = problem.target_parts
-    if len(parts) == 1 and isinstance(parts[0], NormTarget) and parts[0].d_H >= 2:
-        blocks["H"] = np.arange(parts[0].d_H)
+    inside = target.rotation_blocks(d)
+    if len(inside) == 1:
+        blocks["H"] = inside[0]
     perp = np.flatnonzero(~used)
     if perp.size >= 2:
         blocks["H_perp"] = perp
