@@ -75,7 +75,8 @@ import numpy as np
 from ..kernels.threads import kernel, parallel_kernel, prange
 from ..engine import Field, Result, Solver
 from ..kernels.gaussian import sphere_average_terms, sphere_coordinate_quadrature
-from .targets import norm_target_alpha
+from .laws import GaussianLaw
+from .targets import NormTarget
 from .reduced import BlockReduction, reduced_interaction
 
 __all__ = ["RadialKernel", "RadialField", "RadialFlowResult", "RadialSolver", "radial_solver",
@@ -154,7 +155,8 @@ class RadialKernel:
         self.d_H, self.d_perp = int(d_H), int(d_perp)
         self.n_terms = P = int(n_terms)
         self.table_nodes = int(table_nodes)
-        self.alpha = norm_target_alpha(self.d_H)
+        self.norm_target = NormTarget(self.d_H)  # f* = ‖x_H‖, x ∼ N(0, I_d)
+        self.alpha = self.norm_target.alpha
         self.modes = 2.0 * np.arange(P)
         grid = (np.arange(P) + 0.5) * pi / (2 * P)
         self.grid = grid
@@ -170,7 +172,7 @@ class RadialKernel:
         A[0] *= 0.5
         self.C = np.ascontiguousarray(0.5 * (C + C.T))  # K is symmetric; remove round-off
         self.A = A
-        self.energy = 0.5 * self.d_H  # ½ E‖x_H‖² for x ∼ N(0, I)
+        self.energy = 0.5 * self.norm_target.second_moment(GaussianLaw(), self.d_H + self.d_perp)
 
     # -- direct quadrature (slow, for the tables and the accuracy checks) -------------------
     def _orientation_rule(self, n_nodes):
