@@ -53,6 +53,7 @@ from .models.problem import (CallableTarget, GaussianLaw, NormTarget, OddPowerTa
                              SampledLaw, SphereLaw, Teacher, boolean_cube_law,
                              norm_target_alpha, odd_cubic_target, rademacher_law,
                              symmetric_mixture_law)
+from .models.targets import TargetPart, TargetSum
 from . import hessian  # noqa: E402
 from .models import lowdim, odd, radial1d, reduced  # noqa: E402
 from .systems import boolean, equivalent, moments  # noqa: E402
@@ -88,7 +89,7 @@ def __getattr__(name):
 __all__ = [
     "Problem", "GaussianLaw", "SphereLaw", "SampledLaw", "rademacher_law", "boolean_cube_law",
     "symmetric_mixture_law", "Teacher", "NormTarget", "OddPowerTarget", "CallableTarget",
-    "odd_cubic_target", "norm_target_alpha",
+    "odd_cubic_target", "norm_target_alpha", "TargetPart", "TargetSum",
     "Particles", "init_sphere_rademacher", "init_gaussian", "init_paired", "load_particles",
     "save_particles",
     "ExactBackend", "SampledBackend", "make_backend", "INTEGRATORS", "get_integrator",

@@ -185,24 +185,14 @@ def _unit_rows(rows):
 
 def _problem_directions(target):
     """(list of (d,) directions, their labels, d_H or None) of a target or a sum of them."""
-    from .models.problem import NormTarget, OddPowerTarget, Teacher
-
     parts = target if isinstance(target, tuple) else (target,)
     dirs, labels, d_H = [], [], None
     for part in parts:
-        if isinstance(part, Teacher):
-            for k in range(part.b.shape[0]):
-                dirs.append(part.b[k])
-                labels.append(f"b*{_sub(len(labels) + 1)}")
-            if part.beta is not None and np.any(part.beta != 0):
-                dirs.append(part.beta)
-                labels.append("β")
-        elif isinstance(part, OddPowerTarget):
-            # for isotropic inputs E[f* x] ∝ z: the direction of the linear predictor w*
-            dirs.append(part.z)
-            labels.append("w*")
-        elif isinstance(part, NormTarget):
-            d_H = part.d_H
+        for kind, vec in part.directions():
+            dirs.append(vec)
+            labels.append(f"b*{_sub(len(labels) + 1)}" if kind == "b*" else kind)
+        if part.subspace_dim is not None:
+            d_H = part.subspace_dim
     return dirs, labels, d_H
 
 

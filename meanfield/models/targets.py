@@ -143,6 +143,15 @@ class TargetPart:
         rotations leave f_p invariant (e.g. H for ‖x_H‖)."""
         return []
 
+    # -- pictures ---------------------------------------------------------------------------
+    #: dimension of the subspace H the part lives on (plotting views), or None.
+    subspace_dim = None
+
+    def directions(self):
+        """Distinguished directions of f_p for pictures: list of (kind, (d,) vector), kind
+        one of ``"b*"`` (a teacher unit), ``"β"`` (a linear part), ``"w*"`` (∝ X̄)."""
+        return []
+
 
 def _v_rho(law, d):
     return law.second_moment(d)
@@ -285,6 +294,12 @@ class Teacher(TargetPart):
             return t, g
         return terms
 
+    def directions(self):
+        out = [("b*", row) for row in self.b]
+        if self.beta is not None and np.any(self.beta != 0):
+            out.append(("β", self.beta))
+        return out
+
     def used_coordinates(self, d):
         used = np.any(self.b != 0, axis=0)
         if self.beta is not None:
@@ -388,6 +403,10 @@ class NormTarget(TargetPart):
     def rotation_blocks(self, d):
         return [np.arange(self.d_H)] if self.d_H >= 2 else []
 
+    @property
+    def subspace_dim(self):
+        return self.d_H
+
 
 # --------------------------------------------------------------------------- odd powers
 @dataclass(frozen=True, eq=False)
@@ -464,6 +483,10 @@ class OddPowerTarget(TargetPart):
 
     def used_coordinates(self, d):
         return self.z != 0
+
+    def directions(self):
+        # for isotropic inputs X̄ ∝ z: the direction of the linear predictor w*
+        return [("w*", self.z)]
 
 
 def odd_cubic_target(d, rng):
