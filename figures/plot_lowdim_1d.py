@@ -3,6 +3,7 @@
 Command (from the repository root)::
 
     python figures/plot_lowdim_1d.py [--out DIR] [--threads N] [--set KEY=VALUE ...]
+    python figures/plot_lowdim_1d.py RUN_DIR     # redraw from a finished run, no computation
 
 Runs ``python -m meanfield.simulate lowdim-1d`` with its default configuration (d = 30,
 d_H = 5, m = 1024, dt = 5e-3, 20 000 steps, seed 42; the Monte Carlo run beside it; the sweep

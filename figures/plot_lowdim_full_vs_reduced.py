@@ -3,6 +3,7 @@
 Command (from the repository root)::
 
     python figures/plot_lowdim_full_vs_reduced.py [--out DIR] [--threads N] [--set KEY=VALUE ...]
+    python figures/plot_lowdim_full_vs_reduced.py RUN_DIR   # redraw from a finished run
 
 Runs ``python -m meanfield.simulate lowdim-full-vs-reduced`` with its default configuration
 (d = 30, d_H = 5, widths 32..512, seeds 0 and 1, Heun, dt = 0.02, 500 steps) into a run

@@ -1,6 +1,7 @@
 """Regenerate figures/moments_*.png (seed 004: method-of-moments recovery)::
 
     python figures/plot_moments.py [--out RUN_DIR] [--set KEY=VALUE]
+    python figures/plot_moments.py RUN_DIR     # redraw from a finished run, no computation
 
 Runs ``python -m meanfield.simulate moments`` with its default config. Runtime: about 25 s
 on 2 busy cores; the run folder keeps ``results.npz``, ``summary.json`` and the parts.

@@ -302,43 +302,17 @@ def run_simulation(sim, ctx, checkpoint_every, desc=""):
     return run_solver(sim, ctx, CHECKPOINT, checkpoint_every, desc)
 
 
-def _figures(result, ctx, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ok = np.isfinite(result.risk) & (result.risk > 0)
-    ax.semilogy(result.t[ok], result.risk[ok], label="risk F(μ_t)")
-    if np.any(np.isfinite(result.risk_exact)) and not np.allclose(
-            result.risk_exact, result.risk, equal_nan=True):
-        e = np.isfinite(result.risk_exact)
-        ax.semilogy(result.t[e], result.risk_exact[e], "k.", ms=3, label="exact risk")
-    ax.set_xlabel("t (PDE time)")
-    ax.set_ylabel("risk")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    ctx.savefig(fig, "risk.png")
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    q = result.q_drift
-    pos = q > 0
-    if np.any(pos):
-        ax.semilogy(result.t[pos], q[pos])
-    ax.set_xlabel("t")
-    ax.set_ylabel("max_j |Q_j(t) − Q_j(0)e^{−2λt}|")
-    ax.set_title("conserved quantity a² − ‖b‖²: drift", fontsize=9)
-    ctx.savefig(fig, "q_drift.png")
-
-
 def run(config, ctx):
     sim = build_simulation(config)
     result = run_simulation(sim, ctx, config["checkpoint_every"], desc=NAME)
-    ctx.save_arrays("trajectory.npz", **trajectory_arrays(result, "full"))
     step = (f"rtol = {sim.rtol:g}" if sim.adaptive else f"dt = {sim.dt:g}")
     title = (f"{config['target']} target, d = {config['d']}, m = {config['n_particles']}, "
              f"{config['integrator']}, {step}, {config['backend']}")
-    _figures(result, ctx, title)
+    # the figures are drawn from this file alone (meanfield.plots.flow)
+    ctx.save_arrays("trajectory.npz", **trajectory_arrays(result, "full", title=np.array(title)))
+    from ..plots import flow as figures
+
+    figures.plot(ctx.out_dir)
     summary = {
         "status": "ok" if result.status == "ok" else "failed",
         "risk_initial": float(result.risk[0]) if result.risk.size else float("nan"),

@@ -3,7 +3,8 @@
 Runs (i) the 1-D model with exact (tabulated, spectrally interpolated) G and G' from the
 seed code's start (Dormand–Prince 5(4) by default; T = dt × n_steps), (ii) the same start driven by the seed code's Monte Carlo estimator
 (``mc_samples`` fresh samples per step), and (iii) the sweep of d_H at d = ``sweep_d``.
-Figures: re-scaled risk F/d of both runs (the seed code's loss readout, whose Monte Carlo noise
+Figures (drawn by :mod:`meanfield.plots.lowdim_1d` from trajectory.npz and data.npz):
+re-scaled risk F/d of both runs (the seed code's loss readout, whose Monte Carlo noise
 floor is what its published curve levelled off at, the exact risk of the particles it drove,
 and the exact descent),
 mass-weighted angle histograms of τ⁺ and τ⁻, masses and distances to the limit α δ_0, and
@@ -157,10 +158,55 @@ def _value_at(run, step, dt):
     return float(run["risk"][i])
 
 
+def figure_data(config, exact, diag, alpha, sweep_rows):
+    """What the figures need beyond trajectory.npz (saved as ``data.npz``): the angle
+    histograms of τ⁺ and τ⁻ at ``histogram_steps`` (uniform weights 1/m; steps that were not
+    snapshotted are left out), the masses of τ± and the distances to the limit α δ_0 at every
+    snapshot, α(d_H), and α on the grid 1 … sweep_d − 1 of the sweep figure.
+
+    Returns
+    -------
+    dict of arrays: ``alpha`` (), ``hist_steps`` (h,), ``hist_edges`` (bins + 1,),
+    ``hist_pos``, ``hist_neg`` (h, bins), ``mass_pos``, ``mass_neg`` (s,) and ``diag_<key>``
+    (s,) for the keys of :func:`meanfield.models.lowdim.distances_to_limit`; with a sweep,
+    ``sweep_grid`` and ``sweep_alpha_grid`` (sweep_d − 1,).
+    """
+    from ..models.lowdim import angle_law
+    from ..models.problem import norm_target_alpha
+
+    eps = exact["eps"]
+    uniform = np.full(eps.size, 1.0 / eps.size)
+    snap_steps = list(exact["snap_step"])
+    steps, hp, hn = [], [], []
+    edges = np.linspace(0.0, 0.5 * np.pi, config["bins"] + 1)
+    for s in config["histogram_steps"]:
+        if s not in snap_steps:
+            continue
+        j = snap_steps.index(s)
+        edges, p, n = angle_law(eps, exact["snap_c"][j], exact["snap_theta"][j], uniform,
+                                config["bins"])
+        steps.append(s)
+        hp.append(p)
+        hn.append(n)
+    w = 1.0 / eps.size
+    out = {"alpha": np.float64(alpha), "hist_steps": np.array(steps, dtype=np.int64),
+           "hist_edges": np.asarray(edges, dtype=np.float64),
+           "hist_pos": np.array(hp, dtype=np.float64).reshape(len(steps), config["bins"]),
+           "hist_neg": np.array(hn, dtype=np.float64).reshape(len(steps), config["bins"]),
+           "mass_pos": np.array([w * c[eps > 0].sum() for c in exact["snap_c"]]),
+           "mass_neg": np.array([w * c[eps < 0].sum() for c in exact["snap_c"]]),
+           **{f"diag_{k}": v for k, v in diag.items()}}
+    if sweep_rows:
+        grid = np.arange(1, config["sweep_d"])
+        out["sweep_grid"] = grid
+        out["sweep_alpha_grid"] = np.array([norm_target_alpha(k) for k in grid])
+    return out
+
+
 def run(config, ctx):
     import time
 
-    from ..models.lowdim import angle_law, sample_radial_init, signed_masses
+    from ..models.lowdim import sample_radial_init, signed_masses
     from ..models.problem import norm_target_alpha
     from ..models.radial1d import RadialKernel
 
@@ -234,99 +280,13 @@ def run(config, ctx):
     if sweep_rows:
         arrays["sweep"] = np.array(sweep_rows)
     ctx.save_arrays("trajectory.npz", **arrays)
-    _plot(ctx, config, exact, mc, diag, alpha, sweep_rows, angle_law)
+    ctx.save_arrays("data.npz", **figure_data(config, exact, diag, alpha, sweep_rows))
+    from ..plots import lowdim_1d as figures
+
+    figures.plot(ctx.out_dir)
     summary["wall_time_s"] = time.perf_counter() - start
     for s in config["report_steps"]:
         ctx.log(f"step {s:6d}: F = {summary[f'risk_exact_step_{s}']:.4e}   "
                 f"F/d = {summary[f'risk_rescaled_step_{s}']:.4e}")
     ctx.log(f"positive mass {pos:.5f} (alpha = {alpha:.5f}), negative mass {neg:.3e}")
     return summary
-
-
-def _plot(ctx, config, exact, mc, diag, alpha, sweep_rows, angle_law):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    d, dt = config["d"], config["dt"]
-    steps = exact["t"] / dt
-    # 1. risk
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.semilogy(steps, exact["risk"] / d, color="C0", lw=2, label="exact G, G' (this package)")
-    if mc is not None:
-        ax.semilogy(mc["t"] / dt, np.abs(mc["risk_estimate"]) / d, color="C1", lw=0.5,
-                    alpha=0.6, label=f"seed code's loss readout |L| (Monte Carlo, "
-                                     f"{config['mc_samples']} samples/step)")
-        ax.semilogy(mc["t"] / dt, mc["risk"] / d, color="C3", lw=1.5,
-                    label="same Monte Carlo-driven particles: exact risk")
-    ax.axhline(SEED_PLATEAU, color="gray", ls=":", label="seed paper's plotted level 0.012")
-    for s in config["report_steps"]:
-        i = int(np.argmin(np.abs(steps - s)))
-        ax.plot(steps[i], exact["risk"][i] / d, "ko", ms=4)
-        ax.annotate(f"{exact['risk'][i] / d:.2e}", (steps[i], exact["risk"][i] / d),
-                    textcoords="offset points", xytext=(4, 6), fontsize=8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("re-scaled risk F / d")
-    ax.set_title(f"1-D model, f* = ||x_H||, d = {d}, d_H = {config['d_H']}, "
-                 f"m = {config['n_particles']}, dt = {dt:g}")
-    ax.legend(fontsize=8)
-    ctx.savefig(fig, "lowdim_1d_risk.png")
-
-    # 2. angle histograms
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
-    snap_steps = list(exact["snap_step"])
-    for s in config["histogram_steps"]:
-        if s not in snap_steps:
-            continue
-        j = snap_steps.index(s)
-        edges, hp, hn = angle_law(exact["eps"], exact["snap_c"][j], exact["snap_theta"][j],
-                                  np.full(exact["eps"].size, 1.0 / exact["eps"].size),
-                                  config["bins"])
-        width = edges[1] - edges[0]
-        axes[0].stairs(hp / width, edges, label=f"step {s}")
-        axes[1].stairs(hn / width, edges, label=f"step {s}")
-    axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
-    axes[0].set_title("tau+ (eps = +1): mass density in theta")
-    axes[1].set_title("tau- (eps = -1): mass density in theta")
-    for ax in axes:
-        ax.set_xlabel("angle to H, theta")
-        ax.legend(fontsize=8)
-    ctx.savefig(fig, "lowdim_1d_angles.png")
-
-    # 3. masses and distances to the limit
-    t_snap = exact["snap_step"]
-    w = 1.0 / exact["eps"].size
-    pos = np.array([w * c[exact["eps"] > 0].sum() for c in exact["snap_c"]])
-    neg = np.array([w * c[exact["eps"] < 0].sum() for c in exact["snap_c"]])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].plot(t_snap, pos, label="tau+ mass")
-    axes[0].plot(t_snap, neg, label="tau- mass")
-    axes[0].axhline(alpha, color="k", ls="--", label=f"alpha(d_H) = {alpha:.4f}")
-    axes[0].set_xlabel("step")
-    axes[0].legend(fontsize=8)
-    axes[0].set_title("total masses")
-    for key, lab in (("w2_pos", "W2(tau+/|tau+|, delta_0)"), ("mass_gap", "|alpha - |tau+||"),
-                     ("w2_neg", "W2(tau-/|tau-|, delta_pi/2)"), ("mass_neg", "|tau-|")):
-        axes[1].semilogy(t_snap, np.maximum(diag[key], 1e-300), label=lab)
-    axes[1].set_xlabel("step")
-    axes[1].set_title("distances to the limit alpha delta_0")
-    axes[1].legend(fontsize=8)
-    ctx.savefig(fig, "lowdim_1d_masses.png")
-
-    # 4. sweep
-    if sweep_rows:
-        rows = np.array(sweep_rows)
-        grid = np.arange(1, config["sweep_d"])
-        from ..models.problem import norm_target_alpha
-
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        ax.plot(grid, [norm_target_alpha(k) for k in grid], "k-", lw=1, label="alpha(d_H)")
-        ax.plot(rows[:, 0], rows[:, 2], "o", color="C0", label="final tau+ mass")
-        ax.plot(rows[:, 0], rows[:, 3], "s", color="C3", label="final tau- mass")
-        ax.set_xlabel("d_H")
-        ax.set_ylabel("mass")
-        ax.set_title(f"final masses, d = {config['sweep_d']}, {config['sweep_steps']} steps")
-        ax.legend(fontsize=8)
-        ctx.savefig(fig, "lowdim_1d_sweep.png")

@@ -16,6 +16,8 @@ below the model gaps (with Euler, the O(dt) difference between Euler steps in (a
 (c, θ), ≈ 5e-3 in risk at dt = 0.02, hides the 1-D-vs-reduced gap). All three flows are
 recorded at the same times; each is a resumable sub-run written under ``runs/``.
 
+The figure is drawn by :mod:`meanfield.plots.lowdim_full_vs_reduced` from ``data.npz``.
+
 Discrepancies (largest over the recorded times for risks, at the final time for laws):
 ``risk_full_reduced`` = max_t |F_full − F_red|, ``risk_reduced_1d``, ``risk_full_1d``;
 ``w2_full_reduced`` = W₂ between the laws of (a, ‖b_H‖, ‖b_⊥‖) (exact assignment);
@@ -164,6 +166,23 @@ def fit_rate(widths, values):
     return float(slope), float(np.exp(intercept))
 
 
+def figure_data(config, widths, results, means, summary):
+    """What the figure needs (saved as ``data.npz``): ``widths`` (w,), the discrepancies
+    ``mean_<metric>`` (w,) averaged over seeds, their fitted ``slope_<metric>`` (), and the
+    risk curves of the first seed per width m: ``t_m<m>``, ``risk_full_m<m>``,
+    ``risk_reduced_m<m>``, ``risk_1d_m<m>`` (records,)."""
+    seed = config["seeds"][0]
+    out = {"widths": np.array(widths), "seed": np.int64(seed)}
+    for key in METRICS:
+        out[f"mean_{key}"] = means[key]
+        out[f"slope_{key}"] = np.float64(summary[f"slope_{key}"])
+    for m in widths:
+        r = results[(m, seed)]
+        for key in ("t", "risk_full", "risk_reduced", "risk_1d"):
+            out[f"{key}_m{m}"] = r[key]
+    return out
+
+
 def run(config, ctx):
     import time
 
@@ -203,52 +222,11 @@ def run(config, ctx):
             [float(results[(m_max, s)][f"wall_{kind}_s"]) for s in config["seeds"]]))
     ctx.save_arrays("discrepancies.npz", widths=np.array(widths),
                     **{k: v for k, v in means.items()})
-    _plot(ctx, config, widths, results, means, summary)
+    ctx.save_arrays("data.npz", **figure_data(config, widths, results, means, summary))
+    from ..plots import lowdim_full_vs_reduced as figures
+
+    figures.plot(ctx.out_dir)
     summary["wall_time_s"] = time.perf_counter() - start
     for key in METRICS:
         ctx.log(f"{key:24s} slope {summary['slope_' + key]:+.3f}")
     return summary
-
-
-def _plot(ctx, config, widths, results, means, summary):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    seed = config["seeds"][0]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    ax = axes[0]
-    for i, m in enumerate(widths):
-        r = results[(m, seed)]
-        ax.semilogy(r["t"], r["risk_full"], color=f"C{i}", lw=1.5, label=f"m = {m}: full")
-        ax.semilogy(r["t"], r["risk_reduced"], color=f"C{i}", ls="--", lw=1)
-        ax.semilogy(r["t"], r["risk_1d"], color=f"C{i}", ls=":", lw=1)
-    ax.plot([], [], "k-", label="full (R^{1+d})")
-    ax.plot([], [], "k--", label="(d_H+2)-reduced")
-    ax.plot([], [], "k:", label="1-D (eps, c, theta)")
-    ax.set_xlabel("t")
-    ax.set_ylabel("exact risk F")
-    ax.set_title(f"f* = ||x_H||, d = {config['d']}, d_H = {config['d_H']}, seed {seed}")
-    ax.legend(fontsize=7, ncol=2)
-    ax = axes[1]
-    labels = {"risk_full_reduced": "max_t |F_full - F_red|",
-              "risk_reduced_1d": "max_t |F_red - F_1D|",
-              "w2_full_reduced": "W2 law (a,|b_H|,|b_perp|): full vs red",
-              "coupled_full_reduced": "coupled distance full vs red",
-              "w1_theta_full_1d": "W1 theta-law (tau+): full vs 1-D"}
-    for i, (key, lab) in enumerate(labels.items()):
-        ax.loglog(widths, means[key], "o-", color=f"C{i}",
-                  label=f"{lab}  (slope {summary['slope_' + key]:+.2f})")
-    w = np.array(widths, dtype=float)
-    ax.loglog(w, means["coupled_full_reduced"][0] * (w / w[0]) ** -0.5, "k--", lw=1,
-              label="m^-1/2")
-    ax.loglog(w, means["risk_full_reduced"][0] * (w / w[0]) ** -1.0, "k:", lw=1, label="m^-1")
-    ax.set_xticks(w)
-    ax.set_xticks([], minor=True)
-    ax.set_xticklabels([str(int(x)) for x in w])
-    ax.set_xlabel("width m")
-    ax.set_ylabel("discrepancy (mean over seeds)")
-    ax.set_title("full vs reduced models as m grows")
-    ax.legend(fontsize=7)
-    ctx.savefig(fig, "lowdim_full_vs_reduced.png")

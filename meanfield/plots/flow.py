@@ -1,0 +1,39 @@
+"""Figures of the ``flow`` experiment: risk.png and q_drift.png from trajectory.npz."""
+from pathlib import Path
+
+import numpy as np
+
+from ._style import pyplot, read_arrays, savefig
+
+#: the PNGs this module writes into the run folder
+FIGURES = ("risk.png", "q_drift.png")
+
+
+def plot(run_dir):
+    """Draw the risk curve F(μ_t) (with the exact risk of sampled runs) and the drift of the
+    balance a² − ‖b‖² from ``run_dir/trajectory.npz``; return the PNG paths."""
+    run_dir = Path(run_dir)
+    tr = read_arrays(run_dir, "trajectory.npz", ("t", "risk", "risk_exact", "q_drift", "title"))
+    t, risk, risk_exact = tr["t"], tr["risk"], tr["risk_exact"]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ok = np.isfinite(risk) & (risk > 0)
+    ax.semilogy(t[ok], risk[ok], label="risk F(μ_t)")
+    if np.any(np.isfinite(risk_exact)) and not np.allclose(risk_exact, risk, equal_nan=True):
+        e = np.isfinite(risk_exact)
+        ax.semilogy(t[e], risk_exact[e], "k.", ms=3, label="exact risk")
+    ax.set_xlabel("t (PDE time)")
+    ax.set_ylabel("risk")
+    ax.set_title(str(tr["title"]), fontsize=9)
+    ax.legend()
+    out = [savefig(fig, run_dir / "risk.png")]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    q = tr["q_drift"]
+    pos = q > 0
+    if np.any(pos):
+        ax.semilogy(t[pos], q[pos])
+    ax.set_xlabel("t")
+    ax.set_ylabel("max_j |Q_j(t) − Q_j(0)e^{−2λt}|")
+    ax.set_title("conserved quantity a² − ‖b‖²: drift", fontsize=9)
+    out.append(savefig(fig, run_dir / "q_drift.png"))
+    return out
