@@ -25,3 +25,18 @@ def _floating_point_errors_fail():
     """Turn NumPy floating-point errors into failures (overflow, invalid, divide by zero)."""
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_table_cache(tmp_path_factory):
+    """Cached G, G' tables of the 1-D model go to a temporary folder, not the user's cache
+    (subprocesses inherit it)."""
+    import os
+
+    old = os.environ.get("MEANFIELD_CACHE_DIR")
+    os.environ["MEANFIELD_CACHE_DIR"] = str(tmp_path_factory.mktemp("table-cache"))
+    yield
+    if old is None:
+        os.environ.pop("MEANFIELD_CACHE_DIR", None)
+    else:
+        os.environ["MEANFIELD_CACHE_DIR"] = old

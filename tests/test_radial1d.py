@@ -126,3 +126,24 @@ def test_input_validation(kernel_5_25):
                         estimator="magic")
     with pytest.raises(ValueError):
         RadialKernel(0, 3)
+
+
+def test_cached_tables_are_bit_identical_and_keyed_by_their_parameters(tmp_path):
+    from meanfield.models.radial1d import RadialKernel
+
+    fresh = RadialKernel(3, 7, n_terms=8, table_nodes=12)
+    first = RadialKernel(3, 7, n_terms=8, table_nodes=12, cache_dir=tmp_path)
+    again = RadialKernel(3, 7, n_terms=8, table_nodes=12, cache_dir=tmp_path)
+    assert not fresh.from_cache and not first.from_cache and again.from_cache
+    for k in (first, again):
+        assert np.array_equal(k.C, fresh.C) and np.array_equal(k.A, fresh.A)
+    # another d_perp, P or node count is another table, not the cached one
+    other = RadialKernel(3, 8, n_terms=8, table_nodes=12, cache_dir=tmp_path)
+    assert not other.from_cache and not np.array_equal(other.C, fresh.C)
+    assert not RadialKernel(3, 7, n_terms=8, table_nodes=10, cache_dir=tmp_path).from_cache
+    assert len(list(tmp_path.glob("*.npz"))) == 3
+    # a damaged file is rebuilt, not read
+    for f in tmp_path.glob("*.npz"):
+        f.write_bytes(b"not an npz")
+    damaged = RadialKernel(3, 7, n_terms=8, table_nodes=12, cache_dir=tmp_path)
+    assert not damaged.from_cache and np.array_equal(damaged.C, fresh.C)

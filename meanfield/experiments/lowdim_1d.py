@@ -3,6 +3,9 @@
 Runs (i) the 1-D model with exact (tabulated, spectrally interpolated) G and G' from the
 seed code's start (Dormand–Prince 5(4) by default; T = dt × n_steps), (ii) the same start driven by the seed code's Monte Carlo estimator
 (``mc_samples`` fresh samples per step), and (iii) the sweep of d_H at d = ``sweep_d``.
+The G, G' tables depend only on (d_H, d − d_H, n_terms) and are cached (bit-identical) in
+:func:`meanfield.models.radial1d.default_cache_dir` (``MEANFIELD_CACHE_DIR=off`` turns the
+cache off), so only the first run with given dimensions pays for their quadrature.
 Figures (drawn by :mod:`meanfield.plots.lowdim_1d` from trajectory.npz and data.npz):
 re-scaled risk F/d of both runs (the seed code's loss readout, whose Monte Carlo noise
 floor is what its published curve levelled off at, the exact risk of the particles it drove,
@@ -208,15 +211,18 @@ def run(config, ctx):
 
     from ..models.lowdim import sample_radial_init, signed_masses
     from ..models.problem import norm_target_alpha
-    from ..models.radial1d import RadialKernel
+    from ..models.radial1d import RadialKernel, default_cache_dir
 
     start = time.perf_counter()
     d, d_H, m, dt = config["d"], config["d_H"], config["n_particles"], config["dt"]
     n_steps = int(round(horizon(config) / dt))
     alpha = norm_target_alpha(d_H)
     t0 = time.perf_counter()
-    kernel = RadialKernel(d_H, d - d_H, n_terms=config["n_terms"])
+    kernel = RadialKernel(d_H, d - d_H, n_terms=config["n_terms"],
+                          cache_dir=default_cache_dir())
     table_s = time.perf_counter() - t0
+    ctx.log(f"G, G' tables: {'read from the cache' if kernel.from_cache else 'built'} "
+            f"({table_s:.2f} s)")
     eps, c, theta = sample_radial_init(m, d, d_H, np.random.default_rng(config["seed"]))
     snap_at = sorted(set(range(0, n_steps + 1, config["snapshot_every"]))
                      | set(config["histogram_steps"]) | {n_steps})
@@ -256,7 +262,8 @@ def run(config, ctx):
     if config["sweep"]:
         d2 = config["sweep_d"]
         for k in config["sweep_d_H"]:
-            ker = RadialKernel(k, d2 - k, n_terms=config["n_terms"])
+            ker = RadialKernel(k, d2 - k, n_terms=config["n_terms"],
+                               cache_dir=default_cache_dir())
             e2, c2, th2 = sample_radial_init(m, d2, k, np.random.default_rng(config["seed"]))
             res = _run_part(ctx, f"sweep_dH{k}", ker, e2, c2, th2, config, config["sweep_steps"],
                             "exact", [0, config["sweep_steps"]], config["seed"])

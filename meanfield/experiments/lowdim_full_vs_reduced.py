@@ -187,14 +187,15 @@ def run(config, ctx):
     import time
 
     from ..models.problem import NormTarget, Problem
-    from ..models.radial1d import RadialKernel
+    from ..models.radial1d import RadialKernel, default_cache_dir
     from ..models.reduced import BlockReduction, ReducedBackend
 
     start = time.perf_counter()
     d, d_H = config["d"], config["d_H"]
     problem = Problem(d, NormTarget(d_H))
     backend = ReducedBackend(problem, BlockReduction.subspace(d, d_H), n_nodes=config["n_nodes"])
-    kernel = RadialKernel(d_H, d - d_H, n_terms=config["n_terms"])
+    kernel = RadialKernel(d_H, d - d_H, n_terms=config["n_terms"],
+                          cache_dir=default_cache_dir())  # bit-identical when cached
     widths = sorted(config["widths"])
     results = {}
     for m in widths:

@@ -134,6 +134,25 @@ def _unit(theta):
     return np.ascontiguousarray(np.stack([np.cos(theta), np.sin(theta)], axis=1))
 
 
+#: version of the table quadrature: bump it when the tables' formulas change, so that tables
+#: cached by an older version are not read
+TABLE_VERSION = 1
+
+
+def default_cache_dir():
+    """Folder for cached spectral tables of :class:`RadialKernel`: ``$MEANFIELD_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/meanfield``, else ``~/.cache/meanfield``; None (no cache) when
+    ``MEANFIELD_CACHE_DIR`` is ``off``."""
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("MEANFIELD_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in ("", "off") else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "meanfield"
+
+
 class RadialKernel:
     """Spectral tables of K(θ, θ') and A(θ) for given d_H, d_⊥ (see the module docstring).
 
@@ -145,9 +164,14 @@ class RadialKernel:
         P, number of cosine modes per angle.
     table_nodes : int
         Gauss–Jacobi nodes per angle of the quadrature that fills the tables.
+    cache_dir : str or Path or None
+        If given, the spectral tables (C, A), which depend only on (d_H, d_perp, n_terms,
+        table_nodes), are read from this folder when present and written to it after being
+        built (see :func:`default_cache_dir`); the arrays are the ones the quadrature gave,
+        so a cached kernel is bit-identical to a fresh one. None: always build.
     """
 
-    def __init__(self, d_H, d_perp, n_terms=64, table_nodes=96):
+    def __init__(self, d_H, d_perp, n_terms=64, table_nodes=96, cache_dir=None):
         if int(d_H) != d_H or int(d_perp) != d_perp or d_H < 1 or d_perp < 1:
             raise ValueError(f"d_H and d_perp must be integers >= 1, got {d_H}, {d_perp}")
         if int(n_terms) < 2 or int(table_nodes) < 2:
@@ -160,6 +184,49 @@ class RadialKernel:
         self.modes = 2.0 * np.arange(P)
         grid = (np.arange(P) + 0.5) * pi / (2 * P)
         self.grid = grid
+        self.energy = 0.5 * self.norm_target.second_moment(GaussianLaw(), self.d_H + self.d_perp)
+        tables = self._read_tables(cache_dir) if cache_dir else None
+        #: True when the tables were read from ``cache_dir`` instead of built
+        self.from_cache = tables is not None
+        if tables is None:
+            tables = self._build_tables()
+            if cache_dir:
+                self._write_tables(cache_dir, tables)
+        self.C, self.A = tables
+
+    # -- the spectral tables and their cache ---------------------------------------------
+    def _table_file(self, cache_dir):
+        from pathlib import Path
+
+        return Path(cache_dir) / (f"radial_tables_v{TABLE_VERSION}_dH{self.d_H}_"
+                                  f"dperp{self.d_perp}_P{self.n_terms}_n{self.table_nodes}.npz")
+
+    def _read_tables(self, cache_dir):
+        """(C, A) from the cache, or None (absent, unreadable or of the wrong shape)."""
+        path = self._table_file(cache_dir)
+        P = self.n_terms
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                C, A = z["C"], z["A"]
+        except (OSError, KeyError, ValueError):
+            return None
+        if C.shape != (P, P) or A.shape != (P,) or C.dtype != np.float64:
+            return None
+        return np.ascontiguousarray(C), A
+
+    def _write_tables(self, cache_dir, tables):
+        from ..io import atomic_savez
+
+        try:
+            path = self._table_file(cache_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_savez(path, C=tables[0], A=tables[1])
+        except OSError:
+            pass  # a read-only or full cache folder only costs the next run the rebuild
+
+    def _build_tables(self):
+        """(C, A): the DCT coefficients of K and A on the Chebyshev grid (quadrature)."""
+        P, grid = self.n_terms, self.grid
         k_tab, _ = self.kernel_direct(grid, grid, self.table_nodes)
         a_tab, _ = self.target_direct(grid, self.table_nodes)
         # DCT-II on the Chebyshev points: f_j = Σ_p c_p cos(p (j+½)π/P), c = dct/P, c_0 halved
@@ -170,9 +237,7 @@ class RadialKernel:
         C[:, 0] *= 0.5
         A = dct(a_tab, type=2) / P
         A[0] *= 0.5
-        self.C = np.ascontiguousarray(0.5 * (C + C.T))  # K is symmetric; remove round-off
-        self.A = A
-        self.energy = 0.5 * self.norm_target.second_moment(GaussianLaw(), self.d_H + self.d_perp)
+        return np.ascontiguousarray(0.5 * (C + C.T)), A  # K is symmetric; remove round-off
 
     # -- direct quadrature (slow, for the tables and the accuracy checks) -------------------
     def _orientation_rule(self, n_nodes):
