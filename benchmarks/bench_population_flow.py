@@ -13,7 +13,7 @@ import os
 import time
 import numpy as np
 from meanfield.systems import boolean as bl
-from meanfield.engine.core import Field, Solver
+from meanfield.engine import Field, Solver
 
 n, k, dt = 20, 64, 0.002
 g = bl.target_labels("parity", n, seed=1)
