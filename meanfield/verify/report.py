@@ -1,0 +1,88 @@
+"""The report: a table on the terminal, ``verify.json`` and ``verify.md`` (the same table with
+the key figures embedded). Files are written atomically."""
+import os
+from pathlib import Path
+
+from ..io import atomic_write_bytes, atomic_write_json
+
+__all__ = ["JSON_FILE", "MD_FILE", "fmt_value", "table_rows", "text_table", "write"]
+
+JSON_FILE = "verify.json"
+MD_FILE = "verify.md"
+
+
+def fmt_value(measured):
+    """``value ± se unit`` of a measured record."""
+    v, se = measured.get("value"), measured.get("se")
+    if v is None:
+        return "—"
+    text = f"{v:d}" if isinstance(v, int) else f"{v:.3g}"
+    if se is not None:
+        text += f" ± {se:.2g}"
+    return text
+
+
+def table_rows(verdicts, out):
+    """Rows (claim, source, measured, expected/criterion, verdict, run) as strings."""
+    rows = []
+    for v in verdicts:
+        run = os.path.relpath(v["run"], out) if v["run"] else ""
+        m = v["measured"]
+        rows.append([v["id"], v["source"], f"{fmt_value(m)} ({m['unit']})",
+                     v["criterion"]["text"], "ok" if v["ok"] else "FAIL", run])
+    return rows
+
+
+def text_table(verdicts, out):
+    rows = table_rows(verdicts, out)
+    head = ["claim", "measured", "criterion", "verdict"]
+    body = [[r[0], r[2], r[3], r[4]] for r in rows]
+    widths = [min(max(len(x[i]) for x in [head] + body), cap)
+              for i, cap in enumerate((48, 52, 30, 7))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    for r in body:
+        lines.append("  ".join(c[:w].ljust(w) if i < 3 else c for i, (c, w)
+                               in enumerate(zip(r, widths))))
+    return "\n".join(lines)
+
+
+def _md_escape(text):
+    return text.replace("|", "\\|")
+
+
+def write(out, doc, figures):
+    """Write ``verify.json`` (``doc`` as it is) and ``verify.md``.
+
+    Parameters
+    ----------
+    out : Path
+    doc : dict
+        ``ok``, ``profile``, ``claims`` (verdict dicts), and ``runs``, ``wall_time_s``,
+        ``load`` ... (shown in the header).
+    figures : list of (title, path)
+        Key figures (paths inside ``out``) embedded below the table.
+    """
+    out = Path(out)
+    atomic_write_json(out / JSON_FILE, doc)
+    claims = doc["claims"]
+    n_ok = sum(v["ok"] for v in claims)
+    lines = [f"# meanfield verify: profile `{doc['profile']}`", "",
+             f"{n_ok} of {len(claims)} claims hold"
+             f"{'' if doc['ok'] else ' — **some fail**'}. "
+             f"Wall time {doc['wall_time_s']:.0f} s ({doc['workers']}), "
+             f"load average {doc['load_start']} at the start, {doc['load_end']} at the end; "
+             f"meanfield {doc['version']}{', commit ' + doc['commit'] if doc.get('commit') else ''}.",
+             "", f"Command: `{doc['command']}`", "",
+             "| claim | source | statement | measured | criterion | verdict | run |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for v, r in zip(claims, table_rows(claims, out)):
+        verdict = "ok" if v["ok"] else "**FAIL**"
+        lines.append("| " + " | ".join(_md_escape(x) for x in
+                                         [r[0], r[1], v["statement"], r[2], r[3], verdict,
+                                          f"`{r[5]}`"]) + " |")
+    if figures:
+        lines += ["", "## Key figures", ""]
+        for title, path in figures:
+            rel = os.path.relpath(path, out)
+            lines += [f"**{title}**", "", f"![{title}]({rel})", ""]
+    atomic_write_bytes(out / MD_FILE, ("\n".join(lines) + "\n").encode())
