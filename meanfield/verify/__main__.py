@@ -49,20 +49,18 @@ def _parser():
 
 
 def _matches(pattern, claim_id):
-    """``claim_id`` or one of its dotted prefixes matches one of the comma-separated patterns
-    (globs with * ? [, otherwise substrings)."""
+    """True when one of the comma-separated patterns (globs with * ? [, otherwise substrings)
+    matches ``claim_id`` or one of its dotted prefixes, or names a claim inside it (a family
+    declares ``equivalent.count``; ``equivalent.count.tanh`` selects it)."""
     parts = claim_id.split(".")
     candidates = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
     for pat in (p.strip() for p in pattern.split(",")):
         if not pat:
             continue
         glob = any(ch in pat for ch in "*?[")
-        for c in candidates:
-            if (fnmatch.fnmatchcase(c, pat) if glob else pat in c):
-                return True
-        if not glob and claim_id.startswith(pat):
+        if any(fnmatch.fnmatchcase(c, pat) if glob else pat in c for c in candidates):
             return True
-        if glob and any(pat.startswith(c + ".") for c in candidates):
+        if pat.startswith(claim_id + "."):
             return True
     return False
 
