@@ -17,6 +17,9 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 SPEC_FILE = "verify-spec.json"
 RUNS = "runs"
+#: relative cost of the runs (quick profile, measured), to start the long ones first
+COST_RANK = {"odd": 9, "lowdim-1d": 8, "lowdim-full-vs-reduced": 7, "noether": 6, "moments": 5,
+             "orthogonal-dependence": 4, "symmetric-boolean": 3, "exactness": 2, "reduction": 1}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -185,7 +188,8 @@ def _run(args, profile, families, runs, out, spec, started, load_start, stdout, 
         if not args.quiet:
             stderr.write(f"verify: profile {profile}, {len(runs)} runs {where}, "
                          f"{threads} Numba thread(s) each -> {out}\n")
-        names = list(runs)
+        # the longest runs first, so that the workers finish together
+        names = sorted(runs, key=lambda n: -COST_RANK.get(n, 0))
         tasks = [(runs[n], str(dirs[n]), threads) for n in names]
         t0 = time.perf_counter()
         try:

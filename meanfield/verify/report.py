@@ -9,6 +9,7 @@ __all__ = ["JSON_FILE", "MD_FILE", "fmt_value", "table_rows", "text_table", "wri
 
 JSON_FILE = "verify.json"
 MD_FILE = "verify.md"
+FIGURES = "figures"
 
 
 def fmt_value(measured):
@@ -81,8 +82,13 @@ def write(out, doc, figures):
                                          [r[0], r[1], v["statement"], r[2], r[3], verdict,
                                           f"`{r[5]}`"]) + " |")
     if figures:
+        # copied beside the report, so that verify.md, verify.json and figures/ make a
+        # self-contained folder (the run folders are large)
         lines += ["", "## Key figures", ""]
+        (out / FIGURES).mkdir(exist_ok=True)
         for title, path in figures:
-            rel = os.path.relpath(path, out)
+            target = out / FIGURES / f"{Path(path).parent.name}_{Path(path).name}"
+            atomic_write_bytes(target, Path(path).read_bytes())
+            rel = os.path.relpath(target, out)
             lines += [f"**{title}**", "", f"![{title}]({rel})", ""]
     atomic_write_bytes(out / MD_FILE, ("\n".join(lines) + "\n").encode())
