@@ -110,8 +110,9 @@ def test_low_dimensional_and_other_paper_checks():
                                 what="difference").ok
     assert not C.masses_match_alpha([2, 5], alpha + 0.2, [0.01, 0.01], alpha, 1e-2,
                                     what="difference").ok
-    assert C.predictor_flat_in_orthogonal(0.01, 1.0, 0.1).ok
-    assert not C.predictor_flat_in_orthogonal(0.5, 1.0, 0.1).ok
+    # risk 4e-4: RMS error 0.028; a spread of 0.02 is within it, 0.5 is an r-dependence
+    assert C.predictor_flat_in_orthogonal(0.02, 4e-4, 4.0).ok
+    assert not C.predictor_flat_in_orthogonal(0.5, 4e-4, 4.0).ok
     assert C.parity_learned([0.97, 0.96], 2000).ok
     assert not C.parity_learned([0.6, 0.55], 2000).ok
     assert C.parity_not_learned([0.50, 0.49], 2000).ok

@@ -188,10 +188,12 @@ ORTHO = {"quick": {"n_particles": 256, "n_steps": 2000, "profile_steps": [0, 200
 REDUCTION = {"quick": {}, "paper": {"m": 64, "d": 30, "d_H": 5}}
 #: 1-D vs block-reduced velocities: same formulas, both quadratures converged (measured 1e-11)
 REDUCTION_TOL = 1e-8
-#: τ⁺ − τ⁻ = α(d_H) at T = 100, relative (the slow transient leaves 0.1 %)
+#: τ⁺ − τ⁻ = α(d_H) and τ⁺ = α at T = 100, relative (τ⁺ − τ⁻ is within 0.1 %; τ⁺ itself
+#: is not, while the negative mass lingers near θ = π/2: the slow transient of E2)
 MASS_RTOL = 1e-2
-#: the predictor's spread in r at T, as a fraction of the initial network's spread
-FLAT_RATIO = 0.1
+#: the predictor's spread in r at T, in units of its RMS error √(2F(T)) (pointwise values
+#: of a function with that L² error reach a few times it)
+FLAT_FACTOR = 4.0
 RATES = {"risk_full_reduced": -1.0, "risk_full_1d": -1.0, "w2_full_reduced": -0.5,
          "coupled_full_reduced": -0.5, "w1_theta_full_1d": -0.5}
 
@@ -209,10 +211,9 @@ def _collect_fvr(dirs, runs):
 
 
 def _collect_lowdim_1d(dirs, runs):
-    from ..problem import norm_target_alpha
+    from .. import norm_target_alpha
 
     d = dirs["lowdim-1d"]
-    z = _npz(d / "trajectory.npz")
     s = _summary(d)
     config = _json(d / "config.json")["config"]
     out = []
@@ -222,33 +223,27 @@ def _collect_lowdim_1d(dirs, runs):
     alpha = [norm_target_alpha(k) for k in d_H]
     out.append(C.masses_match_alpha(d_H, pos, neg, alpha, MASS_RTOL, run=d,
                                     id="lowdim.tau-difference", what="difference"))
-    # τ⁺ → α along the main run: |τ⁺(t) − α| at T against its value at T/4
-    eps, w = z["eps"], z["weights"]
-    tau_plus = (z["snapshot_c"][:, eps > 0] * w[eps > 0]).sum(axis=1)
-    a = norm_target_alpha(config["d_H"])
-    gap = np.abs(tau_plus - a) / a
-    t = z["snapshot_t"]
-    i4 = int(np.searchsorted(t, t[-1] / 4))
-    ratio = float(gap[-1] / gap[i4])
-    out.append(C._verdict("lowdim.tau-plus-to-alpha", "seed paper (limit α δ_0); MATH §5",
-                          f"τ⁺ → α(d_H = {config['d_H']}) = {a:.4f}: |τ⁺ − α| shrinks from "
-                          f"t = {t[i4]:g} to T = {t[-1]:g} (τ⁺(T) = {tau_plus[-1]:.4f})",
-                          C._measured(ratio, "|τ⁺(T) − α| / |τ⁺(T/4) − α|"), 0.0,
-                          "convergence to α δ_0", C.at_most(ratio, 1.0), d,
-                          extra={"gap_T": float(gap[-1]), "gap_T4": float(gap[i4])}))
+    out.append(C.masses_match_alpha(d_H, pos, neg, alpha, MASS_RTOL, run=d,
+                                    id="lowdim.tau-plus-alpha", what="positive"))
     return out
 
 
 def _collect_orthogonal(dirs, runs):
     d = dirs["orthogonal-dependence"]
     z = _npz(d / "profiles.npz")
-    full = np.ptp(z["full"], axis=-1).max(axis=-1)     # (steps,) max over directions
-    one = np.ptp(z["one_d"], axis=-1)                   # (steps,)
-    ratio_full = full[-1] / full[0]
-    ratio_one = one[-1] / one[0]
-    if ratio_full >= ratio_one:
-        return [C.predictor_flat_in_orthogonal(full[-1], full[0], FLAT_RATIO, run=d)]
-    return [C.predictor_flat_in_orthogonal(one[-1], one[0], FLAT_RATIO, run=d)]
+    # full flow: the widest spread over the sampled directions; 1-D model: its own risk
+    full = float(np.ptp(z["full"][-1], axis=-1).max())
+    one = float(np.ptp(z["one_d"][-1]))
+    return [C.predictor_flat_in_orthogonal(full, float(z["risk_full"][-1]), FLAT_FACTOR, run=d),
+            _renamed(C.predictor_flat_in_orthogonal(one, float(z["risk_1d"][-1]), FLAT_FACTOR,
+                                                    run=d), ".1d",
+                     "the 1-D model's predictor does not depend on the orthogonal part")]
+
+
+def _renamed(v, suffix, statement):
+    v.id += suffix
+    v.statement = statement
+    return v
 
 
 def _collect_reduction(dirs, runs):
@@ -339,7 +334,7 @@ FAMILIES = [
     Family("lowdim-full-vs-reduced", ["lowdim.rate"],
            _runs("experiment", "lowdim-full-vs-reduced", FVR), _collect_fvr,
            [("lowdim-full-vs-reduced", "lowdim_full_vs_reduced.png")]),
-    Family("lowdim-1d", ["lowdim.tau-difference", "lowdim.tau-plus-to-alpha"],
+    Family("lowdim-1d", ["lowdim.tau-difference", "lowdim.tau-plus-alpha"],
            _runs("experiment", "lowdim-1d", LOWDIM_1D), _collect_lowdim_1d,
            [("lowdim-1d", "lowdim_1d_sweep.png")]),
     Family("orthogonal-dependence", ["lowdim.orthogonal-independence"],

@@ -142,7 +142,7 @@ def exactness(d=5, m=6, d_H=2, teacher_units=3, seed=0, mc_batches=200, mc_batch
     (m, 1 + d), ``weights`` (m,), ``theta_euler``, ``theta_gd`` (m, 1 + d)
     """
     import meanfield as mf
-    from ..backends import ExactBackend, SampledBackend
+    from meanfield import ExactBackend, SampledBackend
 
     rng = np.random.default_rng(seed)
     teacher = mf.Teacher(rng.standard_normal(teacher_units), rng.standard_normal((teacher_units, d)))
@@ -189,9 +189,8 @@ def reduction(d=12, d_H=3, m=24, seed=0, n_terms=64, table_nodes=64, n_nodes=48)
     dict: ``diff`` = max over risk, ċ and θ̇ of the absolute differences, and the parts.
     """
     import meanfield as mf
-    from ..lowdim import reduced_from_radial, sample_radial_init
-    from ..radial1d import RadialKernel
-    from ..reduced import BlockReduction, ReducedBackend
+    from meanfield import BlockReduction, RadialKernel, ReducedBackend
+    from meanfield.lowdim import reduced_from_radial, sample_radial_init
 
     rng = np.random.default_rng(seed)
     eps, _, theta = sample_radial_init(m, d, d_H, rng)
@@ -224,7 +223,8 @@ def equivalent(cases=(("tanh", 4, True, 2), ("relu", 4, True, 2), ("tanh", 4, Fa
     -------
     dict: ``counted``, ``enumerated`` (cases,) int arrays; ``cases`` as JSON.
     """
-    from ..equivalent import count_equivalent_minima, discrete_orbit
+    from meanfield import count_equivalent_minima
+    from meanfield.equivalent import discrete_orbit
 
     rng = np.random.default_rng(seed)
     counted, enumerated = [], []
