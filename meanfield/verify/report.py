@@ -27,7 +27,7 @@ def table_rows(verdicts, out):
     """Rows (claim, source, measured, expected/criterion, verdict, run) as strings."""
     rows = []
     for v in verdicts:
-        run = os.path.relpath(v["run"], out) if v["run"] else ""
+        run = v["run"]  # relative to the report folder
         m = v["measured"]
         rows.append([v["id"], v["source"], f"{fmt_value(m)} ({m['unit']})",
                      v["criterion"]["text"], "ok" if v["ok"] else "FAIL", run])
@@ -45,6 +45,11 @@ def text_table(verdicts, out):
         lines.append("  ".join(c[:w].ljust(w) if i < 3 else c for i, (c, w)
                                in enumerate(zip(r, widths))))
     return "\n".join(lines)
+
+
+def _made(runs):
+    made = sum(r.get("action") in ("ran", "resumed") for r in runs.values())
+    return f"{made} of {len(runs)} runs made now, the others reused from the folder"
 
 
 def _md_escape(text):
@@ -70,7 +75,8 @@ def write(out, doc, figures):
     lines = [f"# meanfield verify: profile `{doc['profile']}`", "",
              f"{n_ok} of {len(claims)} claims hold"
              f"{'' if doc['ok'] else ' — **some fail**'}. "
-             f"Wall time {doc['wall_time_s']:.0f} s ({doc['workers']}), "
+             f"Wall time {doc['wall_time_s']:.0f} s ({doc['workers']}; "
+             f"{_made(doc['runs'])}), "
              f"load average {doc['load_start']} at the start, {doc['load_end']} at the end; "
              f"meanfield {doc['version']}{', commit ' + doc['commit'] if doc.get('commit') else ''}.",
              "", f"Command: `{doc['command']}`", "",
