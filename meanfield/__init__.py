@@ -36,6 +36,9 @@ Layout (each folder one layer; a layer imports only from the layers listed above
     the experiments of ``python -m meanfield.simulate``.
 ``cli/``
     the command lines: argument parsing, config checks, run folders, progress, sweeps.
+``verify/``
+    ``python -m meanfield.verify``: every claim of the papers checked against runs of the
+    experiments, in one report (uses all of the above).
 
 The public API is what this module exports (``__all__``); everything else may move.
 """

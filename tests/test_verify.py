@@ -9,7 +9,7 @@ from scipy import stats
 from meanfield.verify import claims as C
 from meanfield.verify import measure
 from meanfield.verify.__main__ import main
-from meanfield.verify.families import _noether_row
+from meanfield.verify.families import noether_row_verdict
 
 KEYS = {"id", "source", "statement", "measured", "expected", "criterion", "ok", "run"}
 
@@ -89,19 +89,19 @@ def test_drift_check_fails_at_ten_times_the_prediction():
     assert not C.roundoff_zero("z", "s", 1e-9, 1e-12).ok
 
 
-def test_noether_rows_get_structured_criteria():
+def testnoether_row_verdicts_get_structured_criteria():
     slope_row = {"law": "Q_j drift vs dt: slope", "setting": "euler", "measured": 1.0,
                  "predicted": 1.0, "unit": "log–log slope", "basis": "O(dt)"}
-    assert _noether_row(0, slope_row, "r").ok
-    assert not _noether_row(0, {**slope_row, "measured": -0.2}, "r").ok
+    assert noether_row_verdict(0, slope_row, "r").ok
+    assert not noether_row_verdict(0, {**slope_row, "measured": -0.2}, "r").ok
     drift_row = {"law": "Q_j = a² − ‖b‖²", "setting": "euler", "measured": 5e-3,
                  "predicted": 5e-3, "unit": "max_j |drift| / max M_j(0)",
                  "basis": "Σ steps of exact RK identity"}
-    v = _noether_row(3, drift_row, "r")
+    v = noether_row_verdict(3, drift_row, "r")
     assert v.ok and v.criterion["kind"] == "close" and v.id.startswith("conservation.table.03")
-    assert not _noether_row(3, {**drift_row, "measured": 5e-2}, "r").ok
+    assert not noether_row_verdict(3, {**drift_row, "measured": 5e-2}, "r").ok
     info = {**drift_row, "predicted": float("nan")}
-    assert _noether_row(3, info, "r") is None
+    assert noether_row_verdict(3, info, "r") is None
 
 
 def test_low_dimensional_and_other_paper_checks():

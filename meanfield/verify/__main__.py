@@ -86,7 +86,7 @@ def _read_json(path):
 
 def _check_out(out, spec):
     """Refuse an --out that holds something else (exit 2 before writing)."""
-    from ..config import ConfigError
+    from ..cli.config import ConfigError
 
     if not out.exists():
         return
@@ -108,7 +108,7 @@ def main(argv=None, stdout=None, stderr=None):
     """Entry point; returns the exit status."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    from ..config import ConfigError
+    from ..cli.config import ConfigError
 
     started = time.perf_counter()
     load_start = _load_average()
@@ -149,7 +149,7 @@ def main(argv=None, stdout=None, stderr=None):
 
 def _run(args, profile, families, runs, out, spec, started, load_start, stdout, stderr):
     from .. import __version__
-    from ..executor import Executor, plan_workers
+    from ..cli.executor import Executor, plan_workers
     from ..io import atomic_write_json
     from . import report
     from .claims import Verdict
@@ -160,7 +160,7 @@ def _run(args, profile, families, runs, out, spec, started, load_start, stdout, 
     if remote:
         workers, threads = 1, 1
     else:
-        from ..config import ConfigError
+        from ..cli.config import ConfigError
 
         try:
             workers, threads = plan_workers(len(runs), args.workers)
@@ -250,7 +250,7 @@ def _run(args, profile, families, runs, out, spec, started, load_start, stdout, 
            "wall_time_s": time.perf_counter() - started,
            "workers": where, "threads_per_run": threads,
            "load_start": load_start, "load_end": _load_average(),
-           "cores": os.cpu_count(), "version": __version__, "commit": _git_commit(),
+           "cores": os.cpu_count(), "version": __version__, "commit": _git_commit(dirs.values()),
            "command": argv_text, "only": args.only}
     figures = []
     for fam in families:
@@ -279,12 +279,14 @@ def _argv_of(args):
     return parts
 
 
-def _git_commit():
-    try:
-        from ..cli import _git_commit as commit
-        return commit()
-    except Exception:  # noqa: BLE001 - informational only
-        return None
+def _git_commit(run_dirs):
+    """The checkout's commit as the runs recorded it (``config.json``), if any did."""
+    for d in run_dirs:
+        saved = _read_json(Path(d) / "config.json") or {}
+        commit = (saved.get("versions") or {}).get("meanfield_git")
+        if commit:
+            return commit
+    return None
 
 
 if __name__ == "__main__":

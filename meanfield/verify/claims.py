@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["Verdict", "fit_loglog", "at_most", "at_least", "close", "slope", "equal",
+__all__ = ["Verdict", "make_verdict", "measurement", "fit_loglog", "at_most", "at_least", "close", "slope", "equal",
            "SLOPE_TOL", "SLOPE_N_SE", "N_SIGMA",
            "kernel_vs_monte_carlo", "velocity_vs_finite_differences", "euler_is_gradient_descent",
            "energy_identity_order", "paired_follows_moment_ode", "even_part_stays_zero",
@@ -78,7 +78,7 @@ def _plain(obj):
     return obj
 
 
-def _measured(value, unit, se=None):
+def measurement(value, unit, se=None):
     return {"value": float(value) if not isinstance(value, (int, np.integer)) else int(value),
             "se": None if se is None else float(se), "unit": unit}
 
@@ -153,7 +153,7 @@ def fit_loglog(x, y):
     return float(coef[0]), se
 
 
-def _verdict(id, source, statement, measured, expected, basis, crit, run, **extra):
+def make_verdict(id, source, statement, measured, expected, basis, crit, run, **extra):
     criterion, ok = crit
     return Verdict(id=id, source=source, statement=statement, measured=measured,
                    expected={"value": None if expected is None else _plain(expected),
@@ -175,9 +175,9 @@ def kernel_vs_monte_carlo(exact, mc_mean, mc_se, run="", what="arc-cosine kernel
                              for v in (exact, mc_mean, mc_se))
     z = np.abs(exact - mc_mean) / mc_se
     zmax = float(np.max(z)) if z.size else float("nan")
-    return _verdict(id, "MATH §2 (arc-cosine kernels, Gauss–Jacobi quadrature)",
+    return make_verdict(id, "MATH §2 (arc-cosine kernels, Gauss–Jacobi quadrature)",
                     f"{what} equal their Monte Carlo estimates ({exact.size} values)",
-                    _measured(zmax, "max |exact − MC| / se"), 0.0,
+                    measurement(zmax, "max |exact − MC| / se"), 0.0,
                     "exact expectation = mean of the samples", at_most(zmax, n_sigma), run,
                     extra={"n_values": int(exact.size)})
 
@@ -198,9 +198,9 @@ def velocity_vs_finite_differences(velocity, fd_gradient, weights, rtol, run="")
     velocity, fd = np.asarray(velocity, float), np.asarray(fd_gradient, float)
     pred = -fd / np.asarray(weights, float)[:, None]
     err = float(np.max(np.abs(velocity - pred)) / np.max(np.abs(velocity)))
-    return _verdict("exactness.velocity-gradient", "MATH §1 (Wasserstein gradient flow)",
+    return make_verdict("exactness.velocity-gradient", "MATH §1 (Wasserstein gradient flow)",
                     "velocity = −m ∇_θ F (central finite differences of the exact risk)",
-                    _measured(err, "max |v + ∇F/w| / max |v|"), 0.0,
+                    measurement(err, "max |v + ∇F/w| / max |v|"), 0.0,
                     "identity; FD error O(h²) + O(ε/h)", at_most(err, rtol), run)
 
 
@@ -211,19 +211,19 @@ def euler_is_gradient_descent(theta_euler, theta_gd, atol, run=""):
     ``atol`` is the finite-difference error accumulated over the steps.
     """
     err = float(np.max(np.abs(np.asarray(theta_euler) - np.asarray(theta_gd))))
-    return _verdict("exactness.euler-gd", "README (integrators: euler = GD at lr m·dt)",
+    return make_verdict("exactness.euler-gd", "README (integrators: euler = GD at lr m·dt)",
                     "Euler at dt = gradient descent on the parameters at learning rate m·dt",
-                    _measured(err, "max |θ_euler − θ_GD|"), 0.0,
+                    measurement(err, "max |θ_euler − θ_GD|"), 0.0,
                     "same iteration; FD-gradient error only", at_most(err, atol), run)
 
 
 def energy_identity_order(integrator, slope_value, order, run="", se=None, note=""):
     """The energy identity dF/dt = −∫|v|² dμ: the residual of the discrete one falls like
     dt^order (fitted log–log slope against dt)."""
-    return _verdict(f"exactness.energy-identity.{integrator}",
+    return make_verdict(f"exactness.energy-identity.{integrator}",
                     "MATH §3 (energy identity); noether sweep",
                     f"{integrator}: residual of F(T) − F(0) + ∫∫|v|² dμ dt ∝ dt^{order:g}",
-                    _measured(slope_value, "log–log slope in dt", se), float(order),
+                    measurement(slope_value, "log–log slope in dt", se), float(order),
                     f"order of {integrator}", slope(slope_value, se, order), run,
                     extra={"note": note})
 
@@ -231,27 +231,27 @@ def energy_identity_order(integrator, slope_value, order, run="", se=None, note=
 # ---------------------------------------------------------------------------- odd targets
 def paired_follows_moment_ode(gap, bound, run=""):
     """Orbit-paired start: the particle flow is the moment ODE; gap = max_t ‖w(t) − w_ODE(t)‖."""
-    return _verdict("odd.paired-follows-ode", "seed paper §4 (odd targets); MATH §4",
+    return make_verdict("odd.paired-follows-ode", "seed paper §4 (odd targets); MATH §4",
                     "paired start: particle flow = moment ODE (adaptive pair)",
-                    _measured(gap, "max_t ‖w − w_ODE‖"), 0.0,
+                    measurement(gap, "max_t ‖w − w_ODE‖"), 0.0,
                     "exact reduction; integrator tolerance", at_most(gap, bound), run)
 
 
 def even_part_stays_zero(even, bound, run=""):
     """Paired start: the even part of the predictor, ½ E f_even², stays at round-off."""
     even = float(np.max(np.abs(even)))
-    return _verdict("odd.even-part-zero", "seed paper §4; MATH §4",
+    return make_verdict("odd.even-part-zero", "seed paper §4; MATH §4",
                     "paired start: the predictor's even part stays 0",
-                    _measured(even, "max_t ½E f_even²"), 0.0, "orbit symmetry",
+                    measurement(even, "max_t ½E f_even²"), 0.0, "orbit symmetry",
                     at_most(even, bound), run)
 
 
 def risk_bounded_below(risk_min, F_star, rtol, run="", id="odd.risk-above-F-star"):
     """F(μ) ≥ F* for every network: F = F* + (v_ρ/2)‖w − w*‖² + ½E f_even²."""
     margin = float(risk_min - F_star)
-    return _verdict(id, "MATH §4 (risk decomposition)",
+    return make_verdict(id, "MATH §4 (risk decomposition)",
                     f"F ≥ F* = {F_star:.6g} at every recorded time of every run",
-                    _measured(margin, "min_t F − F*"), 0.0, "F − F* is a sum of squares",
+                    measurement(margin, "min_t F − F*"), 0.0, "F − F* is a sum of squares",
                     at_least(margin, -rtol * F_star), run)
 
 
@@ -259,9 +259,9 @@ def risk_converges(error_over_bound, run="", id="odd.risk-to-F-star"):
     """F → F*: ‖w(t) − w*‖ stays below the closed-form convergence bound of the moment ODE
     (so F − F* = (v_ρ/2)‖w − w*‖² → 0 at the predicted rate)."""
     r = float(np.max(error_over_bound))
-    return _verdict(id, "seed paper §4 (convergence of the linear predictor); MATH §4",
+    return make_verdict(id, "seed paper §4 (convergence of the linear predictor); MATH §4",
                     "F → F*: ‖w − w*‖ ≤ the closed-form bound at every time",
-                    _measured(r, "max_t ‖w − w*‖ / bound(t)"), 1.0,
+                    measurement(r, "max_t ‖w − w*‖ / bound(t)"), 1.0,
                     "closed-form bound of the moment ODE", at_most(r, 1.0 + 1e-9), run)
 
 
@@ -275,8 +275,8 @@ def rate_in_width(id, source, statement, widths, values, expected, run="", unit=
     values : (k,) or (k, s) array (s seeds)
     """
     s, se = fit_loglog(widths, values)
-    return _verdict(id, source, statement,
-                    _measured(s, unit or "log–log slope in m", se), float(expected),
+    return make_verdict(id, source, statement,
+                    measurement(s, unit or "log–log slope in m", se), float(expected),
                     f"m^{expected:g}", slope(s, se, expected), run,
                     extra={"widths": _plain(list(np.asarray(widths).tolist())),
                            "values": _plain(np.asarray(values).tolist())})
@@ -285,9 +285,9 @@ def rate_in_width(id, source, statement, widths, values, expected, run="", unit=
 # ------------------------------------------------------------------- low-dimensional targets
 def reduced_vs_radial(max_diff, bound, run=""):
     """Block-reduced (a, ‖b_H‖, ‖b⊥‖) and 1-D (ε, c, θ) velocities of the same state."""
-    return _verdict("lowdim.reduced-vs-1d", "MATH §5 (1-D model = norm-reduced model)",
+    return make_verdict("lowdim.reduced-vs-1d", "MATH §5 (1-D model = norm-reduced model)",
                     "block-reduced and 1-D velocities and risk agree",
-                    _measured(max_diff, "max |difference|"), 0.0,
+                    measurement(max_diff, "max |difference|"), 0.0,
                     "same formulas; both quadratures converged", at_most(max_diff, bound), run)
 
 
@@ -299,10 +299,10 @@ def masses_match_alpha(d_H, positive, negative, alpha, rtol, run="", id="lowdim.
     value = positive if what == "positive" else positive - negative
     rel = float(np.max(np.abs(value - alpha) / alpha))
     label = "τ⁺" if what == "positive" else "τ⁺ − τ⁻"
-    return _verdict(id, "seed paper (1-D model, limit α δ_0); MATH §5 / EXPERIMENTS E2",
+    return make_verdict(id, "seed paper (1-D model, limit α δ_0); MATH §5 / EXPERIMENTS E2",
                     f"{label} = α(d_H) = 2√π Γ((d_H+1)/2)/Γ(d_H/2) at the end, "
                     f"d_H ∈ {list(map(int, d_H))}",
-                    _measured(rel, f"max_dH |{label} − α| / α"), 0.0,
+                    measurement(rel, f"max_dH |{label} − α| / α"), 0.0,
                     "closed form α(d_H)", at_most(rel, rtol), run,
                     extra={"d_H": _plain(list(d_H)), "value": _plain(value.tolist()),
                            "alpha": _plain(alpha.tolist())})
@@ -316,10 +316,10 @@ def predictor_flat_in_orthogonal(spread, risk_final, factor, run=""):
     error of the predictor at the end), i.e. no r-dependence beyond the residual error.
     """
     scale = math.sqrt(2.0 * risk_final)
-    return _verdict("lowdim.orthogonal-independence", "seed paper §5 (f* = ‖x_H‖); E3",
+    return make_verdict("lowdim.orthogonal-independence", "seed paper §5 (f* = ‖x_H‖); E3",
                     "the learned predictor does not depend on the orthogonal part "
                     "(x = u_H + r e⊥)",
-                    _measured(spread, "max_r f − min_r f at T"), 0.0,
+                    measurement(spread, "max_r f − min_r f at T"), 0.0,
                     f"target constant in r; residual RMS error √(2F(T)) = {scale:.3g}",
                     at_most(spread, factor * scale), run,
                     extra={"rms_error": scale})
@@ -330,14 +330,14 @@ def drift_vs_prediction(id, statement, measured, predicted, rtol, atol=0.0, run=
                         source="MATH §3 (Noether); noether table", unit="drift"):
     """A measured drift of a conserved quantity against its predicted value (a closed form
     of the integrator's per-step identity, summed): |measured − predicted| ≤ atol + rtol|p|."""
-    return _verdict(id, source, statement, _measured(measured, unit), float(predicted),
+    return make_verdict(id, source, statement, measurement(measured, unit), float(predicted),
                     "predicted drift", close(measured, predicted, atol, rtol), run)
 
 
 def roundoff_zero(id, statement, measured, bound, run="", source="MATH §3, §6; noether table",
                   unit="relative"):
     """A quantity the theory says is exactly 0 stays within round-off ``bound``."""
-    return _verdict(id, source, statement, _measured(measured, unit), 0.0,
+    return make_verdict(id, source, statement, measurement(measured, unit), 0.0,
                     "exactly conserved / symmetric", at_most(measured, bound), run)
 
 
@@ -345,9 +345,9 @@ def roundoff_zero(id, statement, measured, bound, run="", source="MATH §3, §6;
 def parity_learned(test_accuracy, n_test, run="", n_sigma=N_SIGMA, least=0.9):
     """Invariant start: test accuracy on parity ≥ ``least`` (well above chance ½)."""
     acc = float(np.mean(test_accuracy))
-    return _verdict("boolean.invariant-learns-parity", "seed 000 (symmetric Boolean functions)",
+    return make_verdict("boolean.invariant-learns-parity", "seed 000 (symmetric Boolean functions)",
                     "from the S_n-invariant start SGD learns parity (test accuracy)",
-                    _measured(acc, "test accuracy"), 1.0, "the invariant subspace contains it",
+                    measurement(acc, "test accuracy"), 1.0, "the invariant subspace contains it",
                     at_least(acc, least), run)
 
 
@@ -357,9 +357,9 @@ def parity_not_learned(test_accuracy, n_test, run="", n_sigma=N_SIGMA):
     acc = np.ravel(np.asarray(test_accuracy, dtype=np.float64))
     se = math.sqrt(0.25 / (n_test * acc.size))
     mean = float(acc.mean())
-    return _verdict("boolean.random-fails-parity", "seed 000 (symmetric Boolean functions)",
+    return make_verdict("boolean.random-fails-parity", "seed 000 (symmetric Boolean functions)",
                     "from a random start SGD does not generalise on parity (chance on test)",
-                    _measured(mean, "test accuracy", se), 0.5, "chance level",
+                    measurement(mean, "test accuracy", se), 0.5, "chance level",
                     close(mean, 0.5, atol=n_sigma * se), run)
 
 
@@ -374,16 +374,16 @@ def controls_fail(law, errors, floor, run=""):
     """Method of moments with a non-symmetric input law: the error stays ≥ ``floor`` at every
     N (the identities it relies on need a symmetric law)."""
     e = float(np.min(errors))
-    return _verdict(f"moments.control-fails.{law}", "seed 004 (symmetry of the input law)",
+    return make_verdict(f"moments.control-fails.{law}", "seed 004 (symmetry of the input law)",
                     f"{law} (non-symmetric) inputs: recovery fails at every N",
-                    _measured(e, "min over N of the median error"), None,
+                    measurement(e, "min over N of the median error"), None,
                     "no symmetric-law identities", at_least(e, floor), run)
 
 
 def count_equals_enumeration(widths, activation, counted, enumerated, run=""):
     """Equivalent minima: the closed-form count equals the distinct points of the orbit."""
-    return _verdict(f"equivalent.count.{activation}.k{'-'.join(map(str, widths))}",
+    return make_verdict(f"equivalent.count.{activation}.k{'-'.join(map(str, widths))}",
                     "seed 002 (equivalent minima)",
                     f"{activation}, widths {list(widths)}: count = distinct networks of the "
-                    "enumerated orbit", _measured(int(enumerated), "distinct points"),
+                    "enumerated orbit", measurement(int(enumerated), "distinct points"),
                     int(counted), "closed-form count", equal(int(enumerated), int(counted)), run)

@@ -82,7 +82,7 @@ def _slug(text):
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
 
 
-def _noether_row(i, row, run):
+def noether_row_verdict(i, row, run):
     """A verdict for one row of the noether table, its criterion chosen from the row's
     declared unit and basis (as the table's own verdict does); rows the table marks as
     information only (no prediction, a broken law shown for contrast) are skipped."""
@@ -96,11 +96,11 @@ def _noether_row(i, row, run):
     statement = f"{row['law']} ({row['setting']})"
     unit = row["unit"]
     if "slope" in unit:
-        return C._verdict(id, "MATH §3; noether table", statement,
-                          C._measured(m, unit), p, row["basis"],
+        return C.make_verdict(id, "MATH §3; noether table", statement,
+                          C.measurement(m, unit), p, row["basis"],
                           C.slope(m, None, p, tol=N.SLOPE_TOL, n_se=0.0), run)
     if "ulps" in unit:
-        return C._verdict(id, "MATH §3; noether table", statement, C._measured(m, unit), 0.0,
+        return C.make_verdict(id, "MATH §3; noether table", statement, C.measurement(m, unit), 0.0,
                           row["basis"], C.at_most(m, N.IDENTITY_ULPS), run)
     if "leading order" in row["basis"]:
         return C.drift_vs_prediction(id, statement, m, p, N.LEADING_ORDER_RTOL, run=run,
@@ -129,7 +129,7 @@ def _collect_noether(dirs, runs):
     for i, row in enumerate(rows):
         if row["law"].startswith("energy identity residual vs dt"):
             continue  # the same data as the energy-identity claims above, with their errors
-        v = _noether_row(i, row, d)
+        v = noether_row_verdict(i, row, d)
         if v is not None:
             out.append(v)
     de = _npz(d / "parts" / "defect.npz")
@@ -165,9 +165,9 @@ def _collect_odd(dirs, runs):
     risk_min = min(float(np.nanmin(v)) for v in risks.values())
     out.append(C.risk_bounded_below(risk_min, F_star, ROUNDOFF, run=d))
     fraction = max(float((v[-1] - F_star) / (v[0] - F_star)) for v in risks.values())
-    out.append(C._verdict("odd.risk-to-F-star", "seed paper §4; MATH §4",
+    out.append(C.make_verdict("odd.risk-to-F-star", "seed paper §4; MATH §4",
                           "F → F*: (F(T) − F*) / (F(0) − F*) for every run",
-                          C._measured(fraction, "max over runs"), 0.0,
+                          C.measurement(fraction, "max over runs"), 0.0,
                           "F* is the infimum; the flow converges",
                           C.at_most(fraction, CONVERGED_FRACTION), d))
     widths = sorted(_json(d / "config.json")["config"]["widths"])

@@ -48,8 +48,8 @@ def resolve_experiment(run):
     meanfield.config.ConfigError
     """
     from .. import experiments
-    from ..cli import _validate  # the checks a run makes, as the sweep uses them
-    from ..config import parse_set, resolve_config
+    from ..cli.config import parse_set, resolve_config
+    from ..cli.simulate import validate_config  # the checks a run makes, as sweeps use them
 
     module = experiments.get(run.target)
     types = getattr(module, "TYPES", None) or {}
@@ -57,7 +57,7 @@ def resolve_experiment(run):
     user = parse_set(sets)
     config = dict(resolve_config(module.DEFAULTS, getattr(module, "CHOICES", {}), user,
                                  types=types))
-    _validate(module, config, set(user))
+    validate_config(module, config, set(user))
     return sets, config
 
 
@@ -72,7 +72,7 @@ def run_task(run, run_dir, threads=None):
     """
     run_dir = Path(run_dir)
     if run.kind == "experiment":
-        from ..sweep import run_point
+        from ..cli.sweep import run_point
 
         sets, config = resolve_experiment(run)
         return run_point(run.target, str(run_dir), sets, config, threads)
@@ -167,7 +167,7 @@ def exactness(d=5, m=6, d_H=2, teacher_units=3, seed=0, mc_batches=200, mc_batch
     velocity = -np.column_stack([ga, gb])
     fd = np.column_stack([fa, fb])
 
-    res = mf.simulate(problem, mu, dt=gd_dt, n_steps=gd_steps, integrator="euler")
+    res = mf.simulate_flow(problem, mu, dt=gd_dt, n_steps=gd_steps, integrator="euler")
     theta_euler = np.column_stack([res.particles.a, res.particles.b])
     lr = m * gd_dt
     ta, tb = a.copy(), b.copy()
@@ -190,7 +190,7 @@ def reduction(d=12, d_H=3, m=24, seed=0, n_terms=64, table_nodes=64, n_nodes=48)
     """
     import meanfield as mf
     from meanfield import BlockReduction, RadialKernel, ReducedBackend
-    from meanfield.lowdim import reduced_from_radial, sample_radial_init
+    from meanfield.models.lowdim import reduced_from_radial, sample_radial_init
 
     rng = np.random.default_rng(seed)
     eps, _, theta = sample_radial_init(m, d, d_H, rng)
@@ -224,7 +224,7 @@ def equivalent(cases=(("tanh", 4, True, 2), ("relu", 4, True, 2), ("tanh", 4, Fa
     dict: ``counted``, ``enumerated`` (cases,) int arrays; ``cases`` as JSON.
     """
     from meanfield import count_equivalent_minima
-    from meanfield.equivalent import discrete_orbit
+    from meanfield.systems.equivalent import discrete_orbit
 
     rng = np.random.default_rng(seed)
     counted, enumerated = [], []
