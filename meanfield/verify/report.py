@@ -49,6 +49,8 @@ def text_table(verdicts, out):
 
 def _made(runs):
     made = sum(r.get("action") in ("ran", "resumed") for r in runs.values())
+    if made == len(runs):
+        return f"all {made} runs made now"
     return f"{made} of {len(runs)} runs made now, the others reused from the folder"
 
 
