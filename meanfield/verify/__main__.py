@@ -246,7 +246,10 @@ def _run(args, profile, families, runs, out, spec, started, load_start, stdout, 
     argv_text = " ".join(["python -m meanfield.verify"] + _argv_of(args))
     doc = {"ok": ok, "profile": profile, "claims": claims,
            "n_claims": len(claims), "n_failed": sum(not c["ok"] for c in claims),
-           "runs": {n: {"folder": os.path.relpath(dirs[n], out), **outcomes[n]} for n in runs},
+           "runs": {n: {"folder": os.path.relpath(dirs[n], out), **outcomes[n],
+                        # the run's own time, also for runs reused from an earlier invocation
+                        "wall_time_s": (_read_json(dirs[n] / "summary.json") or {}).get(
+                            "wall_time_s")} for n in runs},
            "wall_time_s": time.perf_counter() - started,
            "workers": where, "threads_per_run": threads,
            "load_start": load_start, "load_end": _load_average(),
