@@ -17,12 +17,36 @@ import uuid
 
 from .config import ConfigError
 
-__all__ = ["available_cores", "plan_workers", "Executor"]
+__all__ = ["available_cores", "plan_workers", "scheduler_address", "worker_env", "Executor"]
 
 #: how often Dask reruns a task that raised (a worker that dies mid-task is handled by the
 #: scheduler separately: the task moves to another worker, up to
 #: ``distributed.scheduler.allowed-failures`` times).
 RETRIES = 2
+
+#: Dask settings of the local cluster (scheduler, nannies and the workers they start). A
+#: task is one whole run whose time loop holds the GIL between short compiled kernels, in a
+#: thread beside the worker's event loop; with Dask's defaults such a run (flow, d = 10,
+#: m = 512) took ~30 % more CPU than in a plain process, and more wall time on a busy machine:
+#:
+#: * ``MALLOC_TRIM_THRESHOLD_``, which the nanny exports to every worker it starts, turns
+#:   off glibc's adaptive mmap threshold: every array over 128 KiB is then mapped afresh
+#:   and zero-filled by the kernel on first touch (~170 page faults per step instead of ~2;
+#:   the run's CPU time ~25 % higher, most of it system time). ``None`` leaves the variable
+#:   out (a value the user exported still reaches the workers).
+#: * the event-loop health check (``tick``, every 20 ms) and the system monitor (every
+#:   500 ms; GIL sampling every 1 ms where ``gilknocker`` is installed) wake the loop thread
+#:   ~100 times a second; each wake-up takes the GIL from the run, and on an oversubscribed
+#:   machine the loop thread can be descheduled while holding it. Nothing here reads them.
+#: * the statistical profiler walks the running task's stack every 10 ms on the event loop
+#:   (a flow run took ~25 % longer with it on); nothing here reads it.
+LOCAL_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.profile.enabled": False,
+}
 
 #: seconds allowed to start or shut down a cluster, and to connect to a scheduler.
 TIMEOUT_S = 60
@@ -77,6 +101,29 @@ def plan_workers(n_tasks, workers=None, threads=None, cores=None):
     return workers, threads
 
 
+def scheduler_address(path):
+    """The address in a file written by ``dask scheduler --scheduler-file``; ConfigError
+    naming ``--scheduler-file`` when there is none."""
+    import json
+
+    try:
+        with open(path) as fh:
+            info = json.load(fh)
+    except (OSError, ValueError):
+        raise ConfigError("--scheduler-file", f"{path} does not exist or is not JSON; give the "
+                                              "file `dask scheduler --scheduler-file` wrote") from None
+    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+        raise ConfigError("--scheduler-file", f"{path} has no scheduler address; give the file "
+                                              "`dask scheduler --scheduler-file` wrote")
+    return info["address"]
+
+
+def worker_env():
+    """Environment of local worker processes: BLAS and OpenMP single-threaded beside Numba's
+    pool, whose size each task sets itself."""
+    return {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 class Executor:
     """Runs independent tasks and yields their results as they finish.
 
@@ -128,10 +175,7 @@ class Executor:
             else:
                 import dask
 
-                # The workers' statistical profiler walks the running task's stack every
-                # 10 ms on the event loop and competes for the GIL with the run's loop
-                # (a flow run took ~25 % longer with it on); nothing here reads it.
-                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                with dask.config.set(LOCAL_WORKER_CONFIG):
                     self.cluster = LocalCluster(
                         n_workers=self.workers, threads_per_worker=1, processes=True,
                         # every server (scheduler, nannies, workers, the scheduler's HTTP
@@ -163,18 +207,23 @@ class Executor:
             return 1
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
 
-    def map_unordered(self, fn, tasks, names=None):
+    def map_unordered(self, fn, tasks, names=None, retries=RETRIES, stop=None):
         """Run ``fn(*args)`` for each ``args`` in ``tasks``; yield ``(i, result, error)`` in
         the order the tasks finish (``error`` is the exception a task raised after its
         retries, or the scheduler's :class:`~distributed.KilledWorker` when the task's worker
         died too often; ``result`` is None then).
 
         ``fn`` must be importable on the workers (a module-level function of ``meanfield``).
-        Closing the generator early (e.g. Ctrl-C) cancels the tasks not yet finished.
+        ``retries``: reruns of a task that raised (0 for tasks whose exceptions are
+        deterministic). ``stop``: a callable polled while waiting; once it returns True the
+        generator cancels the tasks not yet finished and ends. Closing the generator early
+        (e.g. Ctrl-C) cancels them too.
         """
         tasks = list(tasks)
         if self.in_process:
             for i, args in enumerate(tasks):
+                if stop is not None and stop():
+                    return
                 yield i, fn(*args), None  # exceptions propagate: there is no one else to retry
             return
         from distributed import as_completed
@@ -184,12 +233,12 @@ class Executor:
         index, futures = {}, []
         for i, args in enumerate(tasks):
             fut = self.client.submit(fn, *args, key=f"meanfield-{names[i]}-{tag}", pure=False,
-                                     retries=RETRIES)
+                                     retries=retries)
             index[fut.key] = i
             futures.append(fut)
         done = set()
         try:
-            for fut in as_completed(futures, loop=self.client.loop):
+            for fut in self._finished(as_completed(futures, loop=self.client.loop), stop):
                 i = index[fut.key]
                 done.add(i)
                 try:
@@ -202,3 +251,20 @@ class Executor:
             leftovers = [f for f in futures if index[f.key] not in done]
             if leftovers and self.client is not None:
                 self.client.cancel(leftovers)
+
+    @staticmethod
+    def _finished(completed, stop, poll_s=0.2):
+        """Futures of ``completed`` (a :class:`~distributed.as_completed`) as they finish;
+        with ``stop``, polled every ``poll_s`` seconds and ended once ``stop()`` is true."""
+        if stop is None:
+            yield from completed
+            return
+        import time
+
+        while not completed.is_empty():
+            batch = completed.next_batch(block=False)
+            if not batch:
+                if stop():
+                    return
+                time.sleep(poll_s)
+            yield from batch

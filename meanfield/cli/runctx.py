@@ -24,6 +24,11 @@ class RunFailed(RuntimeError):
         super().__init__(reason)
         self.details = details
 
+    def __reduce__(self):  # keep ``details`` when raised on a Dask worker and sent back
+        import functools
+
+        return functools.partial(type(self), **self.details), (str(self),)
+
 
 class Interrupted(Exception):
     """Raised by an experiment after it saved a checkpoint in answer to Ctrl-C."""
@@ -43,10 +48,16 @@ class RunContext:
     checkpoint_every_s : float
         Seconds between checkpoints of long loops (experiments also checkpoint every
         ``checkpoint_every`` steps when their config has that key).
+    executor : meanfield.executor.Executor or None
+        Where sub-runs go (``--workers``, ``--scheduler``); None runs them in this process.
+        Experiments use it through :func:`meanfield.experiments._common.map_sub_runs`.
+    sub_run_threads : int or None
+        Numba threads of each sub-run on a worker (None: the worker's default).
     """
 
     def __init__(self, out_dir, quiet=False, resuming=False, checkpoint_every_s=30.0, log=print,
-                 config=None, progress_every_s=10.0, progress_stream=None):
+                 config=None, progress_every_s=10.0, progress_stream=None, executor=None,
+                 sub_run_threads=None):
         self.out_dir = Path(out_dir)
         self.quiet = quiet
         self.resuming = resuming
@@ -56,6 +67,8 @@ class RunContext:
         #: the run's config; every checkpoint and part records it, so that a resume under an
         #: edited config.json is refused instead of mixing two settings in one result
         self.config = config
+        self.executor = executor
+        self.sub_run_threads = sub_run_threads
         self._stop = False
         self._log = log
         self._last_checkpoint = time.monotonic()

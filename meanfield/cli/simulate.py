@@ -56,7 +56,49 @@ def _parser():
                    help="Numba threads (default: all cores); recorded in config.json")
     p.add_argument("--show-config", action="store_true",
                    help="print the resolved config as JSON and exit without running")
+    p.add_argument("--workers", type=int, default=None,
+                   help="experiments made of sub-runs (" + ", ".join(_with_sub_runs()) + "): "
+                        "run them on N local worker processes (a Dask LocalCluster); 1 runs "
+                        "them here, one after the other (the default)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="as --workers, on a running Dask scheduler (tcp://host:8786); its "
+                            "workers need meanfield installed and must see the run folder")
+    where.add_argument("--scheduler-file", metavar="FILE",
+                       help="as --scheduler, with the file `dask scheduler --scheduler-file` "
+                            "wrote")
     return p
+
+
+def _with_sub_runs():
+    """Names of the experiments whose sub-runs can go to Dask workers (``SUB_RUNS``)."""
+    return [n for n, m in experiments.available().items() if getattr(m, "SUB_RUNS", False)]
+
+
+def _plan_executor(args, name, module):
+    """The executor ``--workers`` / ``--scheduler`` ask for, not yet started, and the Numba
+    threads of each sub-run; (None, None) without them. Raises ConfigError."""
+    from .executor import Executor, plan_workers, scheduler_address, worker_env
+
+    remote = args.scheduler is not None or args.scheduler_file is not None
+    if args.workers is None and not remote:
+        return None, None
+    key = "--workers" if args.workers is not None else (
+        "--scheduler" if args.scheduler is not None else "--scheduler-file")
+    if not getattr(module, "SUB_RUNS", False):
+        raise ConfigError(key, f"{name} is one run with no sub-runs to spread over workers; "
+                               "drop " + key + " (experiments with sub-runs: "
+                               + ", ".join(_with_sub_runs()) + ")")
+    if remote:
+        if args.workers is not None:
+            raise ConfigError("--workers", "sets local workers; with --scheduler the "
+                                           "scheduler's workers run the sub-runs")
+        if args.scheduler is not None and not args.scheduler.strip():
+            raise ConfigError("--scheduler", "is empty; give the address tcp://host:port")
+        address = args.scheduler or scheduler_address(args.scheduler_file)
+        return Executor(scheduler=address), args.threads
+    workers, threads = plan_workers(1 << 20, args.workers, args.threads)
+    return Executor(workers=workers, env=worker_env()), threads
 
 
 def _versions():
@@ -449,31 +491,55 @@ def _main(argv, stdout, stderr, previous):
                                                f"{numba.config.NUMBA_NUM_THREADS}")
             numba.set_num_threads(args.threads)
         name, module, config, run_dir, saved, (memory, work) = _prepare(args)
+        executor, sub_run_threads = _plan_executor(args, name, module)
         if args.show_config:
             stdout.write(json.dumps(config, indent=2) + "\n")
             return EXIT_OK
-        if run_dir is None:
-            run_dir, lock_fd = _claim_default(name)
-        else:
-            lock_fd = _lock(run_dir, new=saved is None)
     except ConfigError as exc:
         stderr.write(f"error: {exc}\n")
         return EXIT_INVALID
+    if executor is not None:  # the cluster starts, or the scheduler answers, before any file
+        try:
+            executor.__enter__()
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the user's address
+            if executor.in_process or not executor.scheduler:
+                raise
+            where = "--scheduler-file" if args.scheduler_file else "--scheduler"
+            stderr.write(f"error: {where}: cannot reach the Dask scheduler "
+                         f"{executor.scheduler} ({type(exc).__name__}); check that it is "
+                         "running\n")
+            return EXIT_INVALID
     try:
-        return _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
-                    stderr, previous)
+        try:
+            if run_dir is None:
+                run_dir, lock_fd = _claim_default(name)
+            else:
+                lock_fd = _lock(run_dir, new=saved is None)
+        except ConfigError as exc:
+            stderr.write(f"error: {exc}\n")
+            return EXIT_INVALID
+        try:
+            return _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
+                        stderr, previous, executor, sub_run_threads)
+        finally:
+            os.close(lock_fd)
     finally:
-        os.close(lock_fd)
+        if executor is not None:
+            executor.__exit__(None, None, None)
 
 
 def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout, stderr,
-         previous):
+         previous, executor=None, sub_run_threads=None):
     import numba
 
     from .config import config_hash
     from ..io import remove_stale_temporaries
 
     threads = numba.get_num_threads()
+    where = None
+    if executor is not None:  # provenance: where the sub-runs ran
+        where = executor.describe() + (f", {sub_run_threads} Numba thread(s) per sub-run"
+                                       if sub_run_threads else "")
     if saved is None:
         versions = _versions()
         commit = _git_commit()
@@ -486,20 +552,24 @@ def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
             "command": ["python", "-m", "meanfield.simulate"] + list(argv if argv is not None
                                                                       else sys.argv[1:]),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **({"sub_runs": where} if where else {})})
     else:
         remove_stale_temporaries(run_dir)
         saved["threads"] = threads
         saved.setdefault("resumed", []).append(
-            {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": threads})
+            {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": threads,
+             **({"sub_runs": where} if where else {})})
         atomic_write_json(run_dir / "config.json", saved)
     log = (lambda msg: stdout.write(msg + "\n"))
     ctx = RunContext(run_dir, quiet=args.quiet, resuming=saved is not None, log=log,
                      config=saved["config"] if saved is not None else config,
-                     progress_stream=stderr)
+                     progress_stream=stderr, executor=executor, sub_run_threads=sub_run_threads)
     if work is not None:
         ctx.log(f"{name}: estimated work {work:.3g} pair evaluations x steps, memory about "
                 f"{_bytes(memory)}, {threads} threads -> {run_dir}")
+    if where:
+        ctx.log(f"{name}: sub-runs {where}")
     signals = {}
 
     def _on_signal(signum, frame):

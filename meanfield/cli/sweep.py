@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .. import experiments
 from .config import ConfigError, coerce, load_toml, parse_set, resolve_config
-from .executor import Executor, plan_workers
+from .executor import Executor, plan_workers, scheduler_address, worker_env
 from ..io import atomic_write_bytes, atomic_write_json
 
 __all__ = ["main", "plan", "run_point", "Point"]
@@ -579,22 +579,9 @@ def _log(out, name, result):
         fh.write(line.replace("\n", " ") + "\n")
 
 
-def _scheduler_address(path):
-    """The address in a file written by ``dask scheduler --scheduler-file``."""
-    info = _read_json(path)
-    if info is None:
-        raise ConfigError("--scheduler-file", f"{path} does not exist or is not JSON; give the "
-                                              "file `dask scheduler --scheduler-file` wrote")
-    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
-        raise ConfigError("--scheduler-file", f"{path} has no scheduler address; give the file "
-                                              "`dask scheduler --scheduler-file` wrote")
-    return info["address"]
-
-
 def _worker_env(threads):
-    """Environment of local worker processes: BLAS single-threaded beside Numba's pool (whose
-    size each point sets with ``--threads``)."""
-    return {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    """Environment of local worker processes (see :func:`meanfield.cli.executor.worker_env`)."""
+    return worker_env()
 
 
 def main(argv=None, stdout=None, stderr=None):
@@ -608,7 +595,7 @@ def main(argv=None, stdout=None, stderr=None):
         existing = _check_out_dir(out, spec)
         scheduler = args.scheduler
         if args.scheduler_file:
-            scheduler = _scheduler_address(args.scheduler_file)
+            scheduler = scheduler_address(args.scheduler_file)
         states = {p.name: point_state(out / POINTS / p.name) if existing else "new"
                   for p in points}
         todo = [p for p in points if states[p.name] in ("new", "resume")]

@@ -1,5 +1,6 @@
 """What flow experiments share: time-stepping keys, running a solver of the one loop with
-progress, checkpoints and Ctrl-C, and the run-folder layout of trajectories.
+progress, checkpoints and Ctrl-C, independent sub-runs in this process or on Dask workers
+(:func:`map_sub_runs`), and the run-folder layout of trajectories.
 
 Time keys (every experiment whose runs are flows): ``integrator`` (any name of the registry
 its subject allows), ``dt`` (fixed-step: the step, with the experiment's default when unset;
@@ -14,6 +15,7 @@ from ..engine import DEFAULT_ATOL, DEFAULT_MAX_STEPS, DEFAULT_RTOL, Checkpointer
 from ..engine.integrators import INTEGRATORS
 
 __all__ = ["TIME_DEFAULTS", "TIME_TYPES", "check_time", "time_options", "run_solver",
+           "map_sub_runs",
            "trajectory_arrays", "is_adaptive", "check_horizon", "horizon_options"]
 
 #: keys every flow experiment gains (None = unset; their types are in TIME_TYPES)
@@ -171,3 +173,113 @@ def trajectory_arrays(result, model, **extra):
         out["snapshot_" + name] = snaps[name]
     out.update(extra)
     return out
+
+
+# --------------------------------------------------------------------------- sub-runs
+def map_sub_runs(ctx, fn, jobs, args=(), bar=None, cost=None, label="sub-run"):
+    """Run the independent sub-runs ``fn(job, *args, ctx)`` of an experiment and return their
+    results in the order of ``jobs``.
+
+    Without an executor (``ctx.executor`` None, or ``--workers 1``) the sub-runs run here
+    one after the other, exactly as a loop would. With ``--workers N`` or ``--scheduler``
+    each is a Dask task: it gets a :class:`~meanfield.runctx.RunContext` of the same run
+    folder (shared file system) and config, so its checkpoints and parts are the ones a
+    resumed run looks for, and its result travels back by pickling (arrays bit for bit).
+    A sub-run's result depends only on ``job`` and ``args`` (seeds come from the config and
+    the job, never from the worker), so the results do not depend on where they ran.
+
+    Parameters
+    ----------
+    ctx : RunContext
+    fn : callable
+        A module-level function (importable on the workers) ``fn(job, *args, ctx)``; it
+        should load its part when one exists and save it when done, so that ``--resume``
+        skips it.
+    jobs : sequence
+        One picklable item per sub-run.
+    args : tuple
+        Further arguments, the same for every sub-run (pickled once per task).
+    bar : Progress, optional
+        Advanced by ``cost(job)`` (default 1) as each sub-run finishes.
+    label : str
+        Names the tasks on the Dask dashboard.
+
+    Returns
+    -------
+    list
+        ``fn``'s results, in the order of ``jobs``.
+
+    Raises
+    ------
+    Exception
+        The first exception a sub-run raised (:class:`~meanfield.runctx.RunFailed` keeps its
+        details); the sub-runs not yet finished are cancelled (their checkpoints remain).
+    Interrupted
+        After Ctrl-C: the finished sub-runs have saved their parts.
+    """
+    import warnings
+
+    from ..cli.runctx import Interrupted
+
+    jobs = list(jobs)
+    executor = getattr(ctx, "executor", None)
+    results = [None] * len(jobs)
+    if executor is None or executor.in_process:
+        for i, job in enumerate(jobs):
+            results[i] = fn(job, *args, ctx)
+            if bar is not None:
+                bar.update(cost(job) if cost else 1)
+        return results
+    spec = {"out_dir": str(ctx.out_dir.resolve()), "quiet": ctx.quiet,
+            "resuming": ctx.resuming, "checkpoint_every_s": ctx.checkpoint_every_s,
+            "config": ctx.config, "threads": ctx.sub_run_threads}
+    names = [f"{label}-{_job_name(job)}" for job in jobs]
+    tasks = [(fn, job, tuple(args), spec) for job in jobs]
+    finished = 0
+    for i, result, error in executor.map_unordered(_sub_run_task, tasks, names, retries=0,
+                                                   stop=ctx.stop_requested):
+        if error is not None:
+            raise error
+        results[i], lines, caught = result
+        finished += 1
+        for line in lines:
+            ctx.log(line)
+        for category, message in caught:  # the run's warning log counts them as here
+            warnings.warn(message, category)
+        if bar is not None:
+            bar.update(cost(jobs[i]) if cost else 1)
+    if finished < len(jobs):
+        raise Interrupted(f"stopped with {finished} of {len(jobs)} {label}s finished (saved); "
+                          "the others continue from their checkpoints on --resume")
+    return results
+
+
+def _job_name(job):
+    import re
+
+    text = "_".join(map(str, job)) if isinstance(job, (tuple, list)) else str(job)
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", text)[:60]
+
+
+def _sub_run_task(fn, job, args, spec):
+    """One sub-run on a Dask worker: ``fn(job, *args, ctx)`` with a context of the run's
+    folder; returns ``(result, log lines, warnings as (category, message))``."""
+    import io
+    import warnings
+
+    import numba
+
+    from ..cli.runctx import RunContext
+
+    if spec["threads"]:  # per task thread: Numba's thread count is thread-local
+        numba.set_num_threads(min(int(spec["threads"]), numba.config.NUMBA_NUM_THREADS))
+    lines = []
+    ctx = RunContext(spec["out_dir"], quiet=spec["quiet"], resuming=spec["resuming"],
+                     checkpoint_every_s=spec["checkpoint_every_s"], log=lines.append,
+                     config=spec["config"], progress_stream=io.StringIO())
+    # the same floating-point warning policy as a run of the command line
+    with warnings.catch_warnings(record=True) as caught, np.errstate(
+            divide="warn", over="warn", invalid="warn", under="ignore"):
+        warnings.simplefilter("always")
+        result = fn(job, *args, ctx)
+    return result, lines, [(w.category, str(w.message)) for w in caught]

@@ -18,7 +18,7 @@ import numpy as np
 from ..cli.config import require
 from ..engine.integrators import ADAPTIVE
 from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon_options,
-                      is_adaptive, run_solver, trajectory_arrays)
+                      is_adaptive, map_sub_runs, run_solver, trajectory_arrays)
 
 NAME = "lowdim-1d"
 SUMMARY = ("E2: 1-D (eps, c, theta) model for f* = ||x_H|| with exact G; Monte Carlo beside it; "
@@ -47,6 +47,9 @@ DEFAULTS = {
     **TIME_DEFAULTS,
 }
 TYPES = TIME_TYPES
+#: the exact run, the Monte Carlo run and the sweep's runs go through :func:`map_sub_runs`
+#: (``--workers``)
+SUB_RUNS = True
 
 #: the exact runs use ``integrator``; the Monte Carlo run is the seed code's Euler at dt
 #: (a noisy velocity has no error estimate). dt × n_steps is the horizon unless t_end is set;
@@ -147,6 +150,33 @@ def _run_part(ctx, name, kernel, eps, c, theta, config, n_steps, estimator, snap
     return out
 
 
+def _sub_run(job, config, main, ctx):
+    """Sub-run ``job``: ``("exact",)`` or ``("monte_carlo",)`` from the start ``main`` =
+    (kernel, eps, c, theta, n_steps, snapshot steps), or ``("sweep", d_H)`` at d = sweep_d
+    (its kernel and start made here, from the config's seed)."""
+    from ..models.lowdim import sample_radial_init
+    from ..models.radial1d import RadialKernel, default_cache_dir
+
+    kernel, eps, c, theta, n_steps, snap_at = main
+    if job[0] == "exact":
+        return _run_part(ctx, "exact", kernel, eps, c, theta, config, n_steps, "exact", snap_at,
+                         config["seed"])
+    if job[0] == "monte_carlo":
+        return _run_part(ctx, "monte_carlo", kernel, eps, c, theta, config, n_steps,
+                         "monte_carlo", snap_at, config["seed"] + 1)
+    k, d2 = job[1], config["sweep_d"]
+    name = f"sweep_dH{k}"
+    part = ctx.load_part(name)
+    if part is not None:  # the kernel table is not needed
+        ctx.log(f"{name}: taken from the finished part")
+        return part
+    ker = RadialKernel(k, d2 - k, n_terms=config["n_terms"], cache_dir=default_cache_dir())
+    e2, c2, th2 = sample_radial_init(config["n_particles"], d2, k,
+                                     np.random.default_rng(config["seed"]))
+    return _run_part(ctx, name, ker, e2, c2, th2, config, config["sweep_steps"], "exact",
+                     [0, config["sweep_steps"]], config["seed"])
+
+
 def _diagnostics(run, alpha):
     from ..models.lowdim import distances_to_limit
 
@@ -226,12 +256,12 @@ def run(config, ctx):
     eps, c, theta = sample_radial_init(m, d, d_H, np.random.default_rng(config["seed"]))
     snap_at = sorted(set(range(0, n_steps + 1, config["snapshot_every"]))
                      | set(config["histogram_steps"]) | {n_steps})
-    exact = _run_part(ctx, "exact", kernel, eps, c, theta, config, n_steps, "exact", snap_at,
-                      config["seed"])
-    mc = None
-    if config["monte_carlo"]:
-        mc = _run_part(ctx, "monte_carlo", kernel, eps, c, theta, config, n_steps, "monte_carlo",
-                       snap_at, config["seed"] + 1)
+    jobs = [("exact",)] + ([("monte_carlo",)] if config["monte_carlo"] else []) + (
+        [("sweep", k) for k in config["sweep_d_H"]] if config["sweep"] else [])
+    runs = dict(zip(jobs, map_sub_runs(ctx, _sub_run, jobs,
+                                       (config, (kernel, eps, c, theta, n_steps, snap_at)),
+                                       label=NAME)))
+    exact, mc = runs[("exact",)], runs.get(("monte_carlo",))
 
     summary = {"alpha": alpha, "table_build_s": table_s,
                "exact_wall_time_s": float(exact["wall_time_s"]),
@@ -260,13 +290,8 @@ def run(config, ctx):
     # the d_H sweep
     sweep_rows = []
     if config["sweep"]:
-        d2 = config["sweep_d"]
         for k in config["sweep_d_H"]:
-            ker = RadialKernel(k, d2 - k, n_terms=config["n_terms"],
-                               cache_dir=default_cache_dir())
-            e2, c2, th2 = sample_radial_init(m, d2, k, np.random.default_rng(config["seed"]))
-            res = _run_part(ctx, f"sweep_dH{k}", ker, e2, c2, th2, config, config["sweep_steps"],
-                            "exact", [0, config["sweep_steps"]], config["seed"])
+            res = runs[("sweep", k)]
             p2, n2 = signed_masses(res["eps"], res["c"], res["weights"])
             a2 = norm_target_alpha(k)
             sweep_rows.append((k, a2, p2, n2, float(res["risk"][-1])))

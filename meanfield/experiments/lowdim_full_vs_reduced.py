@@ -15,6 +15,7 @@ The default integrator is Dormand–Prince 5(4) at rtol 1e-8: the time-stepping 
 below the model gaps (with Euler, the O(dt) difference between Euler steps in (a, b) and in
 (c, θ), ≈ 5e-3 in risk at dt = 0.02, hides the 1-D-vs-reduced gap). All three flows are
 recorded at the same times; each is a resumable sub-run written under ``runs/``.
+``--workers N`` / ``--scheduler`` run the (m, seed) sub-runs on Dask workers (same results).
 
 The figure is drawn by :mod:`meanfield.plots.lowdim_full_vs_reduced` from ``data.npz``.
 
@@ -30,7 +31,7 @@ import numpy as np
 from ..cli.config import require
 from ..engine.integrators import ADAPTIVE
 from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon_options, is_adaptive,
-                      run_solver, trajectory_arrays)
+                      map_sub_runs, run_solver, trajectory_arrays)
 
 NAME = "lowdim-full-vs-reduced"
 SUMMARY = "E3: full particle flow vs (d_H+2)-reduced vs 1-D model for f* = ||x_H||, m-rate fit"
@@ -50,6 +51,8 @@ DEFAULTS = {
     **{**TIME_DEFAULTS, "rtol": 1e-8, "atol": 1e-10},
 }
 TYPES = TIME_TYPES
+#: the sub-runs (m, seed) go through :func:`map_sub_runs` (``--workers``)
+SUB_RUNS = True
 
 #: dt × n_steps is the horizon (unless t_end is set) and the step of fixed-step runs;
 #: adaptive runs record at n_records times (default: as many as record_every gives)
@@ -160,6 +163,18 @@ def _one(config, m, seed, ctx, problem, backend, kernel):
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def _sub_run(job, config, problem, backend, kernel, ctx):
+    """Sub-run ``job`` = (m, seed): its part when finished, else the three flows, saved."""
+    m, seed = job
+    name = f"m{m}_seed{seed}"
+    part = ctx.load_part(name)
+    if part is None:
+        ctx.log(f"{name}: full, reduced and 1-D flows, {config['integrator']}")
+        part = _one(config, m, seed, ctx, problem, backend, kernel)
+        ctx.save_part(name, **part)
+    return part
+
+
 def fit_rate(widths, values):
     """Least-squares slope and prefactor of log(value) against log(m)."""
     slope, intercept = np.polyfit(np.log(widths), np.log(values), 1)
@@ -197,16 +212,9 @@ def run(config, ctx):
     kernel = RadialKernel(d_H, d - d_H, n_terms=config["n_terms"],
                           cache_dir=default_cache_dir())  # bit-identical when cached
     widths = sorted(config["widths"])
-    results = {}
-    for m in widths:
-        for seed in config["seeds"]:
-            name = f"m{m}_seed{seed}"
-            part = ctx.load_part(name)
-            if part is None:
-                ctx.log(f"{name}: full, reduced and 1-D flows, {config['integrator']}")
-                part = _one(config, m, seed, ctx, problem, backend, kernel)
-                ctx.save_part(name, **part)
-            results[(m, seed)] = part
+    jobs = [(m, seed) for m in widths for seed in config["seeds"]]
+    results = dict(zip(jobs, map_sub_runs(ctx, _sub_run, jobs, (config, problem, backend, kernel),
+                                          label=NAME)))
     summary = {}
     means = {}
     for key in METRICS:

@@ -1,6 +1,7 @@
 """Conservation laws and symmetry defects, measured against their predictions (E4; MATH §3, §6).
 
-Sub-runs (each saved as a part, so ``--resume`` skips finished ones):
+Sub-runs (each saved as a part, so ``--resume`` skips finished ones; ``--workers N`` /
+``--scheduler`` run them on Dask workers, same results):
 
 * ``sweep``: the norm target ‖x_H‖ (d = 5, d_H = 2, Gaussian inputs, exact risk), m particles
   from an unbalanced start (|a_j| ∈ [¼, ¾], b_j on the unit sphere, so Q_j < 0 and no b_j
@@ -74,6 +75,8 @@ DEFAULTS = {
 }
 
 CHOICES = {}
+#: the parts below are independent sub-runs, run through :func:`map_sub_runs` (``--workers``)
+SUB_RUNS = True
 
 #: the fixed-step integrators of the registry (swept in dt); the adaptive pairs run over the
 #: "time" horizon at rtol/atol, their drift measured against their own stage identities
@@ -752,23 +755,32 @@ _PARTS = (("sweep", _part_sweep), ("time", _part_time), ("linear", _part_linear)
           ("equivalent", _part_equivalent))
 
 
-def run(config, ctx):
+def _sub_run(name, config, ctx):
+    """Part ``name``: (its arrays, seconds spent or None when taken from the saved part)."""
     import time
 
     from ..cli.runctx import Interrupted
 
-    parts, times = {}, {}
-    for name, fn in _PARTS:
-        if ctx.stop_requested():
-            raise Interrupted(f"stopped before part {name!r}; finished parts are saved")
-        data = ctx.load_part(name)
-        if data is None:
-            start = time.perf_counter()
-            data = fn(config, ctx)
-            times[name] = time.perf_counter() - start
-            ctx.save_part(name, **data)
-            ctx.log(f"part {name}: {times[name]:.1f} s")
-        parts[name] = data
+    if ctx.stop_requested():
+        raise Interrupted(f"stopped before part {name!r}; finished parts are saved")
+    data = ctx.load_part(name)
+    if data is not None:
+        return data, None
+    start = time.perf_counter()
+    data = dict(_PARTS)[name](config, ctx)
+    seconds = time.perf_counter() - start
+    ctx.save_part(name, **data)
+    ctx.log(f"part {name}: {seconds:.1f} s")
+    return data, seconds
+
+
+def run(config, ctx):
+    from ._common import map_sub_runs
+
+    names = [name for name, _ in _PARTS]
+    done = map_sub_runs(ctx, _sub_run, names, (config,), label=NAME)
+    parts = {name: data for name, (data, _) in zip(names, done)}
+    times = {name: s for name, (_, s) in zip(names, done) if s is not None}
     rows = []
     for name in ("time", "linear", "angmom", "orbits"):
         rows += json.loads(str(parts[name]["rows_json"]))

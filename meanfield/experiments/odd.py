@@ -23,7 +23,8 @@ is run from the same initial particles for comparison, for the starts in ``sampl
 (by default the random start, the paper's setting; add ``paired`` to see SGD break the pairing).
 
 Every sub-run (init, m, seed, backend) is saved as a part when it finishes, so ``--resume``
-skips it; long sub-runs also checkpoint. Figures: ``odd_risk.png`` (risk vs t),
+skips it; long sub-runs also checkpoint. ``--workers N`` / ``--scheduler`` run the sub-runs on
+Dask workers (same results). Figures: ``odd_risk.png`` (risk vs t),
 ``odd_distance.png`` (‖w − w*‖ vs t with the bound), ``odd_gap.png`` (gap to the reduced ODE
 vs m, log–log, fitted slope) and ``odd_symmetry.png`` (even part of the predictor vs t).
 """
@@ -32,7 +33,7 @@ import numpy as np
 from ..cli.config import require
 from ..engine.integrators import ADAPTIVE
 from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon_options,
-                      is_adaptive, run_solver)
+                      is_adaptive, map_sub_runs, run_solver)
 
 NAME = "odd"
 SUMMARY = ("E1: odd cubic target, particle flow (m = 10..1024, random and paired starts, exact "
@@ -62,6 +63,8 @@ DEFAULTS = {
 #: times (adaptive, unless n_records is set)
 N_RECORDS_DEFAULT = 201
 TYPES = TIME_TYPES
+#: the sub-runs (init, m, seed, backend) go through :func:`map_sub_runs` (``--workers``)
+SUB_RUNS = True
 
 #: the exact runs reduce to the moment ODE step for step (fixed-step) or to tolerance
 CHOICES = {"integrator": ["euler", "heun", "rk4", *ADAPTIVE]}
@@ -264,7 +267,7 @@ class Diagnostics:
         self.time_s = float(state["diag_time_s"])
 
 
-def run_one(job, config, problem, red, probe, ctx, bar):
+def run_one(job, config, problem, red, probe, ctx):
     """One particle run through the loop, diagnostics at every record (an observer);
     resumable from its checkpoint. Returns its arrays."""
     from ..models.backends import ExactBackend
@@ -276,7 +279,6 @@ def run_one(job, config, problem, red, probe, ctx, bar):
     name = _part_name(job)
     done = ctx.load_part(name)
     if done is not None:
-        bar.update(_cost(job, config) * _n_records(config))
         return done
     d = config["d"]
     particles = initial_particles(init, m, d, seed)
@@ -291,7 +293,6 @@ def run_one(job, config, problem, red, probe, ctx, bar):
     sim.observers.append(diag)
     ckpt = f"checkpoints/{name}.npz"
     res = run_solver(sim, ctx, ckpt, desc=name, extra=diag.state, restore_extra=diag.restore)
-    bar.update(_cost(job, config) * _n_records(config))
     if res.status != "ok":
         raise RunFailed(f"{name}: {res.message}", sub_run=name)
     w0, S0, s0 = moments(particles.a, particles.b, particles.weights)
@@ -387,10 +388,10 @@ def run(config, ctx):
     red = odd_reduction(problem)
     jobs = plan(config)
     n_units = sum(_cost(j, config) * _n_records(config) for j in jobs)
-    parts = {}
     with ctx.progress(n_units, NAME) as bar:
-        for job in jobs:
-            parts[job] = run_one(job, config, problem, red, probe, ctx, bar)
+        done = map_sub_runs(ctx, run_one, jobs, (config, problem, red, probe), bar=bar,
+                            cost=lambda job: _cost(job, config) * _n_records(config), label=NAME)
+    parts = dict(zip(jobs, done))
     t = parts[jobs[0]]["t"]
     V, inf, inf_ode, inf_same_dt = _references(config, red, t)
     bound = convergence_bound(red, V, t)
