@@ -395,3 +395,120 @@ def test_killed_worker_point_resumes_from_its_checkpoint(tmp_path, dask_processe
     assert simulate_main(["flow", *long, "--set", f"seed={seed}", "--out", str(ref),
                           "--quiet"]) == 0
     same_trajectory(victim, ref)
+
+
+# ------------------------------------------------- experiments made of sub-runs (simulate)
+def run_simulate(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = simulate_main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _timing(key):
+    """Keys that hold wall-clock times (they differ between any two runs)."""
+    return "wall" in key or key.endswith("_s") or key == "warnings"
+
+
+def same_run_folder(dir_a, dir_b):
+    """Every array of every .npz file (parts, runs/, figures' data) and every summary value
+    of two run folders are the same bit for bit, times apart."""
+    files = sorted(str(p.relative_to(dir_a)) for p in Path(dir_a).rglob("*.npz"))
+    assert files and files == sorted(str(p.relative_to(dir_b))
+                                     for p in Path(dir_b).rglob("*.npz"))
+    for rel in files:
+        with np.load(Path(dir_a) / rel) as a, np.load(Path(dir_b) / rel) as b:
+            assert a.files == b.files, rel
+            for key in a.files:
+                if not _timing(key):
+                    np.testing.assert_array_equal(a[key], b[key], err_msg=f"{rel} {key}")
+    sa, sb = (json.loads((Path(d) / "summary.json").read_text()) for d in (dir_a, dir_b))
+    assert sa["status"] == "ok" and set(sa) == set(sb)
+    assert {k: v for k, v in sa.items() if not _timing(k)} == \
+        {k: v for k, v in sb.items() if not _timing(k)}
+    return files
+
+
+def tiny(experiment, *extra):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hostile import TINY
+
+    given = {kv.split("=")[0] for kv in extra}  # the extra keys replace the tiny ones
+    sets = [s for kv in [kv for kv in TINY[experiment] if kv.split("=")[0] not in given]
+            + list(extra) for s in ("--set", kv)]
+    return [experiment, *sets]
+
+
+#: tiny configs with several sub-runs each (odd: 3 widths × 2 seeds + paired; lowdim-1d: the
+#: exact run, the Monte Carlo run and a 2-point d_H sweep)
+SUB_RUN_CONFIGS = {
+    "odd": ("widths=[4,6,8]", "seeds=[0,1]"),
+    "lowdim-1d": ("monte_carlo=true", "mc_samples=50", "sweep=true", "sweep_d=6",
+                  "sweep_d_H=[2,3]", "sweep_steps=10"),
+    "lowdim-full-vs-reduced": ("seeds=[0,1]",),
+    "noether": (),
+}
+
+
+def test_experiment_on_two_local_workers_equals_in_process(tmp_path):
+    args = tiny("odd", *SUB_RUN_CONFIGS["odd"])
+    code, _, err = run_simulate(*args, "--out", str(tmp_path / "here"), "--quiet")
+    assert code == 0, err
+    code, out, err = run_simulate(*args, "--out", str(tmp_path / "workers"), "--workers", "2")
+    assert code == 0, err
+    assert "sub-runs on a local Dask cluster of 2 worker processes, 1 Numba thread(s)" in out
+    # 9 parts (3 widths × (2 random seeds + the paired start)) and the curves
+    assert len(same_run_folder(tmp_path / "here", tmp_path / "workers")) == 10
+    saved = json.loads((tmp_path / "workers" / "config.json").read_text())
+    assert "2 worker processes" in saved["sub_runs"] and "--workers" in saved["command"]
+    assert "sub_runs" not in json.loads((tmp_path / "here" / "config.json").read_text())
+
+
+@pytest.mark.parametrize("experiment", ["lowdim-1d", "lowdim-full-vs-reduced", "noether"])
+def test_experiment_on_a_scheduler_equals_in_process(tmp_path, dask_processes, experiment):
+    scheduler_file = dask_processes.ready()
+    args = tiny(experiment, *SUB_RUN_CONFIGS[experiment])
+    code, _, err = run_simulate(*args, "--out", str(tmp_path / "here"), "--quiet")
+    assert code == 0, err
+    code, _, err = run_simulate(*args, "--out", str(tmp_path / "remote"), "--quiet",
+                                "--scheduler-file", scheduler_file)
+    assert code == 0, err
+    same_run_folder(tmp_path / "here", tmp_path / "remote")
+
+
+def test_resume_on_workers_skips_finished_sub_runs(tmp_path, dask_processes):
+    """A run stopped after some sub-runs (parts kept, no summary) continues on a scheduler's
+    worker: the finished parts are not rewritten, the others are made, and the result is
+    the uninterrupted run's."""
+    scheduler_file = dask_processes.ready()
+    args = tiny("odd", *SUB_RUN_CONFIGS["odd"])
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    assert run_simulate(*args, "--out", str(ref), "--quiet")[0] == 0
+    assert run_simulate(*args, "--out", str(run), "--quiet")[0] == 0
+    (run / "summary.json").unlink()
+    parts = sorted((run / "parts").glob("*.npz"))
+    for p in parts[::2]:
+        p.unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in parts[1::2]}
+    code, _, err = run_simulate("--resume", str(run), "--quiet", "--scheduler-file",
+                                scheduler_file)
+    assert code == 0, err
+    assert {p.name: p.stat().st_mtime_ns for p in parts[1::2]} == kept
+    assert all(p.exists() for p in parts)
+    same_run_folder(ref, run)
+
+
+@pytest.mark.parametrize("extra, key", [
+    (["flow", "--workers", "2"], "--workers"),             # one run, no sub-runs
+    (["flow", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
+    (["odd", "--workers", "0"], "--workers"),
+    (["odd", "--workers", "100000"], "--workers"),
+    (["odd", "--workers", "two"], "--workers"),
+    (["odd", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers"),
+    (["odd", "--scheduler-file", "none.json"], "--scheduler-file"),
+])
+def test_bad_worker_options_exit_2_with_one_line(tmp_path, extra, key):
+    out = tmp_path / "run"
+    code, _, err = run_simulate(*extra, "--out", str(out))
+    assert code == 2
+    assert err.count("\n") == 1 and key in err, err
+    assert not out.exists()
