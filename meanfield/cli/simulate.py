@@ -486,10 +486,13 @@ def _main(argv, stdout, stderr, previous):
         if args.threads is not None:
             import numba
 
-            if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
-                raise ConfigError("--threads", f"must be between 1 and "
-                                               f"{numba.config.NUMBA_NUM_THREADS}")
-            numba.set_num_threads(args.threads)
+            # with --scheduler, --threads is what each sub-run uses on the (other) machines
+            # that run it; this process uses as many of its own cores as it has
+            most = numba.config.NUMBA_NUM_THREADS
+            remote = args.scheduler is not None or args.scheduler_file is not None
+            if args.threads < 1 or (args.threads > most and not remote):
+                raise ConfigError("--threads", f"must be between 1 and {most}")
+            numba.set_num_threads(min(args.threads, most))
         name, module, config, run_dir, saved, (memory, work) = _prepare(args)
         executor, sub_run_threads = _plan_executor(args, name, module)
         if args.show_config:
