@@ -48,7 +48,7 @@ class RunContext:
     checkpoint_every_s : float
         Seconds between checkpoints of long loops (experiments also checkpoint every
         ``checkpoint_every`` steps when their config has that key).
-    executor : meanfield.executor.Executor or None
+    executor : meanfield.cli.executor.Executor or None
         Where sub-runs go (``--workers``, ``--scheduler``); None runs them in this process.
         Experiments use it through :func:`meanfield.experiments._common.map_sub_runs`.
     sub_run_threads : int or None

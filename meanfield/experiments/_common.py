@@ -182,7 +182,7 @@ def map_sub_runs(ctx, fn, jobs, args=(), bar=None, cost=None, label="sub-run"):
 
     Without an executor (``ctx.executor`` None, or ``--workers 1``) the sub-runs run here
     one after the other, exactly as a loop would. With ``--workers N`` or ``--scheduler``
-    each is a Dask task: it gets a :class:`~meanfield.runctx.RunContext` of the same run
+    each is a Dask task: it gets a :class:`~meanfield.cli.runctx.RunContext` of the same run
     folder (shared file system) and config, so its checkpoints and parts are the ones a
     resumed run looks for, and its result travels back by pickling (arrays bit for bit).
     A sub-run's result depends only on ``job`` and ``args`` (seeds come from the config and
@@ -212,7 +212,7 @@ def map_sub_runs(ctx, fn, jobs, args=(), bar=None, cost=None, label="sub-run"):
     Raises
     ------
     Exception
-        The first exception a sub-run raised (:class:`~meanfield.runctx.RunFailed` keeps its
+        The first exception a sub-run raised (:class:`~meanfield.cli.runctx.RunFailed` keeps its
         details); the sub-runs not yet finished are cancelled (their checkpoints remain).
     Interrupted
         After Ctrl-C: the finished sub-runs have saved their parts.
