@@ -30,6 +30,10 @@ Each module in this package whose top level defines ``NAME`` is an experiment. C
     ``{"memory": {key: bytes}, "work": pair evaluations × steps}``: the run is refused when
     the memory exceeds what is available (naming the key that uses most), and the work is
     printed in the run's first line.
+``SUB_RUNS`` : bool, optional
+    True when ``run`` hands its independent sub-runs to
+    :func:`meanfield.experiments._common.map_sub_runs`; then ``--workers`` and
+    ``--scheduler`` of ``python -m meanfield.simulate`` apply (others refuse them).
 ``run(config, ctx)`` -> dict
     Do the work with the :class:`meanfield.cli.runctx.RunContext` ``ctx``; return flat scalar
     results for ``summary.json``. Raise :class:`meanfield.cli.runctx.RunFailed` when the run
