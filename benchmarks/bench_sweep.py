@@ -112,24 +112,39 @@ def case_overhead(args, table):
             "median_s": overhead, "pairs_per_s": None, "rel_err": None}
 
 
+#: ``--dask-defaults``: the sweep command with the LocalCluster under Dask's own worker
+#: settings (only the profiler off), i.e. without meanfield.cli.executor.LOCAL_WORKER_CONFIG
+DASK_DEFAULTS = ("import sys, meanfield.cli.executor as e; "
+                 "e.LOCAL_WORKER_CONFIG = {'distributed.worker.profile.enabled': False}; "
+                 "from meanfield.cli.sweep import main; sys.exit(main(sys.argv[1:]))")
+
+
 def case_speedup(args, table):
     n = 2 if args.smoke else 8
     sets = TINY if args.smoke else SMALL
     grid = ["seed=" + ",".join(str(s) for s in range(n))]
-    walls = {1: [], 2: []}
+    variants = [1, 2] + (["2 (Dask defaults)"] if args.dask_defaults else [])
+    walls = {v: [] for v in variants}
     load0 = load_average()
     for rep in range(1 if args.smoke else args.repeat):
-        for workers in (1, 2):
+        for v in variants:
+            workers = 2 if v != 1 else 1
             with tempfile.TemporaryDirectory() as tmp:
                 cmd = sweep_command("flow", grid, sets, Path(tmp) / "s",
                                     ["--workers", str(workers), "--threads", "1"])
-                walls[workers].append(timed(cmd))
-                say(f"  {shown(cmd)}: {walls[workers][-1]:.1f} s (load "
+                if v not in (1, 2):
+                    cmd = [cmd[0], "-c", DASK_DEFAULTS] + cmd[3:]
+                walls[v].append(timed(cmd))
+                say(f"  {shown(cmd) if v in (1, 2) else v}: {walls[v][-1]:.1f} s (load "
                     f"{load_average():.2f})", table)
     one, two = statistics.median(walls[1]), statistics.median(walls[2])
     say(f"speedup: {n} points ({' '.join(sets)}), 1 Numba thread each: --workers 1 "
         f"{one:.1f} s, --workers 2 {two:.1f} s (medians of {len(walls[1])}): {one / two:.2f}x; "
         f"load {load0:.2f} -> {load_average():.2f}", table)
+    if args.dask_defaults:
+        old = statistics.median(walls[variants[-1]])
+        say(f"  --workers 2 under Dask's default worker settings: {old:.1f} s, "
+            f"{one / old:.2f}x", table)
     return {"implementation": "meanfield-sweep-workers2", "m": 512, "d": 10,
             "median_s": two, "pairs_per_s": None, "rel_err": None}
 
@@ -158,6 +173,8 @@ def main(argv=None):
     parser.add_argument("--keep", metavar="DIR", help="e1, dh: keep the sweep folders here")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a 2-point sweep for CI")
+    parser.add_argument("--dask-defaults", action="store_true",
+                        help="speedup: also --workers 2 under Dask's default worker settings")
     args = parser.parse_args(argv)
     table = sys.stderr if args.json else sys.stdout
     for line in machine_lines(1):
