@@ -14,6 +14,14 @@ Problem: x ∼ N(0, I_d), a teacher of 4 ReLU units, m particles from the seed p
   ``LA``) then the N smallest (``SA`` on H + λ_max I) eigenvalues; the note gives the number
   of products, the smallest eigenvalue and whether the state has negative directions.
 
+* ``smallest-lobpcg-kN``: the N smallest eigenvalues alone by
+  :func:`meanfield.hessian.lobpcg.smallest_lobpcg` (stored pair geometry, coarse space of one
+  vector per particle, LOBPCG with the two-level preconditioner; residual tolerance
+  ``--rtol`` relative to the largest eigenvalue of the diagonal blocks); the note splits
+  the time into storing the geometry, the coarse space and LOBPCG, and gives the number of
+  products, iterations, the largest residual and the load. ``--compare-lanczos`` adds the
+  same N smallest by ARPACK (``spectrum(..., k=N)``, which also computes the N largest).
+
 Compile time (first call) is reported apart; HVP and velocity are medians of ``--repeat``
 runs after two warm-ups, in the same process.
 
@@ -21,6 +29,7 @@ Run::
 
     python benchmarks/bench_hessian.py                      # m = 4096, d = 100; no Lanczos
     python benchmarks/bench_hessian.py --lanczos-m 10000 --lanczos-d 30 --k 20   # ~minutes
+    python benchmarks/bench_hessian.py --smallest-m 10000 --smallest-d 30 --k 20 --rtol 1e-6
     python benchmarks/bench_hessian.py --smoke --json       # CI: seconds
 """
 import argparse
@@ -99,6 +108,34 @@ def bench_lanczos(out, m, d, k, flow_steps):
     return elapsed
 
 
+def bench_smallest(out, m, d, k, flow_steps, rtol, maxiter, compare):
+    from meanfield.hessian import HessianOperator, spectrum
+    from meanfield.hessian.lobpcg import smallest_lobpcg
+
+    problem, p = make_state(m, d, flow_steps)
+    op = HessianOperator(problem, p.a, p.b, p.weights)
+    load0 = load_average()
+    res = smallest_lobpcg(op, k, rtol=rtol, maxiter=maxiter, log=out.say)
+    small = res["smallest"]
+    out.row(f"meanfield-smallest-lobpcg-k{k}", m, d, res["seconds"],
+            float(m) * m * res["n_products"], None,
+            f"{op.n} parameters; store {res['seconds_store']:.1f} s, coarse "
+            f"{res['seconds_coarse']:.1f} s, LOBPCG {res['seconds_lobpcg']:.1f} s; "
+            f"{res['n_products']} products, {res['iterations']} iterations, largest residual "
+            f"{res['residuals'].max():.2e} (tol {rtol:g} x {res['scale']:.3g}, "
+            f"{'converged' if res['converged'] else 'NOT converged'}); smallest "
+            f"{small[0]:.6e}, {k}th {small[-1]:.6e}; load {load0:.1f}->{load_average():.1f}")
+    if compare:
+        del res
+        op.n_products = 0
+        t0 = time.perf_counter()
+        spec = spectrum(op, k=k)
+        elapsed = time.perf_counter() - t0
+        out.row(f"meanfield-lanczos-k{k}", m, d, elapsed, float(m) * m * spec["n_products"],
+                None, f"{spec['n_products']} products (k largest and k smallest); largest "
+                f"difference to LOBPCG {np.abs(spec['smallest'] - small).max():.2e}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--m", type=int, default=4096)
@@ -108,6 +145,13 @@ def main(argv=None):
     p.add_argument("--lanczos-m", type=int, default=0, help="0: skip the Lanczos row")
     p.add_argument("--lanczos-d", type=int, default=30)
     p.add_argument("--k", type=int, default=20)
+    p.add_argument("--smallest-m", type=int, default=0,
+                   help="0: skip the smallest-lobpcg row")
+    p.add_argument("--smallest-d", type=int, default=30)
+    p.add_argument("--rtol", type=float, default=1e-6)
+    p.add_argument("--maxiter", type=int, default=40)
+    p.add_argument("--compare-lanczos", action="store_true")
+    p.add_argument("--skip-products", action="store_true", help="no HVP/velocity rows")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
     p.add_argument("--json", action="store_true")
@@ -118,13 +162,18 @@ def main(argv=None):
     if args.smoke:
         args.m, args.d, args.repeat, args.flow_steps = 300, 8, 2, 2
         args.lanczos_m, args.lanczos_d, args.k = 200, 5, 3
+        args.smallest_m, args.smallest_d = 200, 5
     out = Output(args.json)
     for line in machine_lines(numba.get_num_threads()):
         out.say(line)
     out.header()
-    bench_products(out, args.m, args.d, args.repeat, args.flow_steps)
+    if not args.skip_products:
+        bench_products(out, args.m, args.d, args.repeat, args.flow_steps)
     if args.lanczos_m:
         bench_lanczos(out, args.lanczos_m, args.lanczos_d, args.k, args.flow_steps)
+    if args.smallest_m:
+        bench_smallest(out, args.smallest_m, args.smallest_d, args.k, args.flow_steps,
+                       args.rtol, args.maxiter, args.compare_lanczos)
     out.say(f"load average at the end {load_average():.2f} (shared machine)")
     return 0
 

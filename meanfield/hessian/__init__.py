@@ -434,7 +434,7 @@ def rescaling_directions(a, b):
 
 
 def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small="SA",
-             deflate_rescaling=False):
+             deflate_rescaling=False, method="lanczos", rtol=1e-8, log=None):
     """Eigenvalues of H at the operator's state.
 
     Parameters
@@ -455,6 +455,18 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
         zero modes at every critical point; with m ≫ k this is what shows whether any other
         flat direction exists. ``rescaling_residual`` = ‖H q‖/(‖q‖ λ_max) for
         q = Σ_j ±u_j (random signs) says how null the removed directions are.
+    method : {"lanczos", "lobpcg"}
+        How the k smallest are found when not dense. ``lanczos``: ARPACK ``SA`` on
+        H + λ_max I, one tiled-kernel product per step. ``lobpcg``: the pair geometry is
+        stored (4 m² doubles) and the k smallest come from LOBPCG with the two-level
+        per-particle preconditioner of :mod:`meanfield.hessian.lobpcg` (ReLU and linear);
+        the k largest from ARPACK ``LA`` on the stored products with relative tolerance
+        ``rtol``. Far fewer products when the bottom of the spectrum is a dense band.
+    rtol : float
+        ``lobpcg`` only: residuals ‖Hx − λx‖ ≤ rtol · λ_max (smallest), ARPACK tolerance
+        (largest).
+    log : callable, optional
+        ``lobpcg`` only: one line per stage.
 
     Returns
     -------
@@ -475,7 +487,12 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
         raise ValueError(f"{n} parameters exceed dense_max = {dense_max}: give k (Lanczos)")
     if not 1 <= k < n // 2:
         raise ValueError(f"k must be between 1 and {n // 2 - 1} for {n} parameters, got {k}")
+    if method not in ("lanczos", "lobpcg"):
+        raise ValueError(f"method must be 'lanczos' or 'lobpcg', got {method!r}")
     from scipy.sparse.linalg import LinearOperator
+
+    if method == "lobpcg":
+        return _spectrum_lobpcg(op, k, deflate_rescaling, rtol, maxiter, log, start, n0)
 
     lin = op.linear_operator()
     v0 = np.random.default_rng(0).standard_normal(n)  # a fixed start: reproducible results
@@ -521,6 +538,49 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
             "method": "lanczos-deflated" if deflate_rescaling else "lanczos",
             "smallest": small, "largest": large, "n_params": n, **extra,
             "n_products": op.n_products - n0, "seconds": time.perf_counter() - start}
+
+
+def _spectrum_lobpcg(op, k, deflate_rescaling, rtol, maxiter, log, start, n0):
+    """k largest by ARPACK on stored products, k smallest by LOBPCG (see :func:`spectrum`)."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    from .lobpcg import smallest_lobpcg
+    from .stored import StoredHessian
+
+    n = op.n
+    t0 = time.perf_counter()
+    S = StoredHessian(op)
+    lin = LinearOperator((n, n), matvec=S.matmat, matmat=S.matmat, dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(n)
+    large = np.sort(eigsh(lin, k=k, which="LA", tol=rtol, v0=v0, ncv=min(n, max(2 * k + 1, 40)),
+                          maxiter=maxiter, return_eigenvectors=False))
+    n_large = S.n_products
+    t_large = time.perf_counter() - t0
+    if log is not None:
+        log(f"  {k} largest (ARPACK on stored products): {n_large} products, {t_large:.1f} s")
+    # the scale of the residual test: the spectrum's extent (λ_min ≥ −λ_max here is not
+    # guaranteed; the smallest block eigenvalue bounds it from the other side)
+    scale = float(max(abs(large[-1]), abs(large[0])))
+    res = smallest_lobpcg(op, k, deflate_rescaling=deflate_rescaling, rtol=rtol,
+                          maxiter=40 if maxiter is None else maxiter, stored=S, scale=scale,
+                          log=log)
+    extra = {}
+    if deflate_rescaling:
+        U = rescaling_directions(op.a, op.b)
+        sign = np.random.default_rng(1).choice([-1.0, 1.0], size=op.m)
+        q = np.concatenate([sign * U[:, 0], (sign[:, None] * U[:, 1:]).ravel()])
+        extra["rescaling_residual"] = float(np.linalg.norm(S.matmat(q))
+                                            / (np.linalg.norm(q) * scale))
+    small = res["smallest"]
+    return {"eigenvalues": np.concatenate([small, large]),
+            "method": "lobpcg-deflated" if deflate_rescaling else "lobpcg",
+            "smallest": small, "largest": large, "n_params": n, **extra,
+            "residuals": res["residuals"], "lobpcg_iterations": res["iterations"],
+            "lobpcg_converged": res["converged"], "coarse_start": res["coarse"],
+            "n_products": S.n_products + op.n_products - n0,
+            "n_products_largest": n_large, "n_products_smallest": res["n_products"],
+            "seconds_largest": t_large, "seconds_smallest": res["seconds"],
+            "seconds_store": res["seconds_store"], "seconds": time.perf_counter() - start}
 
 
 def count_zero_modes(eigenvalues, scale=None, ceiling=1e-3, n_params=None):
@@ -787,7 +847,8 @@ def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10
 
 # ------------------------------------------------------------------------------- analysis
 def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=1e-6,
-            dead_tol=1e-10, ceiling=1e-3, deflate_rescaling=False):
+            dead_tol=1e-10, ceiling=1e-3, deflate_rescaling=False, method="lanczos",
+            rtol=1e-8, log=None):
     """Spectrum, zero-mode count and prediction, gradient norm at one state.
 
     Returns
@@ -798,7 +859,8 @@ def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=
     rule's details, ``gradient_norm``, ``risk``, ``seconds``.
     """
     op = HessianOperator(problem, a, b, weights)
-    spec = spectrum(op, k=k, dense_max=dense_max, deflate_rescaling=deflate_rescaling)
+    spec = spectrum(op, k=k, dense_max=dense_max, deflate_rescaling=deflate_rescaling,
+                    method=method, rtol=rtol, log=log)
     ev = spec["eigenvalues"]
     if spec["method"] == "dense":
         count = count_zero_modes(ev, ceiling=ceiling)
@@ -816,6 +878,11 @@ def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=
            "saturated": count["saturated"], "eigenvalue_scale": count["scale"],
            **pred, "gradient_norm": op.gradient_norm(), "risk": op.risk,
            "n_products": spec["n_products"], "seconds": spec["seconds"]}
-    if "rescaling_residual" in spec:
-        out["rescaling_residual"] = spec["rescaling_residual"]
+    for key in ("rescaling_residual", "residuals", "lobpcg_iterations", "lobpcg_converged",
+                "n_products_smallest", "n_products_largest", "seconds_smallest",
+                "seconds_largest", "seconds_store"):
+        if key in spec:
+            out[key] = spec[key]
+    if spec["method"] != "dense" and count["n_negative"] == len(spec["smallest"]):
+        out["negative_saturated"] = True  # all k smallest are negative: a lower bound
     return out

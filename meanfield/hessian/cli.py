@@ -60,6 +60,13 @@ def _parser():
                    help="Lanczos on the complement of the m rescaling directions (zero "
                         "modes at any critical point); n_zero_modes then counts them plus "
                         "the zero eigenvalues found")
+    p.add_argument("--method", choices=("lobpcg", "lanczos"), default=None,
+                   help="eigensolver when not dense: lobpcg (stored pair geometry, 4 m^2 "
+                        "doubles, two-level preconditioner; the default when it fits in "
+                        "memory) or lanczos (ARPACK on tiled products)")
+    p.add_argument("--rtol", type=float, default=1e-8,
+                   help="lobpcg: residual tolerance relative to the largest eigenvalue "
+                        "(default 1e-8)")
     p.add_argument("--polish", action="store_true",
                    help="first converge to a critical point (trust-krylov + Newton-MINRES)")
     p.add_argument("--polish-maxiter", type=int, default=200,
@@ -189,6 +196,8 @@ def main(argv=None, stdout=None, stderr=None):
         if k is not None and not 1 <= k < n // 2:
             raise _Invalid(f"--k: must be between 1 and {n // 2 - 1} for this run's {n} "
                            f"parameters, got {k}")
+        if not (0 < args.rtol < 1):
+            raise _Invalid("--rtol: must be in (0, 1)")
         if args.polish_maxiter < 1:
             raise _Invalid("--polish-maxiter: must be >= 1")
         if not (args.angle_tol > 0):
@@ -226,8 +235,13 @@ def main(argv=None, stdout=None, stderr=None):
                      weights=w if w is not None else np.full(m, 1.0 / m))
     if args.deflate and k is None:
         k = min(20, n // 2 - 1)
+    method = args.method
+    if method is None:
+        from .stored import STORED_MAX_BYTES, stored_bytes
+
+        method = "lobpcg" if stored_bytes(m) <= STORED_MAX_BYTES else "lanczos"
     res = analyse(problem, a, b, w, k=k, dense_max=dense_max, angle_tol=args.angle_tol,
-                  deflate_rescaling=args.deflate)
+                  deflate_rescaling=args.deflate, method=method, rtol=args.rtol, log=log)
     record.update(res)
     record["k"] = k
     record["spectral_gap"] = None if not np.isfinite(res["spectral_gap"]) else \
