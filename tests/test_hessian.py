@@ -339,3 +339,93 @@ def test_deflated_lanczos_counts_zero_modes_beyond_rescalings(rng):
     scale = np.abs(full["eigenvalues"]).max()
     assert np.allclose(np.sort(r["eigenvalues"][:6])[d * h:], nonzero[:6 - d * h], rtol=0,
                        atol=RTOL_LANCZOS * scale)
+
+
+def test_zero_modes_dead_neurons_alone_and_in_a_live_cluster(rng):
+    """The dead-neuron rule against the dense eigh count. A dead neuron (a_j = 0) with its
+    own direction: its whole b_j block is flat (d modes, its rescaling among them) and a_j is
+    curved, so two of them add 2d, not 2(d + 1) or 2. A dead neuron sharing the direction
+    of a live one: its a_j becomes flat too (a mass exchange with the live neuron), d + 1."""
+    d, k = 5, 3
+    ta, tb = _teacher(rng, k, d)
+    problem = mf.Problem(d, mf.Teacher(ta, tb))
+    m = k + 2
+    a = np.concatenate([m * ta, [0.0, 0.0]])
+    b = np.vstack([tb, rng.standard_normal((2, d))])
+    r = analyse(problem, a, b)
+    assert r["n_dead"] == 2 and r["gradient_norm"] < 1e-13
+    assert r["n_zero_modes"] == r["n_zero_modes_predicted"] == k + 2 * d
+    assert r["n_negative"] == 0 and r["spectral_gap"] > MIN_GAP
+    m = k + 1
+    a = np.concatenate([m * ta, [0.0]])
+    b = np.vstack([tb, 1.7 * tb[0]])
+    r = analyse(problem, a, b)
+    assert r["n_dead"] == 1 and r["n_clusters"] == k
+    assert r["n_zero_modes"] == r["n_zero_modes_predicted"] == k + d + 1
+    assert r["n_negative"] == 0 and r["spectral_gap"] > MIN_GAP
+
+
+# ------------------------------------------------------------------------- stored products, LOBPCG
+@pytest.mark.parametrize("which", range(6))
+def test_stored_products_blocks_and_coarse_matrix(rng, monkeypatch, which):
+    """StoredHessian: block products equal the tiled kernel's, the diagonal blocks and the
+    coarse matrix Vᵀ H V equal the dense matrix's (every exact target kind; clustered and
+    antipodal particles; several row blocks)."""
+    import meanfield.hessian.stored as st
+
+    monkeypatch.setattr(st, "_ROWS", 7)
+    m, d = 20, 6
+    name, problem = _problems(rng, d)[which]
+    a, b, w = _state(rng, m, d)
+    b[3] = 2.0 * b[2]
+    b[5] = -b[4]
+    op = HessianOperator(problem, a, b, w)
+    S = st.StoredHessian(op)
+    X = rng.standard_normal((op.n, 3))
+    want = np.column_stack([op.matvec(X[:, t]) for t in range(3)])
+    got = S.matmat(X)
+    assert np.abs(got - want).max() <= RTOL_KERNEL * np.abs(want).max(), name
+    H = dense_hessian(problem, a, b, w)
+    blocks = S.blocks()
+    for j in range(m):
+        idx = [j] + list(m + j * d + np.arange(d))
+        assert np.abs(H[np.ix_(idx, idx)] - blocks[j]).max() <= RTOL_KERNEL * np.abs(H).max()
+    if problem.activation == "relu":
+        V = rng.standard_normal((m, d + 1))
+        Vf = np.zeros((op.n, m))
+        Vf[np.arange(m), np.arange(m)] = V[:, 0]
+        for j in range(m):
+            Vf[m + j * d:m + (j + 1) * d, j] = V[j, 1:]
+        C = S.coarse_matrix(V)
+        assert np.abs(C - Vf.T @ H @ Vf).max() <= RTOL_KERNEL * np.abs(H).max() * np.abs(V).max() ** 2
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_lobpcg_smallest_equal_eigh(rng, deflate):
+    """The k smallest by LOBPCG (two-level preconditioner) equal eigh's at a state whose
+    bottom is a band of one eigenvalue per particle (a short flow from the sphere start), with
+    and without the rescaling directions deflated; far fewer products than the matrix size."""
+    from meanfield.hessian import rescaling_directions
+    from meanfield.hessian.lobpcg import smallest_lobpcg
+
+    m, d, k = 60, 5, 6
+    tb = rng.standard_normal((2, d))
+    problem = mf.Problem(d, mf.Teacher(np.ones(2), tb))
+    p = mf.init_sphere_rademacher(m, d, rng)
+    p = mf.simulate(problem, p, dt=0.05, n_steps=5, n_snapshots=0).particles
+    op = HessianOperator(problem, p.a, p.b, p.weights)
+    H = dense_hessian(problem, p.a, p.b, p.weights)
+    if deflate:
+        U = rescaling_directions(p.a, p.b)
+        Uf = np.zeros((op.n, m))
+        Uf[np.arange(m), np.arange(m)] = U[:, 0]
+        for j in range(m):
+            Uf[m + j * d:m + (j + 1) * d, j] = U[j, 1:]
+        P = np.eye(op.n) - Uf @ Uf.T
+        H = P @ H @ P + 1e3 * Uf @ Uf.T
+    full = np.linalg.eigvalsh(H)
+    scale = np.abs(np.linalg.eigvalsh(dense_hessian(problem, p.a, p.b, p.weights))).max()
+    r = smallest_lobpcg(op, k, deflate_rescaling=deflate, rtol=1e-10, scale=scale)
+    assert r["converged"]
+    assert np.allclose(r["smallest"], full[:k], rtol=0, atol=1e-9 * scale)
+    assert r["n_products"] < op.n // 2

@@ -67,8 +67,15 @@ remaining linear function ⟨x, Σ D⟩ must vanish. Hence
 
 Special cases: distinct directions, all alive (teacher = student): m. A zero-loss minimum
 whose neurons form k clusters on k + h neurons: m + d·h. A dead neuron (a_j = 0, its
-direction shared with no other particle): d instead of 1 (all of δb_j; its a_j direction is
-curved by ∂²F/∂a_j² = w_j² κ_ρ(b_j, b_j) > 0), i.e. d − 1 beyond its rescaling mode. An
+direction shared with no other particle): d instead of 1, i.e. d − 1 beyond its rescaling
+mode — not d more. Directly: with a_j = 0 every term of ∂²F/∂b_j∂θ_k carries the factor
+a_j (blocks above) except ∂²F/∂a_j∂b_j = w_j e_j, and e_j = ∇V(b_j) = 0 where the residual
+vanishes, so all d directions δb_j are flat to second order (the rescaling direction
+(0, −b_j) is one of them); δa_j changes f by w_j δa_j σ(⟨b_j, x⟩), a kink no other particle
+cancels, and is curved (∂²F/∂a_j² = w_j² κ_ρ(b_j, b_j) > 0). (If e_j ≠ 0 instead, the pair
+(δa_j, δb_j ∥ e_j) has the indefinite block [[w_j²κ, w_j|e_j|], [w_j|e_j|, 0]]: a negative
+direction and d − 1 flat ones; such a point is a saddle.) A dead neuron in the direction
+of a live cluster has its δa_j flat as well (mass exchange with the live members): d + 1. An
 odd-target end point made of antipodal pairs (the paired start): m + (m/2 − 1)·d. Away from
 such points (a critical point with residual, e.g. a saddle) only the symmetries are exact
 zero modes (a rescaling per live particle, all of δb_j for a dead one, one mass exchange
