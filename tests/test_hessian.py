@@ -294,8 +294,17 @@ def test_cli_writes_results_and_never_overwrites(tmp_path, capsys):
     assert code == 0
     assert (run / "hessian.json").read_bytes() == first
     second = json.loads((run / "hessian-2.json").read_text())
-    assert len(second["eigenvalues"]) == 6 and second["method"] == "lanczos"
+    assert len(second["eigenvalues"]) == 6 and second["method"] == "lobpcg"
     assert (run / "hessian_polished-2.npz").exists() and (run / "spectrum-2.png").exists()
+    code, out = _run_cli([str(run), "--k", "3", "--method", "lanczos", "--quiet"], capsys)
+    assert code == 0
+    third = json.loads((run / "hessian-3.json").read_text())
+    assert third["method"] == "lanczos"
+    # the same state (unpolished): both solvers give the same k smallest and largest
+    first_ev = np.sort(json.loads(first)["eigenvalues"])
+    scale = np.abs(first_ev).max()
+    assert np.allclose(third["eigenvalues"][:3], first_ev[:3], rtol=0, atol=1e-8 * scale)
+    assert np.allclose(third["eigenvalues"][3:], first_ev[-3:], rtol=0, atol=1e-8 * scale)
 
 
 def test_cli_exit_2(tmp_path, capsys):
@@ -310,7 +319,9 @@ def test_cli_exit_2(tmp_path, capsys):
              ([str(tmp_path / "missing")], "not a folder"),
              ([str(run), "--k", "0"], "--k"),
              ([str(run), "--k", "12"], "--k"),
-             ([str(run), "--k", "x"], "--k")]
+             ([str(run), "--k", "x"], "--k"),
+             ([str(run), "--k", "6", "--method", "lobpcg"], "--k"),
+             ([str(run), "--rtol", "0"], "--rtol")]
     for argv, words in cases:
         code, out = _run_cli(argv, capsys)
         assert code == 2, argv
@@ -412,7 +423,7 @@ def test_lobpcg_smallest_equal_eigh(rng, deflate):
     tb = rng.standard_normal((2, d))
     problem = mf.Problem(d, mf.Teacher(np.ones(2), tb))
     p = mf.init_sphere_rademacher(m, d, rng)
-    p = mf.simulate(problem, p, dt=0.05, n_steps=5, n_snapshots=0).particles
+    p = mf.simulate_flow(problem, p, dt=0.05, n_steps=5, n_snapshots=0).particles
     op = HessianOperator(problem, p.a, p.b, p.weights)
     H = dense_hessian(problem, p.a, p.b, p.weights)
     if deflate:

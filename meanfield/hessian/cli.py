@@ -191,11 +191,14 @@ def main(argv=None, stdout=None, stderr=None):
         if args.dense_max is not None and args.dense_max < 1:
             raise _Invalid("--dense-max: must be >= 1")
         k = args.k
-        if k is None and n > dense_max:
+        if k is None and (n > dense_max or args.deflate):
             k = min(20, n // 2 - 1)
         if k is not None and not 1 <= k < n // 2:
             raise _Invalid(f"--k: must be between 1 and {n // 2 - 1} for this run's {n} "
                            f"parameters, got {k}")
+        if args.method == "lobpcg" and k is not None and k >= m:
+            raise _Invalid(f"--k: --method lobpcg needs k < m = {m} (one coarse vector per "
+                           f"particle), got {k}; use --method lanczos")
         if not (0 < args.rtol < 1):
             raise _Invalid("--rtol: must be in (0, 1)")
         if args.polish_maxiter < 1:
@@ -233,13 +236,12 @@ def main(argv=None, stdout=None, stderr=None):
                             "seconds": pol["seconds"]}
         atomic_savez(run_dir / f"hessian_polished{suffix}.npz", a=a, b=b,
                      weights=w if w is not None else np.full(m, 1.0 / m))
-    if args.deflate and k is None:
-        k = min(20, n // 2 - 1)
     method = args.method
     if method is None:
         from .stored import STORED_MAX_BYTES, stored_bytes
 
-        method = "lobpcg" if stored_bytes(m) <= STORED_MAX_BYTES else "lanczos"
+        method = "lobpcg" if (stored_bytes(m) <= STORED_MAX_BYTES and k is not None
+                              and k < m) else "lanczos"
     res = analyse(problem, a, b, w, k=k, dense_max=dense_max, angle_tol=args.angle_tol,
                   deflate_rescaling=args.deflate, method=method, rtol=args.rtol, log=log)
     record.update(res)

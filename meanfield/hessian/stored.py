@@ -1,7 +1,7 @@
 """Repeated Hessian-vector products at one state, with the pair geometry stored.
 
 An eigensolver applies H to hundreds of vectors at the same state. The tiled kernel
-(:func:`meanfield.hessian._kernels.hvp_pair_sums`) recomputes the geometry of every pair
+(:func:`meanfield.kernels.hessian.hvp_pair_sums`) recomputes the geometry of every pair
 (one square root, one arctangent, one division) and its Gram tiles for each product. Here
 the four m × m matrices that do not depend on the vector are computed once,
 
@@ -12,7 +12,7 @@ with the same conventions as the kernel (near-parallel r from the orthogonal par
 small-angle limit below ``SMALL_ANGLE``, self pairs r = 0, θ = π), and a product becomes
 matrix products (BLAS) and one elementwise pass. With β̃_k = w_k a_k β_k, α̃_k = w_k α_k,
 c_k = w_k a_k, q_j = ⟨b_j, β_j⟩, q̃_k = ⟨b_k, β̃_k⟩, ν_j = 1/‖b_j‖² (0 at b_j = 0), the pair
-sums of the particle interaction (module docstring of ``_kernels``) are
+sums of the particle interaction (module docstring of :mod:`meanfield.kernels.hessian`) are
 
     2π A_j = (R α̃)_j + ⟨b_j, (Θ (α̃ b))_j⟩ + (R (ν q̃))_j + ⟨b_j, (Θ β̃)_j⟩
     2π B_j = (Θ (α̃ b))_j + G_j β_j − q_j ν_j Y_j + ((R⁻ ∘ b β̃ᵀ) b)_j − (D (ν q̃ b))_j
@@ -33,7 +33,7 @@ Memory: 4 m² doubles (3.2 GB at m = 10⁴); :data:`STORED_MAX_BYTES` caps it.
 """
 import numpy as np
 
-from ._kernels import SMALL_ANGLE
+from ..kernels.hessian import SMALL_ANGLE, hvp_pair_sums
 
 __all__ = ["StoredHessian", "STORED_MAX_BYTES", "stored_bytes"]
 
@@ -69,6 +69,19 @@ def _geometry(bu, bv):
     big = r > SMALL_ANGLE * np.sqrt(prod)
     inv_r = np.where(big, 1.0 / np.where(big, r, 1.0), 0.0)
     return dot, r, theta, inv_r
+
+
+def _hess11_sums(bu, bv, c):
+    """Σ_l c_l ∇²_11κ(u_j, v_l) for rows u_j of ``bu`` and a few sources v_l, shape (m, d, d)
+    (standard Gaussian inputs): (r/‖u‖²)(I − ûûᵀ) + v_⊥v_⊥ᵀ/r over 2π."""
+    dot, r, _, inv_r = _geometry(bu, bv)
+    nu2 = np.einsum("ij,ij->i", bu, bu)
+    iu = np.where(nu2 > 0, 1.0 / np.where(nu2 > 0, nu2, 1.0), 0.0)
+    vperp = bv[None, :, :] - (dot * iu[:, None])[:, :, None] * bu[:, None, :]   # (m, l, d)
+    out = ((r * c[None, :]).sum(axis=1) * iu)[:, None, None] * (
+        np.eye(bu.shape[1])[None] - np.einsum("ia,ib->iab", bu, bu) * iu[:, None, None])
+    out += np.einsum("jl,jla,jlb->jab", c[None, :] * inv_r, vperp, vperp)
+    return out * _INV_2PI
 
 
 class StoredHessian:
@@ -198,8 +211,6 @@ class StoredHessian:
             for t in range(p):
                 hess_t = np.zeros((m, d))
                 if op.teacher is not None:
-                    from ._kernels import hvp_pair_sums
-
                     zeros = np.zeros_like(op.teacher.b)
                     _, h = hvp_pair_sums(op.b, beta[:, t], op.teacher.b, zeros,
                                          np.zeros(op.teacher.a.size), op.teacher.a)
@@ -255,9 +266,7 @@ class StoredHessian:
         h11 += (self.z * nu * nu)[:, None, None] * bb
         diag = v * h11 * _INV_2PI
         if op.teacher is not None:
-            from . import _hess11_sums
-
-            diag -= v * _hess11_sums(b, op.teacher.b, op.teacher.a, False)
+            diag -= v * _hess11_sums(b, op.teacher.b, op.teacher.a)
         if op.norm is not None:
             diag -= op._norm_hess_dense()
         out[:, 1:, 1:] = a[:, None, None] * diag + (0.5 * v * w * a * a)[:, None, None] * eye
