@@ -7,8 +7,11 @@ and Hessian-vector products, then Newton–MINRES, one line per iteration), and 
 
 * ``hessian.json``: ``eigenvalues`` of H = D^{-1/2} ∇²F D^{-1/2} (= m ∇²F for uniform
   weights; ascending: all of them when the dense matrix is cheap (n ≤ ``--dense-max``
-  parameters) and ``--k`` is not given, else the k smallest then the k largest by Lanczos,
-  k = 20 by default), ``n_zero_modes`` (spectral-gap count), ``n_zero_modes_predicted`` (the
+  parameters) and ``--k`` is not given, else the k smallest then the k largest, k = 20 by
+  default, by ``--method lobpcg`` (stored pair geometry, LOBPCG with the two-level
+  per-particle preconditioner of :mod:`meanfield.hessian.lobpcg`; the default when the 4 m²
+  doubles fit and k < m; ``residuals`` and ``lobpcg_converged`` say how far it got) or
+  ``--method lanczos`` (ARPACK on tiled products)), ``n_zero_modes`` (spectral-gap count), ``n_zero_modes_predicted`` (the
   cluster rule of :mod:`meanfield.hessian`), ``n_zero_modes_symmetry``, ``spectral_gap``,
   ``n_negative``, ``n_positive``, ``gradient_norm``, ``risk`` and, with ``--polish``, the
   iteration history;
