@@ -312,7 +312,7 @@ def run(config, ctx):
     ctx.save_arrays("trajectory.npz", **trajectory_arrays(result, "full", title=np.array(title)))
     from ..plots import flow as figures
 
-    figures.plot(ctx.out_dir)
+    figures.plot(ctx.out_dir, config)
     summary = {
         "status": "ok" if result.status == "ok" else "failed",
         "risk_initial": float(result.risk[0]) if result.risk.size else float("nan"),

@@ -315,7 +315,7 @@ def run(config, ctx):
     ctx.save_arrays("data.npz", **figure_data(config, exact, diag, alpha, sweep_rows))
     from ..plots import lowdim_1d as figures
 
-    figures.plot(ctx.out_dir)
+    figures.plot(ctx.out_dir, config)
     summary["wall_time_s"] = time.perf_counter() - start
     for s in config["report_steps"]:
         ctx.log(f"step {s:6d}: F = {summary[f'risk_exact_step_{s}']:.4e}   "

@@ -234,7 +234,7 @@ def run(config, ctx):
     ctx.save_arrays("data.npz", **figure_data(config, widths, results, means, summary))
     from ..plots import lowdim_full_vs_reduced as figures
 
-    figures.plot(ctx.out_dir)
+    figures.plot(ctx.out_dir, config)
     summary["wall_time_s"] = time.perf_counter() - start
     for key in METRICS:
         ctx.log(f"{key:24s} slope {summary['slope_' + key]:+.3f}")

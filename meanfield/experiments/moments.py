@@ -288,7 +288,7 @@ def run(config, ctx):
     atomic_write_json(ctx.path("verdicts.json"), verdicts(summary, config))
     from ..plots import moments as figures
 
-    figures.plot(ctx.out_dir)
+    figures.plot(ctx.out_dir, config)
     return summary
 
 

@@ -247,7 +247,7 @@ def run(config, ctx):
     atomic_write_json(ctx.path("verdicts.json"), verdicts(summary, config))
     from ..plots import symmetric_boolean as figures
 
-    figures.plot(ctx.out_dir)
+    figures.plot(ctx.out_dir, config)
     return summary
 
 

@@ -9,9 +9,13 @@ from ._style import pyplot, read_arrays, savefig
 FIGURES = ("risk.png", "q_drift.png")
 
 
-def plot(run_dir):
+def plot(run_dir, config=None):
     """Draw the risk curve F(μ_t) (with the exact risk of sampled runs) and the drift of the
-    balance a² − ‖b‖² from ``run_dir/trajectory.npz``; return the PNG paths."""
+    balance a² − ‖b‖² from ``run_dir/trajectory.npz``; return the PNG paths.
+
+    ``config`` is the run's config (read from ``run_dir/config.json`` when None: a
+    redraw); the experiment passes its own, so a run drawn before config.json exists works.
+    """
     run_dir = Path(run_dir)
     tr = read_arrays(run_dir, "trajectory.npz", ("t", "risk", "risk_exact", "q_drift", "title"))
     t, risk, risk_exact = tr["t"], tr["risk"], tr["risk_exact"]

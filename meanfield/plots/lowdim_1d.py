@@ -11,10 +11,14 @@ from ._style import pyplot, read_arrays, read_config, savefig
 SEED_PLATEAU = 0.012
 
 
-def plot(run_dir):
-    """Draw the E2 figures of the run folder ``run_dir``; return the PNG paths."""
+def plot(run_dir, config=None):
+    """Draw the E2 figures of the run folder ``run_dir``; return the PNG paths.
+
+    ``config`` is the run's config (read from ``run_dir/config.json`` when None: a
+    redraw); the experiment passes its own, so a run drawn before config.json exists works.
+    """
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = read_config(run_dir) if config is None else config
     tr = read_arrays(run_dir, "trajectory.npz", ("t", "risk", "snap_step"))
     data = read_arrays(run_dir, "data.npz", ("alpha", "hist_steps", "hist_pos", "mass_pos"))
     plt = pyplot()

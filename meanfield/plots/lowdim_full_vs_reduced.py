@@ -14,11 +14,15 @@ LABELS = {"risk_full_reduced": "max_t |F_full - F_red|",
           "w1_theta_full_1d": "W1 theta-law (tau+): full vs 1-D"}
 
 
-def plot(run_dir):
+def plot(run_dir, config=None):
     """Draw the risk curves of the three models (first seed) and the discrepancies against
-    the width m with their fitted slopes; return the PNG paths."""
+    the width m with their fitted slopes; return the PNG paths.
+
+    ``config`` is the run's config (read from ``run_dir/config.json`` when None: a
+    redraw); the experiment passes its own, so a run drawn before config.json exists works.
+    """
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = read_config(run_dir) if config is None else config
     data = read_arrays(run_dir, "data.npz", ("widths", "seed", *(f"mean_{k}" for k in LABELS)))
     widths = [int(m) for m in data["widths"]]
     plt = pyplot()

@@ -7,11 +7,15 @@ import numpy as np
 from ._style import pyplot, read_arrays, read_config, savefig
 
 
-def plot(run_dir):
+def plot(run_dir, config=None):
     """Draw the error against N per input law (controls dashed), against noise, and the
-    comparison with gradient descent; return the PNG paths."""
+    comparison with gradient descent; return the PNG paths.
+
+    ``config`` is the run's config (read from ``run_dir/config.json`` when None: a
+    redraw); the experiment passes its own, so a run drawn before config.json exists works.
+    """
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = read_config(run_dir) if config is None else config
     res = read_arrays(run_dir, "results.npz",
                       ("n_samples", "law_names", "law_is_control", "law_slopes", "noise_error"))
     plt = pyplot()

@@ -10,11 +10,15 @@ from ._style import pyplot, read_arrays, read_config, savefig
 COLORS = {"invariant": "C0", "random": "C3", "small": "C2"}
 
 
-def plot(run_dir):
+def plot(run_dir, config=None):
     """Draw accuracy against epochs (largest N) and against N, per target and init, beside
-    the exact population flow, and the parity learning-rate sweep; return the PNG paths."""
+    the exact population flow, and the parity learning-rate sweep; return the PNG paths.
+
+    ``config`` is the run's config (read from ``run_dir/config.json`` when None: a
+    redraw); the experiment passes its own, so a run drawn before config.json exists works.
+    """
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = read_config(run_dir) if config is None else config
     res = read_arrays(run_dir, "results.npz", ("n_train", "epochs"))
     if "lr_sweep_test" in res and "lr_sweep_inits" not in res:
         read_arrays(run_dir, "results.npz", ("lr_sweep_inits",))  # an older run folder
