@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
+from conftest import RTOL_KERNEL
 from meanfield.models.lowdim import reduced_from_radial, sample_radial_init
 from meanfield.models.radial1d import (RadialKernel, fold_angle, monte_carlo_field, simulate_radial)
 from meanfield.models.reduced import BlockReduction, ReducedBackend, simulate_reduced
@@ -147,3 +148,25 @@ def test_cached_tables_are_bit_identical_and_keyed_by_their_parameters(tmp_path)
         f.write_bytes(b"not an npz")
     damaged = RadialKernel(3, 7, n_terms=8, table_nodes=12, cache_dir=tmp_path)
     assert not damaged.from_cache and np.array_equal(damaged.C, fresh.C)
+
+
+@pytest.mark.parametrize("integrator", ["euler", "heun", "rk4", "dopri5"])
+def test_risk_estimate_is_read_at_the_recorded_state(integrator):
+    # With the exact estimator, risk_estimate is the risk the velocity reported at the recorded
+    # state, hence equal to risk; both equal F evaluated afresh at the snapshot states. A risk
+    # read from a later stage of the step (Heun's and RK4's last stage is at the step's end,
+    # not at its start) would differ by O(dt) from the recorded state's risk.
+    d, d_H, m = 12, 3, 16
+    eps, c, theta = sample_radial_init(m, d, d_H, np.random.default_rng(4))
+    kernel = RadialKernel(d_H, d - d_H, n_terms=32, table_nodes=48)
+    kw = {"t_end": 0.5} if integrator == "dopri5" else {"n_steps": 20, "record_every": 1}
+    res = simulate_radial(kernel, eps, c, theta, 0.05, integrator=integrator, n_snapshots=5,
+                          **kw)
+    assert res.status == "ok"
+    np.testing.assert_array_equal(res.risk_estimate, res.risk)
+    w = np.full(m, 1.0 / m)
+    snap = res.snapshots
+    at = np.searchsorted(res.t, snap["t"])
+    assert np.array_equal(res.t[at], snap["t"])  # every snapshot time is a record time
+    fresh = [kernel.risk(eps, cs, ths, w) for cs, ths in zip(snap["c"], snap["theta"])]
+    np.testing.assert_allclose(res.risk[at], fresh, rtol=RTOL_KERNEL, atol=0)
