@@ -15,6 +15,12 @@ ULPS = 64
 RTOL_QUAD = 1e-8
 
 
+# -- settings -------------------------------------------------------------------------------
+#: Numba threads forced in thread-invariance subprocesses: more than one on any machine, and
+#: not a divisor of the tile or task counts.
+FORCED_THREADS = 3
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

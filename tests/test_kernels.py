@@ -1,10 +1,15 @@
 """Every compiled kernel against its slow NumPy reference, Monte Carlo, and thread counts."""
-import numba
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import reference as ref
-from conftest import N_SIGMA, RTOL_FD, RTOL_KERNEL, RTOL_QUAD
+from conftest import FORCED_THREADS, N_SIGMA, RTOL_FD, RTOL_KERNEL, RTOL_QUAD
 from meanfield.kernels.gaussian import interaction, sphere_coordinate_quadrature
 from meanfield.models.targets import NormTarget
 from meanfield.kernels.sampled import potential_gradients, predict_batch
@@ -118,22 +123,30 @@ def test_sampled_kernels_match_reference(rng, kind, code):
     np.testing.assert_allclose(gb, gb_ref, rtol=RTOL_KERNEL, atol=1e-14)
 
 
-def test_results_identical_for_any_thread_count(rng):
-    m, d = 203, 7  # not a multiple of any tile or thread count
-    b = rng.standard_normal((m, d))
-    c = rng.standard_normal(m)
-    x = rng.standard_normal((301, d))
-    before = numba.get_num_threads()
-    outs = []
-    try:
-        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
-            numba.set_num_threads(threads)
-            S, G = interaction(b, b, c)
-            T, GT = NormTarget(3).unit_terms(b)
-            f = predict_batch(x, c, b, np.full(m, 1 / m), 0)
-            ga, gb = potential_gradients(x, f, c, b, 0)
-            outs.append((S, G, T, GT, f, ga, gb))
-    finally:
-        numba.set_num_threads(before)
-    for first, other in zip(outs[0], outs[-1]):
-        assert np.array_equal(first, other)
+@pytest.fixture(scope="module")
+def thread_report():
+    """tests/thread_invariance.py run with 3 Numba threads (forced, whatever the machine)."""
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(FORCED_THREADS))
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("thread_invariance.py"))],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("family", ["pair_numba", "pair_blas", "sampled", "reduced"])
+def test_parallel_branch_is_bit_identical_to_one_thread(thread_report, family):
+    # sizes past each family's serial threshold: every size decision chose the parallel
+    # branch, and (pair kernels) the tasks really ran on several threads
+    assert thread_report["threads"] == FORCED_THREADS
+    rep = thread_report[family]
+    assert rep["decisions"] and all(rep["decisions"]), rep
+    if family.startswith("pair"):
+        assert rep["tasks_parallel"] and all(rep["tasks_parallel"]), rep
+    assert rep["finite"] and rep["identical"], rep
+
+
+@pytest.mark.parametrize("family", ["norm_target", "radial"])
+def test_prange_kernels_are_bit_identical_to_one_thread(thread_report, family):
+    # these kernels have no serial branch: prange splits the work at any size
+    rep = thread_report[family]
+    assert rep["n_arrays"] > 0 and rep["finite"] and rep["identical"], rep
