@@ -6,13 +6,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import meanfield as mf
+import reference as ref
+from conftest import RTOL_KERNEL
 from meanfield.cli.simulate import main
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "n_particles=24", "--set", "n_steps=60", "--set", "d=4"]
 
 
@@ -194,18 +198,35 @@ def test_malformed_init_file_is_rejected(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def _teacher_risk(a, b, w, ta, tb, beta):
+    """½ E(f − f*)² for x ∼ N(0, I) from the reference κ, with E[σ(⟨u, x⟩) ⟨β, x⟩] = ⟨u, β⟩/2
+    and E⟨β, x⟩² = ‖β‖²."""
+    kk = lambda U, V: np.array([[ref.kappa(u, v) for v in V] for u in U])  # noqa: E731
+    c = w * a
+    ff = c @ kk(b, b) @ c
+    fs = c @ kk(b, tb) @ ta + 0.5 * c @ (b @ beta)
+    ss = ta @ kk(tb, tb) @ ta + ta @ (tb @ beta) + beta @ beta
+    return 0.5 * (ff - 2.0 * fs + ss)
+
+
 def test_init_and_teacher_files_are_used(tmp_path, rng):
     d = 4
-    np.savez(tmp_path / "init.npz", a=np.array([1.0, -1.0, 0.5]), b=rng.standard_normal((3, d)))
-    np.savez(tmp_path / "teacher.npz", a=np.array([2.0]), b=rng.standard_normal((1, d)),
-             beta=rng.standard_normal(d))
+    a0, b0 = np.array([1.0, -1.0, 0.5]), rng.standard_normal((3, d))
+    ta, tb, beta = np.array([2.0]), rng.standard_normal((1, d)), rng.standard_normal(d)
+    np.savez(tmp_path / "init.npz", a=a0, b=b0)
+    np.savez(tmp_path / "teacher.npz", a=ta, b=tb, beta=beta)
     code, _, err = run_cli("flow", "--set", f"d={d}", "--set", "init=file", "--set",
                            f"init_file={tmp_path / 'init.npz'}", "--set",
                            f"teacher_file={tmp_path / 'teacher.npz'}", "--set", "n_steps=5",
                            "--out", str(tmp_path / "r"), "--quiet")
     assert code == 0, err
-    t = mf.load_run(tmp_path / "r").trajectory
-    assert t["a"].shape == (3,)
+    run = mf.load_run(tmp_path / "r")
+    assert run.config["input"] == "gaussian"
+    # the run's first risk is F(μ_0) for exactly these particles and this teacher: a drawn
+    # teacher, a dropped linear part or another start would each change it at O(1)
+    expected = _teacher_risk(a0, b0, np.full(3, 1 / 3), ta, tb, beta)
+    assert run.summary["risk_initial"] == pytest.approx(expected, rel=RTOL_KERNEL)
+    assert run.trajectory["a"].shape == (3,)
 
 
 def test_failed_run_exits_1_and_keeps_last_good_state(tmp_path):
@@ -225,11 +246,39 @@ def test_out_dir_that_exists_is_refused(tmp_path):
     assert (tmp_path / "x" / "keep.txt").read_text() == "precious"
 
 
+def _declared_experiments():
+    """NAME -> SUMMARY of every experiment module, read from the source files (not through
+    the registry that ``--list`` uses)."""
+    import ast
+
+    found = {}
+    for path in (ROOT / "meanfield" / "experiments").glob("*.py"):
+        if path.name.startswith("_"):
+            continue
+        consts = {}
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                    and isinstance(node.targets[0], ast.Name) \
+                    and node.targets[0].id in ("NAME", "SUMMARY"):
+                consts[node.targets[0].id] = ast.literal_eval(node.value)
+        if "NAME" in consts:
+            found[consts["NAME"]] = consts.get("SUMMARY", "")
+    return found
+
+
 def test_list_names_every_experiment():
     code, out, _ = run_cli("--list")
     assert code == 0
-    assert out.startswith("flow") or "\nflow " in out or out.split()[0]
-    assert any(line.split()[0] == "flow" for line in out.splitlines())
+    declared = _declared_experiments()
+    assert len(declared) >= 8  # flow, lowdim-1d, ..., symmetric-boolean
+    listed = {}
+    for line in out.splitlines():
+        if line.strip():
+            name, _, summary = line.partition(" ")
+            listed[name] = summary.strip()
+    assert listed.keys() == declared.keys()
+    for name, summary in declared.items():
+        assert listed[name] == summary, name
 
 
 def test_module_entry_point_runs(tmp_path):
