@@ -60,6 +60,15 @@ def norm_target_T(b, d_H):
     return alpha(d_H) * nb * mean / (2 * np.pi)
 
 
+
+def norm_target_risk(a, b, w, d_H):
+    """F = ½ E(f − ‖x_H‖)² for x ∼ N(0, I): ½(Σ_ij c_i c_j κ(b_i, b_j) − 2 Σ_i c_i T(b_i) + d_H)
+    with c = w a (E‖x_H‖² = d_H)."""
+    c = np.asarray(w) * np.asarray(a)
+    S, _ = interaction(b, b, c)
+    T = np.array([norm_target_T(u, d_H) for u in b])
+    return 0.5 * (c @ S - 2.0 * c @ T + d_H)
+
 def act(z, kind, slope=0.01):
     return {"relu": np.maximum(z, 0), "linear": z, "leaky_relu": np.where(z > 0, z, slope * z),
             "tanh": np.tanh(z)}[kind]
