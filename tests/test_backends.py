@@ -46,18 +46,45 @@ def test_exact_risk_against_monte_carlo(rng, target, law, act):
     assert abs(F - e.mean()) < N_SIGMA * e.std() / np.sqrt(e.size)
 
 
+@pytest.mark.parametrize("weights", ["uniform", "dirichlet"])
 @pytest.mark.parametrize("target", ["teacher", "norm", "odd_cubic", "teacher+norm"])
 @pytest.mark.parametrize("act", ["relu", "linear"])
-def test_velocity_is_minus_m_times_gradient_of_risk(rng, target, act):
-    """Particle velocity = −∇_θ V_μ(θ_j) = −m ∂F(μ_m)/∂θ_j for uniform weights (MATH §1)."""
+def test_velocity_is_minus_m_times_gradient_of_risk(rng, target, act, weights):
+    """Particle velocity = −∇_θ V_μ(θ_j) = −(1/w_j) ∂F(μ_m)/∂θ_j (= −m ∂F/∂θ_j for uniform
+    weights; MATH §1)."""
     d, m = 4, 5
     problem = mf.Problem(d, _targets(d, rng)[target], mf.GaussianLaw(1.1), act)
     backend = ExactBackend(problem)
     p = mf.init_gaussian(m, d, rng, scale_b=1.0)
-    ga, gb, _ = backend.gradients(p.a, p.b, p.weights)
-    fa, fb = ref.finite_difference_gradient(lambda a, b: backend.risk(a, b, p.weights), p.a, p.b)
-    np.testing.assert_allclose(ga, m * fa, rtol=RTOL_FD, atol=RTOL_FD)
-    np.testing.assert_allclose(gb, m * fb, rtol=RTOL_FD, atol=RTOL_FD)
+    w = p.weights if weights == "uniform" else rng.dirichlet(np.ones(m))
+    ga, gb, _ = backend.gradients(p.a, p.b, w)
+    fa, fb = ref.finite_difference_gradient(lambda a, b: backend.risk(a, b, w), p.a, p.b)
+    np.testing.assert_allclose(ga, fa / w, rtol=RTOL_FD, atol=RTOL_FD)
+    np.testing.assert_allclose(gb, fb / w[:, None], rtol=RTOL_FD, atol=RTOL_FD)
+
+
+def test_velocity_with_unequal_weights_against_reference_risk(rng):
+    """The same identity with F written out from the reference κ (not the backend's risk),
+    weights spread over a factor ~30, ReLU teacher with a linear part."""
+    d, m = 4, 6
+    teacher = mf.Teacher(rng.standard_normal(2), rng.standard_normal((2, d)),
+                         rng.standard_normal(d))
+    backend = ExactBackend(mf.Problem(d, teacher))
+    p = mf.init_gaussian(m, d, rng, scale_b=1.0)
+    w = np.geomspace(1.0, 30.0, m)
+    w /= w.sum()
+
+    def F(a, b):
+        c = w * a
+        K = np.array([[ref.kappa(u, v) for v in b] for u in b])
+        T = np.array([[ref.kappa(u, v) for v in teacher.b] for u in b]) @ teacher.a
+        T = T + 0.5 * b @ teacher.beta  # E[σ(⟨b, x⟩)⟨β, x⟩] = ⟨b, β⟩/2
+        return 0.5 * c @ K @ c - c @ T
+
+    ga, gb, _ = backend.gradients(p.a, p.b, w)
+    fa, fb = ref.finite_difference_gradient(F, p.a, p.b)
+    np.testing.assert_allclose(ga, fa / w, rtol=RTOL_FD, atol=RTOL_FD)
+    np.testing.assert_allclose(gb, fb / w[:, None], rtol=RTOL_FD, atol=RTOL_FD)
 
 
 def test_risk_matches_dense_reference(rng):

@@ -13,7 +13,7 @@ import pytest
 
 import meanfield as mf
 import reference as ref
-from conftest import RTOL_KERNEL
+from conftest import FORCED_THREADS, RTOL_KERNEL
 from meanfield.cli.simulate import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -316,3 +316,35 @@ def test_folder_in_use_by_another_run_is_refused(tmp_path):
         os.close(fd)
     code, _, err = run_cli("flow", *SMALL, "--out", str(out), "--quiet")  # lock released
     assert code == 0, err
+
+
+_THREADS_PROBE = """
+import sys, numba
+import meanfield.experiments.flow as flow
+from meanfield.cli.simulate import main
+seen = []
+inner = flow.run
+def run(config, ctx):
+    seen.append(numba.get_num_threads())
+    out = inner(config, ctx)
+    seen.append(numba.get_num_threads())
+    return out
+flow.run = run
+code = main(sys.argv[1:])
+print("THREADS_IN_RUN", *seen)
+sys.exit(code)
+"""
+
+
+def test_threads_option_sets_the_threads_of_the_run(tmp_path):
+    # 3 Numba threads available (forced), 2 asked for: the run itself computes with 2 and
+    # config.json says so; the default would be 3
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(FORCED_THREADS))
+    out_dir = tmp_path / "t"
+    r = subprocess.run([sys.executable, "-c", _THREADS_PROBE, "flow", *SMALL, "--threads", "2",
+                        "--out", str(out_dir), "--quiet"], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (line,) = [s for s in r.stdout.splitlines() if s.startswith("THREADS_IN_RUN")]
+    assert line.split()[1:] == ["2", "2"]
+    assert json.loads((out_dir / "config.json").read_text())["threads"] == 2
