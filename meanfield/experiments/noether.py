@@ -268,7 +268,7 @@ def _linear_problem(d, rng):
 
 def _part_linear(config, ctx):
     from ..theory.conservation import balance_matrix
-    from ..models.particles import init_gaussian
+    from ..models.particles import charge_scale, init_gaussian
 
     rng = np.random.default_rng([config["seed"], 2])
     d = config["d"]
@@ -278,7 +278,7 @@ def _part_linear(config, ctx):
     dts = np.array(config["linear_dts"], dtype=float)
     out, rows = {"dts": dts}, []
     M0 = balance_matrix(p0.a, p0.b)
-    scale = float(np.max(p0.a ** 2 + np.sum(p0.b ** 2, axis=1)))
+    scale = float(np.max(charge_scale(p0.a, p0.b)))
     out["M0"] = M0
     bar = ctx.progress(3 * dts.size, "noether: linear network")
     for name in ("euler", "rk4", "momentum"):

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine import DEFAULT_ATOL, DEFAULT_RTOL, Field, Result, Solver
-from ..engine.integrators import orbit_rescale
 from .backends import make_backend
-from .particles import Particles
+from .particles import Particles, dissipation, orbit_rescale, rescaling_charge
 from .problem import Problem
 
 __all__ = ["ParticleField", "Simulation", "FlowResult", "simulate_flow", "init", "predict"]
@@ -62,7 +61,7 @@ class ParticleField(Field):
 
     def charge(self, a, b):
         """Q_j = a_j²/η_a − ‖b_j‖²/η_b, (m,)."""
-        return a * a / self.rate_a - np.einsum("ij,ij->i", b, b) / self.rate_b
+        return rescaling_charge(a, b, self.rate_a, self.rate_b)
 
     def velocity(self, y, t=None):
         """((v_a, v_b), risk): v = −η ∘ ∇_θ V − λθ at every particle.
@@ -95,8 +94,7 @@ class ParticleField(Field):
         w = self.weights
         out = {"risk_exact": np.nan,
                # Σ_j w_j (v_a²/η_a + ‖v_b‖²/η_b) = −dF/dt when λ = 0 (the energy identity)
-               "dissipation": (w @ (va * va) / self.rate_a
-                               + w @ np.einsum("ij,ij->i", vb, vb) / self.rate_b),
+               "dissipation": dissipation(va, vb, w, self.rate_a, self.rate_b),
                "q_drift": self.q_drift(a, b, t)}
         if self.backend.name == "exact":
             out["risk_exact"] = risk

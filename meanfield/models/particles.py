@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Particles", "init_sphere_rademacher", "init_gaussian", "init_paired", "load_particles",
+__all__ = ["Particles", "charge_terms", "rescaling_charge", "charge_scale", "dissipation",
+           "orbit_rescale", "init_sphere_rademacher", "init_gaussian", "init_paired", "load_particles",
            "save_particles", "INITS", "make_init"]
 
 
@@ -66,8 +67,116 @@ class Particles:
         return Particles(self.a.copy(), self.b.copy(), self.weights.copy())
 
     def Q(self):
-        """Per-particle a_j² − ‖b_j‖², shape (m,)."""
-        return self.a ** 2 - np.einsum("ij,ij->i", self.b, self.b)
+        """Per-particle a_j² − ‖b_j‖², shape (m,) (:func:`rescaling_charge`)."""
+        return rescaling_charge(self.a, self.b)
+
+
+# ------------------------------------------------------------------ the rescaling charge
+# Q and the dissipation live here, the lowest layer: the particle field (its projection and
+# Q-drift record), the block-reduced field and the theory checks all use them, and theory/
+# imports models/, never the reverse.
+def _rates(rate_a, rate_b):
+    if not (rate_a > 0 and rate_b > 0):
+        raise ValueError(f"rate_a and rate_b must be positive, got {rate_a}, {rate_b}")
+    return float(rate_a), float(rate_b)
+
+
+def _ab(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 2 or b.shape[0] != a.shape[0]:
+        raise ValueError(f"need a of shape (m,) and b of shape (m, d); got {a.shape} and {b.shape}")
+    return a, b
+
+
+def charge_terms(a, b, rate_a=1.0, rate_b=1.0):
+    """The two terms of the rescaling charge, a_j²/η_a and ‖b_j‖²/η_b, each (m,).
+
+    Parameters
+    ----------
+    a : (m,) array
+    b : (m, d) array
+        (or the reduced coordinates z of a block-reduced particle: ‖z_j‖ = ‖b_j‖).
+    rate_a, rate_b : float
+        Per-layer rates η_a, η_b > 0.
+
+    Returns
+    -------
+    A, C : (m,) arrays
+    """
+    a, b = _ab(a, b)
+    ra, rb = _rates(rate_a, rate_b)
+    return a * a / ra, np.einsum("ij,ij->i", b, b) / rb
+
+
+def rescaling_charge(a, b, rate_a=1.0, rate_b=1.0):
+    """Q_j = a_j²/η_a − ‖b_j‖²/η_b, the Noether charge of (a, b) ↦ (a/s, s b), (m,).
+
+    Conserved by the flow without weight decay, Q_j(t) = e^{−2λt} Q_j(0) with it, for any
+    per-layer rates (MATH §6; :mod:`meanfield.theory.conservation`)."""
+    A, C = charge_terms(a, b, rate_a, rate_b)
+    return A - C
+
+
+def charge_scale(a, b, rate_a=1.0, rate_b=1.0):
+    """M_j = a_j²/η_a + ‖b_j‖²/η_b: the size of the terms whose difference is Q_j, (m,).
+
+    Rounding errors of Q_j are a few EPS·M_j, whatever the value of Q_j (Q_j = 0 for balanced
+    particles)."""
+    A, C = charge_terms(a, b, rate_a, rate_b)
+    return A + C
+
+
+def dissipation(va, vb, weights, rate_a=1.0, rate_b=1.0):
+    """D = Σ_j w_j (v_{a,j}²/η_a + ‖v_{b,j}‖²/η_b) = −dE/dt (the metric of the rates).
+
+    Parameters
+    ----------
+    va : (m,) array
+    vb : (m, d) array
+        Velocities of a and b.
+    weights : (m,) array
+    rate_a, rate_b : float
+
+    Returns
+    -------
+    float
+    """
+    A, C = charge_terms(va, vb, rate_a, rate_b)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != A.shape or np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError(f"weights must be a finite non-negative array of shape {A.shape}")
+    # two weighted sums (not w @ (A + C)): the order the flow's records have always used
+    return float(w @ A + w @ C)
+
+
+def orbit_rescale(a, b, q_target, rate_a=1.0, rate_b=1.0):
+    """Move each particle along its rescaling orbit (a, b) ↦ (s a, b/s), s > 0, so that
+    a²/rate_a − ‖b‖²/rate_b = q_target. The predictor is unchanged (σ is 1-homogeneous).
+
+    Solves A y² − Q y − C = 0 for y = s² (A = a²/rate_a, C = ‖b‖²/rate_b) with the root
+    formula that does not cancel for either sign of Q (MATH §6).
+
+    Parameters
+    ----------
+    a : (m,) array
+    b : (m, d) array
+    q_target : (m,) array
+
+    Returns
+    -------
+    a_new : (m,) array
+    b_new : (m, d) array
+    """
+    A, C = charge_terms(a, b, rate_a, rate_b)
+    Q = q_target
+    disc = np.sqrt(Q * Q + 4.0 * A * C)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.where(Q >= 0, (Q + disc) / (2.0 * A), 2.0 * C / (disc - Q))
+    # a = 0 and b = 0 are fixed points of the orbit: leave them alone
+    y = np.where(np.isfinite(y) & (y > 0), y, 1.0)
+    s = np.sqrt(y)
+    return a * s, b / s[:, None]
 
 
 def _unit_sphere(rng, m, d):

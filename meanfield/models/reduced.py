@@ -44,7 +44,7 @@ from ..kernels.reduced import (_RED_BUFFER_BYTES, _RED_TILE_COLS, _RED_TILE_ROWS
                                _reduced_pair_sums_symmetric, _run_serially)
 from ..engine import Field, Result, Solver
 from ..kernels.gaussian import sphere_coordinate_quadrature
-from ..engine.integrators import orbit_rescale
+from .particles import orbit_rescale, rescaling_charge
 from .problem import Problem
 
 __all__ = ["BlockReduction", "ReducedBackend", "ReducedField", "ReducedFlowResult",
@@ -486,7 +486,7 @@ def reduced_solver(backend, a, z, dt=None, n_steps=None, weights=None, integrato
     w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (m,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
         raise ValueError("weights must be non-negative, shape (m,), summing to 1")
-    field = ReducedField(backend, w, a * a - np.einsum("ij,ij->i", z, z))
+    field = ReducedField(backend, w, rescaling_charge(a, z))
     return ReducedSolver(field, (a, z), integrator, dt=dt, n_steps=n_steps, **options)
 
 

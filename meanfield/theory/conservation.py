@@ -56,6 +56,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.integrators import INTEGRATORS
+# Q_j, its scale M_j and the dissipation D are defined once, with the particles (the flow
+# field needs them too); re-exported here, where the laws about them live.
+from ..models.particles import charge_scale, dissipation, rescaling_charge
 
 __all__ = [
     "EPS", "rescaling_charge", "charge_scale", "ChargeLaw", "charge_law", "charge_drift",
@@ -98,36 +101,7 @@ def _weights(weights, m):
 
 
 # ----------------------------------------------------------------------- rescaling charge
-def rescaling_charge(a, b, rate_a=1.0, rate_b=1.0):
-    """Q_j = a_j²/η_a − ‖b_j‖²/η_b, the Noether charge of (a, b) ↦ (a/s, s b).
-
-    Parameters
-    ----------
-    a : (m,) array
-    b : (m, d) array
-    rate_a, rate_b : float
-        Per-layer rates η_a, η_b (the gradient of a is multiplied by η_a, of b by η_b; the
-        weight decay is not).
-
-    Returns
-    -------
-    (m,) array
-    """
-    a, b = _ab(a, b)
-    ra, rb = _rates(rate_a, rate_b)
-    return a * a / ra - np.einsum("ij,ij->i", b, b) / rb
-
-
-def charge_scale(a, b, rate_a=1.0, rate_b=1.0):
-    """M_j = a_j²/η_a + ‖b_j‖²/η_b: the size of the terms whose difference is Q_j, (m,).
-
-    Rounding errors of Q_j are a few EPS·M_j, whatever the value of Q_j (Q_j = 0 for balanced
-    particles)."""
-    a, b = _ab(a, b)
-    ra, rb = _rates(rate_a, rate_b)
-    return a * a / ra + np.einsum("ij,ij->i", b, b) / rb
-
-
+# rescaling_charge and charge_scale: meanfield.models.particles (imported above)
 @dataclass(frozen=True)
 class ChargeLaw:
     """What the flow says about Q_j: Q_j(t) = e^{−decay_rate·t} Q_j(0).
@@ -506,14 +480,6 @@ def lyapunov_energy(risk, a, b, weights, weight_decay=0.0, rate_a=1.0, rate_b=1.
     ra, rb = _rates(rate_a, rate_b)
     reg = 0.5 * weight_decay * float(w @ charge_scale(a, b, ra, rb)) if weight_decay else 0.0
     return float(risk) + reg
-
-
-def dissipation(va, vb, weights, rate_a=1.0, rate_b=1.0):
-    """D = Σ_j w_j (v_{a,j}²/η_a + ‖v_{b,j}‖²/η_b) = −dE/dt (the metric of the rates)."""
-    va, vb = _ab(va, vb)
-    ra, rb = _rates(rate_a, rate_b)
-    w = _weights(weights, va.shape[0])
-    return float(w @ (va * va / ra + np.einsum("ij,ij->i", vb, vb) / rb))
 
 
 def energy_residual(energy, diss, dt, integrator, t=None):
