@@ -29,11 +29,12 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from _common import Output, load_average, machine_lines, median_time, parse_list  # noqa: E402
+from meanfield.theory.rates import fit_power_law  # noqa: E402
 
 
 def fit_exponent(sizes, times):
     """Least-squares slope of log(time) against log(size)."""
-    return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+    return float(fit_power_law(sizes, times).slope)
 
 
 def exact_step(m, d, seed=0):

@@ -29,7 +29,7 @@ velocity evaluations per (accepted) step. Orbit rescaling is an option of every 
 """
 import numpy as np
 
-__all__ = ["INTEGRATORS", "get_integrator", "orbit_rescale", "Integrator", "EmbeddedPair",
+__all__ = ["INTEGRATORS", "get_integrator", "Integrator", "EmbeddedPair",
            "FIXED_STEP", "ADAPTIVE", "integrator_table"]
 
 

@@ -177,8 +177,10 @@ def _sub_run(job, config, problem, backend, kernel, ctx):
 
 def fit_rate(widths, values):
     """Least-squares slope and prefactor of log(value) against log(m)."""
-    slope, intercept = np.polyfit(np.log(widths), np.log(values), 1)
-    return float(slope), float(np.exp(intercept))
+    from ..theory.rates import fit_power_law
+
+    fit = fit_power_law(widths, values)
+    return fit.slope, float(np.exp(fit.intercept))
 
 
 def figure_data(config, widths, results, means, summary):

@@ -104,12 +104,9 @@ def check(config):
 
 
 def _slope(n, err):
-    import numpy as np
+    from ..theory.rates import fit_power_law
 
-    ok = np.isfinite(err) & (err > 0)
-    if ok.sum() < 2:
-        return float("nan")
-    return float(np.polyfit(np.log10(np.asarray(n, float)[ok]), np.log10(err[ok]), 1)[0])
+    return fit_power_law(n, err).slope
 
 
 def run(config, ctx):

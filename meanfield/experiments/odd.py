@@ -325,15 +325,10 @@ def fit_slope(m, gaps):
     -------
     slope, standard_error : float (the error is NaN with fewer than 3 points)
     """
-    x, y = np.log(np.asarray(m, float)), np.log(np.asarray(gaps, float))
-    A = np.column_stack([x, np.ones_like(x)])
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    if x.size < 3:
-        return float(coef[0]), float("nan")
-    resid = y - A @ coef
-    s2 = resid @ resid / (x.size - 2)
-    cov = s2 * np.linalg.inv(A.T @ A)
-    return float(coef[0]), float(np.sqrt(cov[0, 0]))
+    from ..theory.rates import fit_power_law
+
+    fit = fit_power_law(m, gaps)
+    return fit.slope, fit.stderr
 
 
 def _references(config, red, t):

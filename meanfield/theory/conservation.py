@@ -543,13 +543,11 @@ def predicted_energy_residual(diss, dt, integrator, momentum=0.9):
 
 
 def loglog_slope(x, y):
-    """Least-squares slope of log y against log x (NaN if fewer than two positive points)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+    """Least-squares slope of log y against log x (NaN if fewer than two positive points);
+    the slope of :func:`meanfield.theory.rates.fit_power_law`."""
+    from .rates import fit_power_law
+
+    return fit_power_law(x, y).slope
 
 
 # ------------------------------------------------------------------------------ reports
