@@ -132,40 +132,30 @@ def distances_to_limit(eps, c, theta, w, alpha):
 
 
 def wasserstein_1d(u, v, u_weights=None, v_weights=None):
-    """W₁ between two weighted 1-D laws (scipy.stats.wasserstein_distance)."""
-    from scipy.stats import wasserstein_distance  # imported when used (slow to load)
+    """W₁ between two weighted 1-D laws (:func:`meanfield.theory.distances.wasserstein_1d`)."""
+    from ..theory.distances import wasserstein_1d as w1
 
-    return float(wasserstein_distance(u, v, u_weights, v_weights))
+    return w1(u, v, u_weights, v_weights, p=1)
 
 
 def wasserstein_matched(X, Y, p=2):
-    """Exact W_p between two uniform empirical laws of the same size in R^k.
+    """Exact W_p between two uniform empirical laws of the same size in R^k (X, Y: (n, k), or
+    (n,) for k = 1): :func:`meanfield.theory.distances.wasserstein_discrete`."""
+    from ..theory.distances import wasserstein_discrete
 
-    Optimal assignment (scipy.optimize.linear_sum_assignment) on the cost |x − y|^p:
-    O(n³), fine for n up to a few thousand. X, Y: (n, k) arrays (or (n,) for k = 1).
-    """
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    X = X[:, None] if X.ndim == 1 else X
-    Y = Y[:, None] if Y.ndim == 1 else Y
     if X.shape != Y.shape:
         raise ValueError(f"need two samples of the same shape, got {X.shape} and {Y.shape}")
-    cost = np.linalg.norm(X[:, None, :] - Y[None, :, :], axis=2) ** p
-    from scipy.optimize import linear_sum_assignment  # imported when used (slow to load)
-
-    rows, cols = linear_sum_assignment(cost)
-    return float(cost[rows, cols].mean() ** (1.0 / p))
+    return wasserstein_discrete(X, Y, p=p)
 
 
 def coupled_distance(X, Y):
     """(mean_j |X_j − Y_j|²)^½ for two particle systems with a common labelling: an upper
-    bound of W₂ between their laws (the coupling that keeps the labels)."""
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    if X.shape != Y.shape:
-        raise ValueError(f"need arrays of the same shape, got {X.shape} and {Y.shape}")
-    diff = (X - Y).reshape(X.shape[0], -1)
-    return float(np.sqrt(np.mean(np.einsum("ij,ij->i", diff, diff))))
+    bound of W₂ between their laws (:func:`meanfield.theory.distances.coupled_distance`)."""
+    from ..theory.distances import coupled_distance as coupled
+
+    return coupled(X, Y)
 
 
 def profile_inputs(d, d_H, r_values, rng=None, n_directions=1):

@@ -649,11 +649,11 @@ def sign_flip_defect(a, b, weights, direction):
     -------
     float
     """
-    from scipy.stats import wasserstein_distance
+    from ..theory.distances import wasserstein_1d
 
     a, b, weights = _particle_arrays(a, b, weights)
     u = np.asarray(direction, dtype=np.float64)
     if u.shape != (b.shape[1],) or not np.linalg.norm(u) > 0:
         raise ValueError(f"direction must be a non-zero vector of shape ({b.shape[1]},)")
     psi = a + b @ (u / np.linalg.norm(u))
-    return float(wasserstein_distance(psi, -psi, weights, weights))
+    return wasserstein_1d(psi, -psi, weights, weights)

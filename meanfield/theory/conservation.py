@@ -165,7 +165,7 @@ def charge_law_distance(q0, q, weights, t=0.0, decay_rate=0.0):
     Zero for the flow; it ignores particle labels (permutation invariant), so it also
     applies to measures compared without a correspondence.
     """
-    from scipy.stats import wasserstein_distance
+    from .distances import wasserstein_1d
 
     q0 = np.asarray(q0, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
@@ -174,8 +174,8 @@ def charge_law_distance(q0, q, weights, t=0.0, decay_rate=0.0):
     w = _weights(weights, q.shape[0])
     if q0.shape != q.shape:
         raise ValueError("q0 and q must have the same length (pass each law's own weights "
-                         "by calling scipy.stats.wasserstein_distance directly otherwise)")
-    return float(wasserstein_distance(q, np.exp(-decay_rate * t) * q0, w, w))
+                         "by calling meanfield.theory.distances.wasserstein_1d otherwise)")
+    return wasserstein_1d(q, np.exp(-decay_rate * t) * q0, w, w)
 
 
 # ----------------------------------------------------------------------- balance matrix

@@ -16,7 +16,7 @@ floating point; other orthogonal maps (block rotations) are applied by a matrix 
 The *symmetry defect* of μ under g is a distance between μ and g#μ:
 
 * ``method="matching"``: the W₂ distance between the two uniform empirical measures, by an
-  optimal assignment (Hungarian algorithm, m ≤ 3000), or by a known pairing (an orbit start
+  exact optimal transport plan (POT's network simplex, m ≤ 3000), or by a known pairing (an orbit start
   knows which particle is the image of which, :meth:`OrbitStart.pairing`);
 * ``method="sliced"``: the sliced Wasserstein distance (weighted, any m): the mean of the
   1-D W_p between projections on fixed random directions of R^{1+d}. For i.i.d. starts it
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.particles import Particles
+from .distances import coupled_distance, sliced_wasserstein, wasserstein_1d, wasserstein_discrete
 
 __all__ = [
     "ParticleAction", "identity_action", "orthogonal_map", "sign_flip", "coordinate_permutation",
@@ -359,61 +360,6 @@ def target_equivariance_error(problem, action, rng, n=512):
 
 
 # --------------------------------------------------------------------------- distances
-def wasserstein_1d(x, y, wx=None, wy=None, p=1):
-    """W_p between the weighted empirical laws Σ wx_i δ_{x_i} and Σ wy_j δ_{y_j} on the line.
-
-    Computed from the quantile functions: W_p^p = ∫_0^1 |F_x⁻¹(u) − F_y⁻¹(u)|^p du, exact
-    for discrete laws (a merge of the two cumulative weight sequences).
-
-    Parameters
-    ----------
-    x : (n,) or (P, n) array
-        Values (a batch of P problems along the first axis).
-    y : (k,) or (P, k) array
-    wx, wy : (n,), (k,) arrays, optional
-        Weights (normalised here); uniform when omitted.
-    p : float >= 1
-
-    Returns
-    -------
-    float or (P,) array
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    single = x.ndim == 1
-    x2, y2 = np.atleast_2d(x), np.atleast_2d(y)
-    if x2.ndim != 2 or y2.ndim != 2 or x2.shape[0] != y2.shape[0]:
-        raise ValueError(f"x and y must be (n,) and (k,), or (P, n) and (P, k); got {x.shape}, "
-                         f"{y.shape}")
-    if p < 1:
-        raise ValueError(f"p must be >= 1, got {p}")
-    n, k = x2.shape[1], y2.shape[1]
-    wx = np.full(n, 1.0 / n) if wx is None else np.asarray(wx, dtype=np.float64)
-    wy = np.full(k, 1.0 / k) if wy is None else np.asarray(wy, dtype=np.float64)
-    if wx.shape != (n,) or wy.shape != (k,) or np.any(wx < 0) or np.any(wy < 0) \
-            or wx.sum() <= 0 or wy.sum() <= 0:
-        raise ValueError("weights must be non-negative, not all zero, one per value")
-    wx, wy = wx / wx.sum(), wy / wy.sum()
-    out = np.empty(x2.shape[0])
-    uniform_equal = n == k and np.all(wx == wx[0]) and np.all(wy == wy[0])
-    for r in range(x2.shape[0]):
-        ix, iy = np.argsort(x2[r], kind="stable"), np.argsort(y2[r], kind="stable")
-        xs, ys = x2[r][ix], y2[r][iy]
-        if uniform_equal:
-            out[r] = np.mean(np.abs(xs - ys) ** p)
-            continue
-        cx, cy = np.cumsum(wx[ix]), np.cumsum(wy[iy])
-        cx[-1] = cy[-1] = 1.0
-        u = np.unique(np.concatenate([[0.0], cx, cy]))
-        du = np.diff(u)
-        mid = u[:-1] + 0.5 * du
-        qx = xs[np.minimum(np.searchsorted(cx, mid, side="left"), n - 1)]
-        qy = ys[np.minimum(np.searchsorted(cy, mid, side="left"), k - 1)]
-        out[r] = np.sum(du * np.abs(qx - qy) ** p)
-    out = out ** (1.0 / p)
-    return float(out[0]) if single else out
-
-
 def _stack(particles):
     return np.concatenate([particles.a[:, None], particles.b], axis=1)
 
@@ -428,8 +374,8 @@ def symmetry_defect(particles, action, method="matching", pairing=None, n_projec
         μ = Σ_j w_j δ_{θ_j}, θ_j = (a_j, b_j) ∈ R^{1+d}.
     action : ParticleAction
     method : {"matching", "sliced"}
-        ``matching``: W₂(μ, g#μ) for uniform weights, by the Hungarian algorithm
-        (``scipy.optimize.linear_sum_assignment``, m ≤ MAX_MATCHING_M), or, with ``pairing``,
+        ``matching``: W₂(μ, g#μ) for uniform weights, by exact optimal transport
+        (:func:`meanfield.theory.distances.wasserstein_discrete`, m ≤ MAX_MATCHING_M), or, with ``pairing``,
         (Σ_j w_j ‖g·θ_j − θ_{π_j}‖²)^{1/2} (an upper bound on W₂, exact for orbit starts;
         any weights). ``sliced``: (mean over directions u of W_p(⟨u, θ⟩#μ, ⟨u, θ⟩#g#μ)^p)^{1/p}
         with ``n_projections`` directions uniform on S^d drawn from ``seed`` (the same
@@ -461,29 +407,22 @@ def symmetry_defect(particles, action, method="matching", pairing=None, n_projec
                 raise ValueError(f"pairing must be a permutation of 0..{particles.m - 1}")
             if not np.allclose(w[pairing], w, rtol=1e-12, atol=0):
                 raise ValueError("pairing maps particles to particles of different weight")
-            dist = float(np.sqrt(w @ np.sum((image - theta[pairing]) ** 2, axis=1)))
+            dist = coupled_distance(image, theta[pairing], w)
         else:
-            from scipy.optimize import linear_sum_assignment
-
             if particles.m > MAX_MATCHING_M:
                 raise ValueError(f"m = {particles.m} > {MAX_MATCHING_M} is too large for the "
                                  "assignment; pass pairing= or use method='sliced'")
             if not np.all(w == w[0]):
                 raise ValueError("matching without a pairing needs uniform weights; use "
                                  "method='sliced' or pass pairing=")
-            cost = (np.sum(image ** 2, axis=1)[:, None] + np.sum(theta ** 2, axis=1)[None, :]
-                    - 2.0 * image @ theta.T)
-            rows, cols = linear_sum_assignment(cost)
-            diff = image[rows] - theta[cols]  # recompute exactly: the Gram form cancels
-            dist = float(np.sqrt(np.sum(diff ** 2) / particles.m))
+            dist = wasserstein_discrete(image, theta, p=2)
     elif method == "sliced":
         if int(n_projections) < 1:
             raise ValueError(f"n_projections must be >= 1, got {n_projections}")
         rng = np.random.default_rng(seed)
         u = rng.standard_normal((int(n_projections), theta.shape[1]))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
-        wp = wasserstein_1d(u @ theta.T, u @ image.T, w, w, p)
-        dist = float(np.mean(wp ** p) ** (1.0 / p))
+        dist = sliced_wasserstein(theta, image, u, w, w, p)
     else:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(DEFECT_METHODS)}")
     if relative:
