@@ -3,16 +3,11 @@ steps, failure statuses, agreement with fixed RK4, thread-count independence."""
 import numpy as np
 import pytest
 
+from conftest import ADAPTIVE_ORDER_SLACK, RK4_AGREEMENT
 import meanfield as mf
 from meanfield.engine import Field, Solver, integrate
 from meanfield.engine.integrators import ADAPTIVE, INTEGRATORS, get_integrator
 from meanfield.theory.rates import fit_power_law
-
-#: slopes fitted from log–log regressions: allowed shortfall against the theoretical value
-SLOPE_SLACK = 0.3
-#: dopri5 at rtol = atol = 1e-11 against RK4 at dt = 2.5e-3 over t = 1: RK4's own error
-#: (~C dt⁴ ≈ 1e-10 here) dominates
-RK4_AGREEMENT = 1e-8
 
 
 class Twist(Field):
@@ -54,8 +49,8 @@ def test_local_order_with_controller_off(twist, name):
         ests.append(np.abs(err[0]).max())
     p_fit = fit_power_law(hs, errs).slope
     q_fit = fit_power_law(hs, ests).slope
-    assert p_fit > integ.order + 1 - SLOPE_SLACK, (p_fit, errs)
-    assert q_fit > integ.error_order + 1 - SLOPE_SLACK, (q_fit, ests)
+    assert p_fit > integ.order + 1 - ADAPTIVE_ORDER_SLACK, (p_fit, errs)
+    assert q_fit > integ.error_order + 1 - ADAPTIVE_ORDER_SLACK, (q_fit, ests)
 
 
 @pytest.mark.parametrize("name", ADAPTIVE)
@@ -93,7 +88,7 @@ def test_dense_output_accurate_to_its_order(twist, name):
         np.testing.assert_allclose(integ.dense((y0,), stages, h, 1.0)[0], stages[-1][0][0],
                                    rtol=0, atol=1e-14)
     slope = fit_power_law(hs, errs).slope
-    assert slope > dense_order + 1 - SLOPE_SLACK, (slope, errs)
+    assert slope > dense_order + 1 - ADAPTIVE_ORDER_SLACK, (slope, errs)
 
 
 def test_records_and_snapshots_fall_at_requested_times(twist):

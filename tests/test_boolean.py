@@ -4,15 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
+from conftest import BOOLEAN_ROUND_OFF, RTOL_FD, SGD_RTOL
 from meanfield.systems import boolean as bl
-
-#: sums of ≤ 2^n · k float64 products, compared across summation orders.
-ROUND_OFF = 1e-12
-#: central differences with h = 1e-6: truncation O(h²) plus round-off O(ε/h) ≈ 1e-10.
-FD_RTOL = 1e-6
-#: compiled SGD vs the NumPy reference after tens of steps: both do the same arithmetic in
-#: a different order; differences grow a little per step.
-SGD_RTOL = 1e-10
 
 
 def _invariant_net(rng, n, k):
@@ -59,15 +52,15 @@ def test_population_risk_and_gradient_equal_enumeration_of_the_cube(loss):
     X = bl.cube_points(n)
     risk, gW, gc, ga, gb = _brute_force(net, X, bl.labels(X, g), loss)
     u, c, a, b = bl.invariant_coordinates(net)
-    assert bl.population_risk(u, c, a, b, g, loss) == pytest.approx(risk, rel=ROUND_OFF)
+    assert bl.population_risk(u, c, a, b, g, loss) == pytest.approx(risk, rel=BOOLEAN_ROUND_OFF)
     du, dc, da, db = bl.population_gradient(u, c, a, b, g, loss)
     # the full-space gradient is (∂R/∂u / n) 1: it stays in the invariant subspace
-    np.testing.assert_allclose(gW, np.outer(du / n, np.ones(n)), rtol=ROUND_OFF, atol=ROUND_OFF)
-    np.testing.assert_allclose(gc, dc, rtol=ROUND_OFF, atol=ROUND_OFF)
-    np.testing.assert_allclose(ga, da, rtol=ROUND_OFF, atol=ROUND_OFF)
-    assert gb == pytest.approx(db, rel=ROUND_OFF)
+    np.testing.assert_allclose(gW, np.outer(du / n, np.ones(n)), rtol=BOOLEAN_ROUND_OFF, atol=BOOLEAN_ROUND_OFF)
+    np.testing.assert_allclose(gc, dc, rtol=BOOLEAN_ROUND_OFF, atol=BOOLEAN_ROUND_OFF)
+    np.testing.assert_allclose(ga, da, rtol=BOOLEAN_ROUND_OFF, atol=BOOLEAN_ROUND_OFF)
+    assert gb == pytest.approx(db, rel=BOOLEAN_ROUND_OFF)
     acc = np.mean(bl.predict_sign(bl.forward(net, X)) == bl.labels(X, g))
-    assert bl.population_accuracy(u, c, a, b, g) == pytest.approx(acc, rel=ROUND_OFF)
+    assert bl.population_accuracy(u, c, a, b, g) == pytest.approx(acc, rel=BOOLEAN_ROUND_OFF)
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
@@ -87,7 +80,7 @@ def test_population_gradient_matches_finite_differences(loss):
             minus[which][i] -= h
             fd = (bl.population_risk(*plus[:3], plus[3][0], g, loss)
                   - bl.population_risk(*minus[:3], minus[3][0], g, loss)) / (2 * h)
-            assert grad[i] == pytest.approx(fd, rel=FD_RTOL, abs=FD_RTOL)
+            assert grad[i] == pytest.approx(fd, rel=RTOL_FD, abs=RTOL_FD)
 
 
 def test_invariant_net_depends_on_hamming_weight_only():
@@ -105,7 +98,7 @@ def test_invariant_net_depends_on_hamming_weight_only():
     net.a[:] = np.linalg.solve(feats, g)
     net.b[0] = 0.0
     assert bl.population_accuracy(*bl.invariant_coordinates(net), g) == 1.0
-    np.testing.assert_allclose(bl.forward(net, X), bl.labels(X, g), atol=ROUND_OFF)
+    np.testing.assert_allclose(bl.forward(net, X), bl.labels(X, g), atol=BOOLEAN_ROUND_OFF)
 
 
 def test_forward_kernel_matches_numpy():
@@ -116,7 +109,7 @@ def test_forward_kernel_matches_numpy():
     net.b[0] = -0.4
     X = bl.sample_cube(200, n, rng)
     reference = np.maximum(X @ net.W.T + net.c, 0.0) @ net.a + net.b[0]
-    np.testing.assert_allclose(bl.forward(net, X), reference, rtol=ROUND_OFF, atol=ROUND_OFF)
+    np.testing.assert_allclose(bl.forward(net, X), reference, rtol=BOOLEAN_ROUND_OFF, atol=BOOLEAN_ROUND_OFF)
     with pytest.raises(ValueError, match="Boolean"):
         bl.forward(net, X + 0.5)
 
@@ -161,7 +154,7 @@ def test_full_batch_gd_on_the_cube_is_the_population_flow():
     gd = net.copy()
     bl.train_sgd(gd, X, bl.labels(X, g), epochs=steps, lr=dt, rng=np.random.default_rng(0),
                  batch_size=len(X), eval_every=steps)
-    assert bl.invariance_defect(gd.W) < ROUND_OFF
+    assert bl.invariance_defect(gd.W) < BOOLEAN_ROUND_OFF
     flow, hist = bl.population_flow(net, g, dt, steps)
     for mine, theirs in zip(bl.invariant_coordinates(flow), bl.invariant_coordinates(gd)):
         np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)
@@ -179,11 +172,11 @@ def test_population_flow_kernel_matches_numpy_euler():
         for step in range(steps):
             if step % 5 == 0:
                 assert hist["risk"][step // 5] == pytest.approx(
-                    bl.population_risk(u, c, a, b, g, loss), rel=ROUND_OFF)
+                    bl.population_risk(u, c, a, b, g, loss), rel=BOOLEAN_ROUND_OFF)
             du, dc, da, db = bl.population_gradient(u, c, a, b, g, loss)
             u, c, a, b = u - dt * du / n, c - dt * dc, a - dt * da, b - dt * db
         for mine, ref in zip(bl.invariant_coordinates(flow), (u, c, a, b)):
-            np.testing.assert_allclose(mine, ref, rtol=ROUND_OFF, atol=ROUND_OFF)
+            np.testing.assert_allclose(mine, ref, rtol=BOOLEAN_ROUND_OFF, atol=BOOLEAN_ROUND_OFF)
 
 
 def test_sampled_sgd_leaves_the_invariant_subspace():

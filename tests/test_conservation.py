@@ -3,34 +3,13 @@ broken laws, angular momentum, energy identity."""
 import numpy as np
 import pytest
 
+from conftest import (ANGMOM_ROUNDOFF, ANGMOM_SAMPLED_MIN, ENERGY_HALVING_MAX, ENERGY_LEADING_RTOL, EPS, ORDER_SLACK, PROJECTED_RTOL, RK4_ENERGY_RTOL, STEP_ULPS)
 import meanfield as mf
 from meanfield.theory import conservation as C
 from meanfield.kernels.threads import get_threads, set_threads
 
-EPS = np.finfo(np.float64).eps
 
 # -- tolerances ---------------------------------------------------------------------------
-#: per-step identities, in units of EPS·M_j (M_j = a²/η_a + ‖b‖²/η_b): Q before and after the
-#: step are each rounded to ~1–2 ulp of M_j and the step itself rounds θ⁺; measured ≤ 3.1.
-STEP_ULPS = 8
-#: fitted log–log slopes over 3–4 halvings of dt: pre-asymptotic curvature here is < 0.05.
-SLOPE_TOL = 0.15
-#: projected Euler over 10⁴ steps: the projection restores Q to a few ulp each step, errors
-#: do not accumulate (the target is Q_0, not the previous Q).
-PROJECTED_RTOL = 1e-12
-#: angular momentum of the exact field relative to the size of its terms: sums of m rounded
-#: terms (~1e-16 each); 1e-13 leaves a factor > 50 over the measured 2e-15.
-ANGMOM_ROUNDOFF = 1e-13
-#: a batch of 128 inputs breaks rotation invariance at ~n^{−1/2} ≈ 0.09 relative; 1e-3 is
-#: far above round-off and far below that.
-ANGMOM_SAMPLED_MIN = 1e-3
-#: Euler's energy residual vs its leading-order prediction (dt/4)(D₀ − D_N): the relative
-#: correction is O(dt), measured 0.6 % (λ = 0) and 3.4 % (λ = 0.4, η = (2, ½)) at dt = 0.01.
-ENERGY_LEADING_RTOL = 0.05
-#: that correction halves with dt (measured ratio 0.48–0.49 from dt = 0.02 to 0.01).
-ENERGY_HALVING_MAX = 0.6
-#: RK4 + Simpson over T = 1 at dt = 0.02: O(dt⁴) residual, relative to E(0).
-RK4_ENERGY_RTOL = 1e-6
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -185,7 +164,7 @@ def test_fixed_horizon_orders(rng):
     for integrator, slope in (("euler", 1.0), ("heun", 3.0)):
         drift = [_drift(problem, p0, dt, 1.0, integrator) for dt in dts]
         fitted = C.loglog_slope(dts, drift)
-        assert abs(fitted - slope) <= SLOPE_TOL, f"{integrator}: slope {fitted:.3f}"
+        assert abs(fitted - slope) <= ORDER_SLACK, f"{integrator}: slope {fitted:.3f}"
 
 
 @pytest.mark.parametrize("options", [{}, {"weight_decay": 0.05, "rate_a": 2.0, "rate_b": 0.5}])
@@ -227,7 +206,7 @@ def test_momentum_at_fixed_mu_is_first_order(rng):
     p0 = _unbalanced(8, 5, rng)
     dts = np.array([0.01, 0.005, 0.0025])
     drift = [_drift(problem, p0, dt, 0.5, "momentum", momentum=0.5) for dt in dts]
-    assert abs(C.loglog_slope(dts, drift) - 1.0) <= 2 * SLOPE_TOL
+    assert abs(C.loglog_slope(dts, drift) - 1.0) <= 2 * ORDER_SLACK
     # Euler over the same flow time (the buffer rescales time by 1/(1 − μ) = 2)
     assert drift[-1] > 3 * _drift(problem, p0, dts[-1], 1.0, "euler")
 
@@ -266,7 +245,7 @@ def test_weight_decay_law_decays_at_2_lambda_for_any_rates(rng, ra, rb):
         drift.append(np.max(np.abs(C.charge_drift(q0, q, T, law.decay_rate))) / scale)
         wrong.append(np.max(np.abs(C.charge_drift(q0, q, T, 2 * ra * lam))) / scale)
         assert r.q_drift[-1] == pytest.approx(drift[-1] * scale, rel=1e-12)  # engine agrees
-    assert abs(C.loglog_slope(dts, drift) - 1.0) <= SLOPE_TOL
+    assert abs(C.loglog_slope(dts, drift) - 1.0) <= ORDER_SLACK
     assert min(wrong) > 100 * drift[-1]
 
 
@@ -304,7 +283,7 @@ def test_linear_balance_matrix(rng):
         M = C.balance_matrix(r.particles.a, r.particles.b)
         drift.append(np.max(np.abs(M - C.balance_matrix(p0.a, p0.b))) / scale)
     assert drift[-1] < 1e-6
-    assert abs(C.loglog_slope([0.1, 0.05, 0.025], drift) - 4.0) <= 2 * SLOPE_TOL
+    assert abs(C.loglog_slope([0.1, 0.05, 0.025], drift) - 4.0) <= 2 * ORDER_SLACK
 
 
 @pytest.mark.parametrize("integrator", ["euler", "rk4", "momentum"])

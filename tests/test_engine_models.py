@@ -6,16 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import KERNEL_ROUNDOFF
 import meanfield as mf
 
 REF = Path(__file__).parent / "data" / "pre_engine_reference.npz"
-
-#: the block-reduced kernel was re-tiled after the reference was written (it now sums pairs in
-#: another order, and the 1-D model's tables are filled with it): those two models agree with
-#: their reference to round-off (measured ≤ 4e-15), not bit for bit; any change of the
-#: stepping (order of projection and step, record or snapshot step, stage times) moves them
-#: by O(dt) ≫ this
-KERNEL_ROUNDOFF = 1e-13
 
 
 def _close(actual, desired, err_msg=""):

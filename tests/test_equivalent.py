@@ -4,15 +4,10 @@ import math
 import numpy as np
 import pytest
 
+from conftest import OUTPUT_RTOL, RESCALE_ATOL
 from meanfield.systems.equivalent import (canonical_distance, canonical_form, count_equivalent_minima,
                                   discrete_orbit, flip_signs, network_output, permute_units,
                                   rescale_units)
-
-#: outputs of equivalent networks: the permutation reorders the sum over units, so results
-#: agree to a few ulp of the output size, not bitwise.
-OUTPUT_RTOL = 1e-13
-#: canonical forms of rescaled networks: one division by the norm, a few ulp.
-RESCALE_ATOL = 1e-14
 
 
 def _net(rng, k=4, d=3, p=2, bias=True):

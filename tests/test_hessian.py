@@ -14,13 +14,7 @@ from meanfield.hessian import (HessianOperator, analyse, dense_hessian, polish,
 from meanfield.kernels.hessian import hvp_pair_sums
 
 import reference as ref
-from conftest import RTOL_FD, RTOL_KERNEL
-
-#: a zero mode at an exact minimum is round-off (≲ 1e-14 of the top eigenvalue) and the
-#: rest are ≳ 1e-4 of it in these small problems: demand at least 8 decades between.
-MIN_GAP = 1e8
-#: Lanczos (eigsh, tol = 0) against eigh: both at machine precision of the largest |λ|.
-RTOL_LANCZOS = 1e-10
+from conftest import MIN_GAP, RTOL_FD, RTOL_KERNEL, RTOL_LANCZOS
 
 
 def _problems(rng, d):

@@ -2,12 +2,11 @@
 import numpy as np
 import pytest
 
-from conftest import ULPS
+from conftest import EPS, STEP_ULPS
 import meanfield as mf
 from meanfield.engine.integrators import INTEGRATORS, orbit_rescale
+from meanfield.models.particles import charge_scale
 from meanfield.theory.rates import fit_power_law
-
-EPS = np.finfo(float).eps
 
 
 def _problem(rng, d=4):
@@ -44,13 +43,16 @@ def test_euler_step_changes_q_by_exactly_dt2_times_gradient_norms(rng):
     p = mf.init_gaussian(m, d, rng, scale_b=1.0)
     sim = mf.init(problem, p, dt, integrator="euler")
     ga, gb, _ = sim.backend.gradients(sim.a, sim.b, sim.weights)
-    q_before = sim.a ** 2 - (sim.b ** 2).sum(1)
+    a0, b0 = sim.a.copy(), sim.b.copy()
+    q_before = a0 ** 2 - (b0 ** 2).sum(1)
     sim.step()
     q_after = sim.a ** 2 - (sim.b ** 2).sum(1)
     predicted = dt ** 2 * (ga ** 2 - (gb ** 2).sum(1))
-    magnitude = np.maximum(sim.a ** 2, (sim.b ** 2).sum(1))
-    assert np.all(np.abs((q_after - q_before) - predicted) <= ULPS * EPS * magnitude)
-    assert np.abs(predicted).max() > 1e3 * ULPS * EPS * magnitude.max()  # the check has teeth
+    # in units of EPS·M_j, M_j = a_j² + ‖b_j‖² before or after the step (the one unit of the
+    # ΔQ identity, see STEP_ULPS; max(a², ‖b‖²) ≥ M_j/2 was the unit of the old 64-ulp bound)
+    magnitude = np.maximum(charge_scale(a0, b0), charge_scale(sim.a, sim.b))
+    assert np.all(np.abs((q_after - q_before) - predicted) <= STEP_ULPS * EPS * magnitude)
+    assert np.abs(predicted).max() > 1e3 * STEP_ULPS * EPS * magnitude.max()  # it has teeth
 
 
 def test_projected_euler_conserves_q_to_round_off(rng):

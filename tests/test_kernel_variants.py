@@ -10,17 +10,11 @@ import numba
 import numpy as np
 import pytest
 
+from conftest import MAX_ULP_ATAN, RTOL_KERNEL
 from meanfield.kernels import gaussian
 from meanfield.kernels.threads import kernel
 from meanfield.kernels.gaussian import fast_atan2, interaction
 from meanfield.models.targets import NormTarget
-
-#: pair kernel vs the dense NumPy formula: summation order differs, nothing else (m ≤ 700).
-RTOL_PAIR = 1e-12
-#: fast_atan2 against libm's atan2: fdlibm's polynomial plus one rounded quotient; the argument
-#: reduction and the final high+low sum round once each, so 1 ulp is possible on either
-#: side of the correctly rounded value (and libm's own fast_atan2 is itself within 1 ulp).
-MAX_ULP_ATAN = 2.0
 
 
 @kernel(error_model="numpy")
@@ -110,8 +104,8 @@ def test_general_kernel_matches_dense_formula(rng, m, n, d):
     c = rng.standard_normal(n)
     s, g = interaction(b_out, b_src, c)
     s_ref, g_ref = _dense_reference(b_out, b_src, c)
-    assert _rel(s, s_ref) <= RTOL_PAIR
-    assert _rel(g, g_ref) <= RTOL_PAIR
+    assert _rel(s, s_ref) <= RTOL_KERNEL
+    assert _rel(g, g_ref) <= RTOL_KERNEL
 
 
 @pytest.mark.parametrize("m,d", [(1, 4), (127, 10), (300, 55), (300, 56), (700, 33),
@@ -123,8 +117,8 @@ def test_symmetric_kernel_matches_dense_formula(rng, m, d):
     c = rng.standard_normal(m)
     s, g = interaction(b, b, c)
     s_ref, g_ref = _symmetric_reference(b, c)
-    assert _rel(s, s_ref) <= RTOL_PAIR
-    assert _rel(g, g_ref) <= RTOL_PAIR
+    assert _rel(s, s_ref) <= RTOL_KERNEL
+    assert _rel(g, g_ref) <= RTOL_KERNEL
     # an equal copy takes the same path: identical numbers, not just close ones
     s_copy, g_copy = interaction(b, b.copy(), c)
     assert np.array_equal(s, s_copy) and np.array_equal(g, g_copy)
@@ -148,8 +142,8 @@ def test_zero_weight_sources_contribute_nothing(rng):
     keep = np.arange(9) != 3
     s, g = interaction(b[:4], b_bad, c)
     s_ref, g_ref = interaction(b[:4], b[keep], c[keep])
-    np.testing.assert_allclose(s, s_ref, rtol=RTOL_PAIR)
-    np.testing.assert_allclose(g, g_ref, rtol=RTOL_PAIR)
+    np.testing.assert_allclose(s, s_ref, rtol=RTOL_KERNEL)
+    np.testing.assert_allclose(g, g_ref, rtol=RTOL_KERNEL)
     s_self, g_self = interaction(b_bad, b_bad, c)  # symmetric call: only row 3 is NaN
     assert np.isnan(s_self[3]) and np.isfinite(np.delete(s_self, 3)).all()
     assert np.isfinite(np.delete(g_self, 3, axis=0)).all()
@@ -162,8 +156,8 @@ def test_symmetric_and_general_kernels_agree(rng):
     moved = b.copy()
     moved[-1, -1] = np.nextafter(moved[-1, -1], np.inf)  # not equal: the general kernel
     s_gen, g_gen = interaction(b, moved, c)
-    assert _rel(s_sym, s_gen) <= RTOL_PAIR
-    assert _rel(g_sym, g_gen) <= RTOL_PAIR
+    assert _rel(s_sym, s_gen) <= RTOL_KERNEL
+    assert _rel(g_sym, g_gen) <= RTOL_KERNEL
 
 
 def test_tiled_kernels_identical_for_1_and_2_threads(rng):
@@ -212,7 +206,7 @@ def test_serial_and_parallel_drivers_compute_the_same_numbers(rng, m, d, blas):
         assert np.array_equal(one, two)
     s_ref, g_ref = _symmetric_reference(b, c)
     for s, g in (outs[0][:2], outs[0][2:]):
-        assert _rel(s, s_ref) <= RTOL_PAIR and _rel(g, g_ref) <= RTOL_PAIR
+        assert _rel(s, s_ref) <= RTOL_KERNEL and _rel(g, g_ref) <= RTOL_KERNEL
 
 
 def test_sampled_kernels_serial_parallel_and_threads_agree(rng):
@@ -241,8 +235,8 @@ def test_sampled_kernels_serial_parallel_and_threads_agree(rng):
     for one, two in zip(*outs):
         assert np.array_equal(one, two)
     f, ga, gb = outs[0]
-    assert _rel(f, f_ref) <= RTOL_PAIR and _rel(ga, ga_ref) <= RTOL_PAIR
-    assert _rel(gb, gb_ref) <= RTOL_PAIR
+    assert _rel(f, f_ref) <= RTOL_KERNEL and _rel(ga, ga_ref) <= RTOL_KERNEL
+    assert _rel(gb, gb_ref) <= RTOL_KERNEL
     f_serial = np.empty(n)
     sampled._predict_kernel(x, w * a, b, np.ascontiguousarray(b.T), 0, 0.01, f_serial, True)
     ga_s, gb_s = np.empty(m), np.empty((m, d))
@@ -304,16 +298,16 @@ def test_blas_panels_match_dense_formula_and_tiles(rng, m, d):
     s, g = interaction(b, b, c)
     s_gen, g_gen = interaction(b, src, cs)
     s_ref, g_ref = _symmetric_reference(b, c)
-    assert _rel(s, s_ref) <= RTOL_PAIR and _rel(g, g_ref) <= RTOL_PAIR
+    assert _rel(s, s_ref) <= RTOL_KERNEL and _rel(g, g_ref) <= RTOL_KERNEL
     s_ref, g_ref = _dense_reference(b, src, cs)
-    assert _rel(s_gen, s_ref) <= RTOL_PAIR and _rel(g_gen, g_ref) <= RTOL_PAIR
+    assert _rel(s_gen, s_ref) <= RTOL_KERNEL and _rel(g_gen, g_ref) <= RTOL_KERNEL
     saved = gaussian._BLAS_MIN_D, gaussian._BLAS_MIN_D_SMALL_M
     try:
         gaussian._BLAS_MIN_D = gaussian._BLAS_MIN_D_SMALL_M = 10 ** 9  # the Numba tiles
         s_t, g_t = interaction(b, b, c)
     finally:
         gaussian._BLAS_MIN_D, gaussian._BLAS_MIN_D_SMALL_M = saved
-    assert _rel(s, s_t) <= RTOL_PAIR and _rel(g, g_t) <= RTOL_PAIR
+    assert _rel(s, s_t) <= RTOL_KERNEL and _rel(g, g_t) <= RTOL_KERNEL
 
 
 def test_blas_self_pair_is_exact(rng):

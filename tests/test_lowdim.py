@@ -5,17 +5,13 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
+from conftest import KS_P_MIN, LOWDIM_ROUND_OFF
 import meanfield as mf
 from meanfield.models.lowdim import (angle_law, coupled_distance, distances_to_limit,
                               profile_inputs, radial_from_particles, radial_from_reduced,
                               sample_radial_init, sample_reduced_init, signed_masses,
                               wasserstein_1d, wasserstein_matched)
 from meanfield.models.reduced import BlockReduction
-
-#: two-sample Kolmogorov–Smirnov: same law unless p < 1e-4 (false alarm 1 in 10⁴)
-KS_P_MIN = 1e-4
-#: exact identities up to round-off
-ROUND_OFF = 1e-12
 
 
 def test_reduced_init_has_the_law_of_the_projected_full_init():
@@ -30,7 +26,7 @@ def test_reduced_init_has_the_law_of_the_projected_full_init():
     _, _, theta = sample_radial_init(m, d, d_H, rng)
     assert ks_2samp(np.arctan2(np.linalg.norm(full.b[:, d_H:], axis=1), h_full),
                     theta).pvalue > KS_P_MIN
-    assert np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=ROUND_OFF)
+    assert np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=LOWDIM_ROUND_OFF)
 
 
 def test_project_then_lift_keeps_reduced_coordinates():
@@ -39,7 +35,7 @@ def test_project_then_lift_keeps_reduced_coordinates():
     b = rng.standard_normal((5, blocks.d))
     z = blocks.project(b)
     assert z.shape == (5, 2 + 1 + 2)
-    assert np.allclose(blocks.project(blocks.lift(z, rng)), z, atol=ROUND_OFF)
+    assert np.allclose(blocks.project(blocks.lift(z, rng)), z, atol=LOWDIM_ROUND_OFF)
     assert np.allclose(z[:, 2], b[:, 5], atol=0)  # explicit block (size 1) kept as is
 
 
@@ -48,7 +44,7 @@ def test_radial_coordinates_of_balanced_particles():
     p = mf.init_sphere_rademacher(50, 9, rng)
     eps, c, theta = radial_from_particles(p, 3)
     assert np.array_equal(eps, np.sign(p.a))
-    assert np.allclose(c, 1.0, atol=ROUND_OFF)
+    assert np.allclose(c, 1.0, atol=LOWDIM_ROUND_OFF)
     assert np.all((theta >= 0) & (theta <= 0.5 * pi))
     with pytest.raises(ValueError, match="balanced"):
         radial_from_reduced(np.array([2.0]), np.array([1.0]), np.array([0.0]))
@@ -61,8 +57,8 @@ def test_masses_and_angle_law_add_up():
     w = np.full(200, 1 / 200)
     pos, neg = signed_masses(eps, c, w)
     _, hp, hn = angle_law(eps, c, theta, w, bins=17)
-    assert hp.sum() == pytest.approx(pos, abs=ROUND_OFF)
-    assert hn.sum() == pytest.approx(neg, abs=ROUND_OFF)
+    assert hp.sum() == pytest.approx(pos, abs=LOWDIM_ROUND_OFF)
+    assert hn.sum() == pytest.approx(neg, abs=LOWDIM_ROUND_OFF)
 
 
 def test_distances_to_limit_vanish_at_the_limit():
@@ -70,7 +66,7 @@ def test_distances_to_limit_vanish_at_the_limit():
     eps = np.array([1.0, 1.0, -1.0])
     dist = distances_to_limit(eps, np.array([alpha, alpha, 0.3]), np.array([0.0, 0.0, 0.5 * pi]),
                               np.array([0.5, 0.5, 0.0]) + np.array([0, 0, 1e-300]), alpha)
-    assert dist["w2_pos"] == 0.0 and dist["mass_gap"] < ROUND_OFF and dist["w2_neg"] == 0.0
+    assert dist["w2_pos"] == 0.0 and dist["mass_gap"] < LOWDIM_ROUND_OFF and dist["w2_neg"] == 0.0
     far = distances_to_limit(eps, np.ones(3), np.array([0.3, 0.3, 0.2]), np.full(3, 1 / 3),
                              alpha)
     assert far["w2_pos"] == pytest.approx(0.3)
@@ -80,10 +76,10 @@ def test_distances_to_limit_vanish_at_the_limit():
 def test_exact_assignment_agrees_with_scipy_in_one_dimension():
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal(60), rng.exponential(size=60)
-    assert wasserstein_matched(x, y, p=1) == pytest.approx(wasserstein_1d(x, y), abs=ROUND_OFF)
+    assert wasserstein_matched(x, y, p=1) == pytest.approx(wasserstein_1d(x, y), abs=LOWDIM_ROUND_OFF)
     X = rng.standard_normal((40, 3))
     perm = rng.permutation(40)
-    assert wasserstein_matched(X, X[perm]) < ROUND_OFF
+    assert wasserstein_matched(X, X[perm]) < LOWDIM_ROUND_OFF
     assert coupled_distance(X, X[perm]) > 0.5  # the labels matter for the coupling
 
 
@@ -91,8 +87,8 @@ def test_profile_inputs_see_a_constant_target():
     x = profile_inputs(12, 4, np.linspace(0, 3, 7), np.random.default_rng(5), n_directions=3)
     assert x.shape == (3, 7, 12)
     target = mf.NormTarget(4)
-    assert np.allclose(target(x.reshape(-1, 12)), 1.0, atol=ROUND_OFF)
-    assert np.allclose(np.linalg.norm(x[:, :, 4:], axis=2), np.linspace(0, 3, 7), atol=ROUND_OFF)
+    assert np.allclose(target(x.reshape(-1, 12)), 1.0, atol=LOWDIM_ROUND_OFF)
+    assert np.allclose(np.linalg.norm(x[:, :, 4:], axis=2), np.linspace(0, 3, 7), atol=LOWDIM_ROUND_OFF)
 
 
 @pytest.mark.parametrize("module, overrides, pngs", [

@@ -2,18 +2,10 @@
 import numpy as np
 import pytest
 
+from conftest import MOMENTS_FAILED, MOMENTS_ROUND_OFF, N_SIGMA
 from meanfield.systems import moments as mm
 from meanfield.systems.equivalent import permute_units, rescale_units
 from meanfield.theory.rates import fit_power_law
-
-#: identities evaluated on exact moments: a few hundred flops of O(1) numbers.
-ROUND_OFF = 1e-11
-#: Monte Carlo checks: allowed deviation in units of the estimator's standard error (a
-#: 5-sigma miss has probability < 1e-6 per entry).
-N_SIGMA = 5.0
-#: a recovery counts as failed above this relative parameter error (successful recoveries in
-#: these tests are ≤ 0.03).
-FAILED = 0.2
 
 
 def _mc_check(samples, exact):
@@ -64,7 +56,7 @@ def test_odd_moment_identity_is_exact(teacher):
     A, W = teacher
     # Rademacher inputs, exact expectations by enumeration: E[y xᵀ] = ½ A W Σ, Σ = I.
     _, _, cross, _ = mm.rademacher_cube_moments(A, W).second()
-    np.testing.assert_allclose(cross, 0.5 * A @ W, atol=ROUND_OFF)
+    np.testing.assert_allclose(cross, 0.5 * A @ W, atol=MOMENTS_ROUND_OFF)
     # Bernoulli inputs on {0,1}^d (not symmetric): the identity fails.
     bits = mm.rademacher_cube_moments(A, W).x * 0.5 + 0.5
     moments = mm.SampleMoments(bits, mm.teacher_outputs(A, W, bits),
@@ -88,10 +80,10 @@ def test_exact_moments_recover_teacher_to_round_off(teacher, law):
         moments = mm.GaussianMoments(A, W)
     fit = mm.recover(moments, k)
     s = fit.detector_singular_values
-    assert s[-k] < ROUND_OFF * s[0]           # null space of dimension exactly k ...
+    assert s[-k] < MOMENTS_ROUND_OFF * s[0]           # null space of dimension exactly k ...
     assert s[-k - 1] > 1e-3 * s[0]            # ... and not more
-    assert fit.eigen_imag < ROUND_OFF
-    assert fit.detector_residual < ROUND_OFF
+    assert fit.eigen_imag < MOMENTS_ROUND_OFF
+    assert fit.detector_residual < MOMENTS_ROUND_OFF
     assert mm.parameter_error(fit.A, fit.W, A, W) < 1e-9
     if law != "gaussian-noise":  # the moments-only output layer is exact without noise too
         fit = mm.recover(moments, k, a_method="moments")
@@ -103,7 +95,7 @@ def test_pure_directions_are_annihilated_on_exact_moments(teacher):
     A, W = teacher
     moments = mm.GaussianMoments(A, W)
     fit = mm.recover(moments, W.shape[0])
-    assert fit.detector_residual < ROUND_OFF
+    assert fit.detector_residual < MOMENTS_ROUND_OFF
     # the pointwise identity behind it, on samples: with v a pure direction (a row of A⁺),
     # vᵀy = σ(z_j) and ℓ_v = z_j, so (vᵀy)² = ℓ_v vᵀy; a mixed direction violates it.
     rng = np.random.default_rng(4)
@@ -121,7 +113,7 @@ def test_recovery_is_up_to_permutation_and_positive_rescaling(teacher):
     A2, W2, _ = permute_units(A, W, [2, 0, 3, 1])
     A2, W2, _ = rescale_units(A2, W2, [0.5, 2.0, 3.0, 1.0])
     assert mm.parameter_error(A2, W2, A, W) < 1e-14
-    assert mm.parameter_error(A, -W, A, W) > FAILED
+    assert mm.parameter_error(A, -W, A, W) > MOMENTS_FAILED
 
 
 def test_non_symmetric_inputs_fail_on_exact_moments(teacher):
@@ -132,7 +124,7 @@ def test_non_symmetric_inputs_fail_on_exact_moments(teacher):
                                np.full(len(bits), 1.0 / len(bits)))
     fit = mm.recover(moments, W.shape[0])
     assert fit.null_gap > 1e-3          # no exact k-dimensional null space
-    assert mm.parameter_error(fit.A, fit.W, A, W) > FAILED
+    assert mm.parameter_error(fit.A, fit.W, A, W) > MOMENTS_FAILED
 
 
 @pytest.mark.parametrize("law", ["gaussian", "rademacher", "mixture"])
@@ -150,7 +142,7 @@ def test_sampled_recovery_fails_for_shifted_gaussian(teacher):
     rng = np.random.default_rng(6)
     x = mm.sample_inputs("shifted_gaussian", 40_000, 9, rng)
     fit = mm.recover_from_samples(x, mm.teacher_outputs(A, W, x), 4)
-    assert mm.parameter_error(fit.A, fit.W, A, W) > FAILED
+    assert mm.parameter_error(fit.A, fit.W, A, W) > MOMENTS_FAILED
 
 
 def test_gradient_descent_baseline_decreases_the_loss(teacher):

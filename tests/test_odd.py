@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from conftest import GAP_RATIO_MAX, N_SIGMA, ODD_RATE_SLACK, ORDER_SLACK, RTOL_ODE, RTOL_ROUNDOFF
 import meanfield as mf
 from meanfield.models import odd
 from meanfield.cli.config import ConfigError, resolve_config
@@ -9,20 +10,6 @@ from meanfield.cli.runctx import Interrupted, RunContext
 from meanfield.theory.rates import fit_power_law
 
 # -- tolerances ---------------------------------------------------------------------------
-#: identities that hold to round-off (a few hundred ulp of O(1)-normalised quantities after
-#: O(100) steps of sums over ≤ 64 particles).
-RTOL_ROUNDOFF = 1e-12
-#: solve_ivp at rtol = atol = 1e-12 over T = 100 (≈ 5 e-folds of growth): global error ~1e-10.
-RTOL_ODE = 1e-9
-#: fitted order vs nominal order: dt spans a factor 4, so O(dt^{p+1}) terms still bend the fit.
-ORDER_SLACK = 0.15
-#: Monte Carlo comparisons use this many standard errors.
-N_SIGMA = 5.0
-#: random start: E gap ∝ m^{−½} predicts gap(128)/gap(8) = 0.25; 0.5 leaves room for seed noise.
-GAP_RATIO_MAX = 0.5
-#: slope of the random-start gap vs m (slow test): −½ ± 0.15 (≈ 2 standard errors) for 8 seeds,
-#: m = 8..512 in d = 8 (the m = 8 point carries O(1/m) terms that steepen the fit a little).
-SLOPE_SLACK = 0.15
 
 
 def e1_problem(d, seed=0):
@@ -265,7 +252,7 @@ def test_random_start_gap_slope():
     widths = [8, 32, 128, 512]
     gaps = _random_start_gaps(d=8, widths=widths, seeds=list(range(8)), dt=0.25, n=60)
     slope = fit_power_law(widths, gaps.mean(axis=1)).slope
-    assert abs(slope + 0.5) < SLOPE_SLACK, (gaps, slope)
+    assert abs(slope + 0.5) < ODD_RATE_SLACK, (gaps, slope)
 
 
 # ------------------------------------------------------------------------ the experiment

@@ -5,22 +5,10 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from conftest import RTOL_KERNEL
+from conftest import (IDENTITY_TOL, N_SIGMA, RTOL_KERNEL, TABLE_TOL_DH2, TABLE_TOL_SMOOTH, TRAJECTORY_TOL)
 from meanfield.models.lowdim import reduced_from_radial, sample_radial_init
 from meanfield.models.radial1d import (RadialKernel, fold_angle, monte_carlo_field, simulate_radial)
 from meanfield.models.reduced import BlockReduction, ReducedBackend, simulate_reduced
-
-#: spectral tables vs direct quadrature for d_H = 5, d⊥ = 25 (measured ~1e-13)
-TABLE_TOL_SMOOTH = 1e-10
-#: d_H = 2 (Chebyshev weight, least smooth corner at θ = 0); measured 1e-9 (K), 1e-7 (K')
-TABLE_TOL_DH2 = 1e-6
-#: 1-D velocities vs the (a, ‖b_H‖, ‖b⊥‖) reduced velocities: same formulas, both quadratures
-#: converged (measured 1e-11)
-IDENTITY_TOL = 1e-8
-#: RK4 trajectories in two coordinate systems, dt = 0.01, 50 steps: O(dt⁴) apart
-TRAJECTORY_TOL = 1e-6
-#: Monte Carlo agreement, in standard errors
-MC_SIGMAS = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +104,7 @@ def test_monte_carlo_estimator_is_unbiased(kernel_5_25):
         draws.append(np.concatenate([g_hat, dg_hat, [loss_hat]]))
     draws = np.array(draws)
     se = draws.std(axis=0) / np.sqrt(draws.shape[0])
-    assert np.all(np.abs(draws.mean(axis=0) - np.concatenate([g, dg, [risk]])) < MC_SIGMAS * se)
+    assert np.all(np.abs(draws.mean(axis=0) - np.concatenate([g, dg, [risk]])) < N_SIGMA * se)
 
 
 def test_input_validation(kernel_5_25):

@@ -5,7 +5,7 @@ import pytest
 
 import meanfield as mf
 import reference as ref
-from conftest import RTOL_KERNEL
+from conftest import (EXACT_TOL, LAW_RATE_WINDOW, N_SIGMA, QUADRATURE_TOL, RISK_RATE_WINDOW, RTOL_FD, RTOL_KERNEL)
 from meanfield.models import reduced
 from meanfield.models.backends import ExactBackend
 from meanfield.models.targets import NormTarget
@@ -13,19 +13,6 @@ from meanfield.models.lowdim import sample_reduced_init
 from meanfield.models.reduced import (BlockReduction, ReducedBackend, reduced_interaction,
                                simulate_reduced)
 from meanfield.theory.rates import fit_power_law
-
-#: Monte Carlo agreement, in standard errors (a 5σ event fails 1 run in ~1.7 million)
-MC_SIGMAS = 5.0
-#: target terms depend on b only through block norms: lifting changes nothing but round-off
-EXACT_TOL = 1e-12
-#: central differences with step 1e-6 on O(1) quantities
-FD_TOL = 1e-6
-#: 8 vs 48 Gauss–Jacobi nodes for γ_{d⊥}, d⊥ = 25 (measured 1e-12; a margin for other points)
-QUADRATURE_TOL = 1e-10
-#: m-rate of the full-vs-reduced particle discrepancy: theory −½ (3 widths × 4 seeds)
-LAW_RATE_WINDOW = (-0.8, -0.3)
-#: m-rate of the risk discrepancy: theory −1 (second order in the symmetry defect)
-RISK_RATE_WINDOW = (-1.3, -0.7)
 
 
 def _kappa_np(u, v):
@@ -160,7 +147,7 @@ def test_reduced_kernel_matches_monte_carlo_over_orthogonal_directions(reduce_H)
     draws = kappa @ c  # (n, m)
     err = np.abs(draws.mean(axis=0) - s_red)
     se = draws.std(axis=0) / np.sqrt(draws.shape[0])
-    assert np.all(err < MC_SIGMAS * se + 1e-15), (err, se)
+    assert np.all(err < N_SIGMA * se + 1e-15), (err, se)
 
 
 def test_reduced_gradient_matches_monte_carlo_of_projected_full_gradient():
@@ -180,7 +167,7 @@ def test_reduced_gradient_matches_monte_carlo_of_projected_full_gradient():
     draws = np.concatenate([g[:, :, :2], radial[:, :, None]], axis=2)
     err = np.abs(draws.mean(axis=0) - g_red)
     se = draws.std(axis=0) / np.sqrt(draws.shape[0])
-    assert np.all(err < MC_SIGMAS * se + 1e-15)
+    assert np.all(err < N_SIGMA * se + 1e-15)
 
 
 def test_norm_target_terms_equal_full_ones_on_any_lift():
@@ -252,12 +239,12 @@ def test_velocity_is_minus_gradient_of_reduced_risk():
             zp[i, col] += h
             zm[i, col] -= h
             fd = (backend.risk(a, zp, w) - backend.risk(a, zm, w)) / (2 * h * w[i])
-            assert fd == pytest.approx(gz[i, col], abs=FD_TOL)
+            assert fd == pytest.approx(gz[i, col], abs=RTOL_FD)
         ap, am = a.copy(), a.copy()
         ap[i] += h
         am[i] -= h
         fd = (backend.risk(ap, z, w) - backend.risk(am, z, w)) / (2 * h * w[i])
-        assert fd == pytest.approx(ga[i], abs=FD_TOL)
+        assert fd == pytest.approx(ga[i], abs=RTOL_FD)
 
 
 def test_quadrature_converges_fast():
@@ -317,7 +304,7 @@ def test_predictor_matches_average_of_lifted_predictors():
     b = _lifts(blocks, z, rng, 20000)
     draws = np.maximum(np.einsum("nmd,kd->nmk", b, x), 0.0).transpose(0, 2, 1) @ (w * a)
     se = draws.std(axis=0) / np.sqrt(draws.shape[0])
-    assert np.all(np.abs(draws.mean(axis=0) - f_red) < MC_SIGMAS * se + 1e-15)
+    assert np.all(np.abs(draws.mean(axis=0) - f_red) < N_SIGMA * se + 1e-15)
 
 
 @pytest.mark.slow

@@ -4,20 +4,12 @@ import itertools
 import numpy as np
 import pytest
 
+from conftest import DEFECT_RATE_SLACK, ORBIT_ROUNDOFF, ROTATION_ROUNDOFF, RTOL_KERNEL
 import meanfield as mf
 from meanfield.theory import symmetry as S
 from meanfield.kernels.threads import get_threads, set_threads
 
 # -- tolerances ---------------------------------------------------------------------------
-#: orbit starts under the flow: particle and image see the same sums in a different order,
-#: so they differ by round-off per step (measured ≤ 1e-15 over 200 steps).
-ORBIT_ROUNDOFF = 1e-13
-#: a rotation by 2π/n is exact only to round-off (cos, sin rounded): images agree to ~1e-16.
-ROTATION_ROUNDOFF = 1e-14
-#: slope of the random-start defect vs m: 4 seeds × 4 sizes, sampling noise of the fit ~0.05.
-SLOPE_TOL = 0.15
-#: 1-D Wasserstein against scipy: both exact, only summation order differs.
-RTOL_W1 = 1e-12
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -171,7 +163,7 @@ def test_random_start_defect_falls_like_inverse_sqrt_m():
                                        g, method="sliced") for s in range(4)]) for m in ms]
     from meanfield.theory.conservation import loglog_slope
 
-    assert abs(loglog_slope(ms, mean) + 0.5) <= SLOPE_TOL
+    assert abs(loglog_slope(ms, mean) + 0.5) <= DEFECT_RATE_SLACK
 
 
 @pytest.mark.slow
@@ -190,7 +182,7 @@ def test_random_start_defect_after_the_flow_falls_like_inverse_sqrt_m():
             r = mf.simulate_flow(problem, p0, dt=0.05, n_steps=20)
             vals.append(S.symmetry_defect(r.particles, g, method="sliced"))
         mean.append(np.mean(vals))
-    assert abs(loglog_slope(ms, mean) + 0.5) <= SLOPE_TOL
+    assert abs(loglog_slope(ms, mean) + 0.5) <= DEFECT_RATE_SLACK
 
 
 # ---------------------------------------------------------------------------- distances
@@ -200,7 +192,7 @@ def test_wasserstein_1d_against_scipy(rng):
     x, y = rng.standard_normal(17), rng.standard_normal(9) + 0.3
     wx, wy = rng.uniform(size=17), rng.uniform(size=9)
     ref = wasserstein_distance(x, y, wx, wy)
-    assert S.wasserstein_1d(x, y, wx, wy) == pytest.approx(ref, rel=RTOL_W1)
+    assert S.wasserstein_1d(x, y, wx, wy) == pytest.approx(ref, rel=RTOL_KERNEL)
     # batch form, and W_p of a translate is the shift
     out = S.wasserstein_1d(np.stack([x, x]), np.stack([x + 0.5, x - 2.0]), p=2)
     assert np.allclose(out, [0.5, 2.0], rtol=1e-12)
