@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..theory.rates import fit_power_law
+
 __all__ = ["Verdict", "make_verdict", "measurement", "fit_loglog", "at_most", "at_least", "close", "slope", "equal",
            "SLOPE_TOL", "SLOPE_N_SE", "N_SIGMA",
            "kernel_vs_monte_carlo", "velocity_vs_finite_differences", "euler_is_gradient_descent",
@@ -122,7 +124,8 @@ def equal(value, expected):
 
 
 def fit_loglog(x, y):
-    """Least-squares slope of log y on log x, with its standard error.
+    """Slope of log y on log x with its standard error (:func:`meanfield.theory.rates.fit_power_law`),
+    with repetitions allowed.
 
     Parameters
     ----------
@@ -132,7 +135,7 @@ def fit_loglog(x, y):
     Returns
     -------
     slope, se : float (se is NaN with fewer than 3 points; slope NaN with fewer than 2
-        positive finite points)
+        positive finite points or all x equal)
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -140,17 +143,10 @@ def fit_loglog(x, y):
         x = np.repeat(x, y.shape[1])
         y = y.ravel()
     ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
-    lx, ly = np.log(x[ok]), np.log(y[ok])
-    if lx.size < 2 or np.ptp(lx) == 0:
+    if ok.sum() < 2 or np.ptp(x[ok]) == 0:
         return float("nan"), float("nan")
-    A = np.column_stack([lx, np.ones_like(lx)])
-    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
-    if lx.size < 3:
-        return float(coef[0]), float("nan")
-    resid = ly - A @ coef
-    s2 = resid @ resid / (lx.size - 2)
-    se = math.sqrt(s2 / np.sum((lx - lx.mean()) ** 2))
-    return float(coef[0]), se
+    fit = fit_power_law(x, y)
+    return fit.slope, fit.stderr
 
 
 def make_verdict(id, source, statement, measured, expected, basis, crit, run, **extra):
