@@ -24,9 +24,11 @@ is run from the same initial particles for comparison, for the starts in ``sampl
 
 Every sub-run (init, m, seed, backend) is saved as a part when it finishes, so ``--resume``
 skips it; long sub-runs also checkpoint. ``--workers N`` / ``--scheduler`` run the sub-runs on
-Dask workers (same results). Figures: ``odd_risk.png`` (risk vs t),
-``odd_distance.png`` (‖w − w*‖ vs t with the bound), ``odd_gap.png`` (gap to the reduced ODE
-vs m, log–log, fitted slope) and ``odd_symmetry.png`` (even part of the predictor vs t).
+Dask workers (same results). The analysis saves ``odd_curves.npz`` (every curve, gap and
+fit); the figures are drawn from it (:func:`meanfield.plots.odd.plot`): ``odd_risk.png``
+(risk vs t), ``odd_distance.png`` (‖w − w*‖ vs t with the bound), ``odd_gap.png`` (gap to
+the reduced ODE vs m, log–log, fitted slope) and ``odd_symmetry.png`` (even part of the
+predictor vs t).
 """
 import numpy as np
 
@@ -373,10 +375,12 @@ def _run_references(part, init, config, red, inf_closed, inf_same_dt, backend="e
 
 
 def run(config, ctx):
-    """Run E1 and return flat scalar results (see the module docstring)."""
+    """Run E1 and return flat scalar results (see the module docstring). Saves
+    ``odd_curves.npz`` (every curve, gap and fit the figures need) and draws the figures
+    from it (:func:`meanfield.plots.odd.plot`)."""
     import time
 
-    from ..models.odd import convergence_bound, linear_risk, odd_reduction
+    from ..models.odd import odd_reduction
 
     start = time.perf_counter()
     problem, probe = build_problem(config)
@@ -387,105 +391,179 @@ def run(config, ctx):
         done = map_sub_runs(ctx, run_one, jobs, (config, problem, red, probe), bar=bar,
                             cost=lambda job: _cost(job, config) * _n_records(config), label=NAME)
     parts = dict(zip(jobs, done))
-    t = parts[jobs[0]]["t"]
+
+    res, curves, gaps = analyse(config, red, parts)
+    _final_risks(res, config, parts, gaps)
+    _paired_summary(res, config, parts, gaps)
+    fit = _sphere_fit(res, config, gaps)
+    _wall_times(res, config, parts)
+    ctx.save_arrays("odd_curves.npz", **curves, **_plot_arrays(config, red, gaps, fit))
+    res["wall_time_total_s"] = time.perf_counter() - start
+
+    from ..plots.odd import plot
+
+    plot(ctx.out_dir, config)
+    ctx.log(f"final risk (∞ width) {res['final_risk_inf']:.6f}, F* = {red.F_star:.6f}")
+    if "gap_slope" in res:
+        ctx.log(f"random start: gap to the ODE ~ m^{res['gap_slope']:.3f} "
+                f"(± {res['gap_slope_se']:.3f} regression, seed spread "
+                f"{res['gap_slope_seed_std']:.3f})")
+    if "gap_ode_paired_max" in res:
+        ctx.log(f"paired start: max gap to the ODE {res['gap_ode_paired_max']:.3e}, at the "
+                f"same dt {res['gap_same_dt_paired_max']:.3e}")
+    return res
+
+
+def analyse(config, red, parts):
+    """The ∞-width references and every sub-run's gaps to them.
+
+    Parameters
+    ----------
+    config : dict
+    red : OddReduction
+    parts : dict
+        (init, m, seed, backend) -> the sub-run's saved arrays.
+
+    Returns
+    -------
+    res : dict
+        The reference scalars of the summary (F*, ‖w*‖, V, the ∞-width final risk and error,
+        the bound ratio, the agreement of the three references).
+    curves : dict of arrays
+        t (n_rec,), the ∞-width risk, error and bound, and per sub-run ``<part>_risk``,
+        ``_risk_batch``, ``_error``, ``_even_probe``, ``_defect`` (n_rec,).
+    gaps : dict
+        job -> {"ode", "same_dt", "risk", "identity", "bound_ratio"[, "decomposition"]}.
+    """
+    from ..models.odd import convergence_bound
+
+    t = parts[next(iter(parts))]["t"]
     V, inf, inf_ode, inf_same_dt = _references(config, red, t)
     bound = convergence_bound(red, V, t)
-
     res = {"F_star": red.F_star, "w_star_norm": red.w_star_norm, "V": V,
            "final_risk_inf": float(inf["risk"][-1]),
            "final_error_inf": float(inf["error"][-1]),
            "bound_ratio_inf_max": float(np.max(inf["error"] / bound)),
            "inf_closed_form_vs_moment_ode": float(np.abs(inf_ode.w - inf["w"]).max()),
            "inf_same_dt_vs_ode": float(np.abs(inf_same_dt.w - inf["w"]).max())}
-    first = config["seeds"][0]
-    widths = sorted(config["widths"])
     curves = {"t": t, "inf_risk": inf["risk"], "inf_error": inf["error"], "bound": bound,
               "inf_same_dt_risk": inf_same_dt.risk}
     gaps = {}
     for job, part in parts.items():
-        init, m, seed, backend = job
-        w_cont, risk_cont, w_disc = _run_references(part, init, config, red, inf, inf_same_dt,
-                                                    backend)
-        err = np.linalg.norm(part["w"] - red.w_star, axis=1)
-        g_cont = float(np.linalg.norm(part["w"] - w_cont, axis=1).max())
-        g_disc = float(np.linalg.norm(part["w"] - w_disc, axis=1).max())
-        ok = np.isfinite(part["risk_exact"])
-        risk_gap = float(np.abs(part["risk_exact"][ok] - risk_cont[ok]).max())
-        # risk identity F = F* + (v_ρ/2)‖w − w*‖² + ½E f_e² (the last term is 0 when symmetric)
-        lin = linear_risk(red, part["w"])
-        gaps[job] = {"ode": g_cont, "same_dt": g_disc, "risk": risk_gap,
-                     "identity": float(np.abs(part["risk_exact"][ok] - lin[ok]).max()),
-                     "bound_ratio": float(np.max(err / bound))}
-        if backend == "exact":
-            idx = part["even_at"]
-            decomp = part["risk_exact"][idx] - lin[idx] - 0.5 * part["even_exact"]
-            gaps[job]["decomposition"] = float(np.abs(decomp).max())
+        gaps[job], err = _gaps(job, part, config, red, inf, inf_same_dt, bound)
         key = _part_name(job)
         curves[key + "_risk"] = part["risk_exact"]
         curves[key + "_risk_batch"] = part["risk"]
         curves[key + "_error"] = err
         curves[key + "_even_probe"] = part["even_probe"]
         curves[key + "_defect"] = part["defect"]
-    ctx.save_arrays("odd_curves.npz", **curves)
+    return res, curves, gaps
 
-    # -- final risks, bound, identities ----------------------------------------------------
+
+def _gaps(job, part, config, red, inf, inf_same_dt, bound):
+    """One sub-run against its references: (gaps dict, ‖w − w*‖ (n_rec,))."""
+    from ..models.odd import linear_risk
+
+    init, m, seed, backend = job
+    w_cont, risk_cont, w_disc = _run_references(part, init, config, red, inf, inf_same_dt,
+                                                backend)
+    err = np.linalg.norm(part["w"] - red.w_star, axis=1)
+    ok = np.isfinite(part["risk_exact"])
+    # risk identity F = F* + (v_ρ/2)‖w − w*‖² + ½E f_e² (the last term is 0 when symmetric)
+    lin = linear_risk(red, part["w"])
+    gaps = {"ode": float(np.linalg.norm(part["w"] - w_cont, axis=1).max()),
+            "same_dt": float(np.linalg.norm(part["w"] - w_disc, axis=1).max()),
+            "risk": float(np.abs(part["risk_exact"][ok] - risk_cont[ok]).max()),
+            "identity": float(np.abs(part["risk_exact"][ok] - lin[ok]).max()),
+            "bound_ratio": float(np.max(err / bound))}
+    if backend == "exact":
+        idx = part["even_at"]
+        decomp = part["risk_exact"][idx] - lin[idx] - 0.5 * part["even_exact"]
+        gaps["decomposition"] = float(np.abs(decomp).max())
+    return gaps, err
+
+
+def _final_risks(res, config, parts, gaps):
+    """Final risks and bound ratios per (init, m) of the first seed; SGD against exact;
+    the largest residual of the risk decomposition."""
+    first = config["seeds"][0]
     for init in config["inits"]:
-        for m in widths:
-            p = parts[(init, m, first, "exact")]
-            res[f"final_risk_{init}_m{m}"] = float(p["risk_exact_final"])
-            res[f"bound_ratio_max_{init}_m{m}"] = gaps[(init, m, first, "exact")]["bound_ratio"]
+        for m in sorted(config["widths"]):
+            job = (init, m, first, "exact")
+            res[f"final_risk_{init}_m{m}"] = float(parts[job]["risk_exact_final"])
+            res[f"bound_ratio_max_{init}_m{m}"] = gaps[job]["bound_ratio"]
             if _has_sampled(config, init):
-                ps = parts[(init, m, first, "sampled")]
-                res[f"final_risk_{init}_m{m}_sampled"] = float(ps["risk_exact_final"])
-                e = p["risk_exact"]
-                ok = np.isfinite(ps["risk_exact"])
-                res[f"sampled_vs_exact_max_risk_diff_{init}_m{m}"] = float(
-                    np.abs(ps["risk_exact"][ok] - e[ok]).max())
-                res[f"sampled_gap_ode_{init}_m{m}"] = gaps[(init, m, first, "sampled")]["ode"]
-    exact_jobs = [j for j in parts if j[3] == "exact"]
-    res["risk_decomposition_residual_max"] = max(gaps[j]["decomposition"] for j in exact_jobs)
+                _sampled_vs_exact(res, init, m, parts[job], parts[(init, m, first, "sampled")],
+                                  gaps[(init, m, first, "sampled")])
+    res["risk_decomposition_residual_max"] = max(g["decomposition"] for j, g in gaps.items()
+                                                 if j[3] == "exact")
 
-    if "paired" in config["inits"]:
-        pj = [j for j in exact_jobs if j[0] == "paired"]
-        for j in pj:
-            res[f"gap_ode_paired_m{j[1]}"] = gaps[j]["ode"]
-        res["gap_ode_paired_max"] = max(gaps[j]["ode"] for j in pj)
-        res["gap_same_dt_paired_max"] = max(gaps[j]["same_dt"] for j in pj)
-        res["risk_identity_paired_max"] = max(gaps[j]["identity"] for j in pj)
-        res["even_probe_paired_max"] = float(max(np.max(parts[j]["even_probe"]) for j in pj))
-        res["even_exact_paired_max"] = float(max(np.max(np.abs(parts[j]["even_exact"]))
-                                                 for j in pj))
-        res["pair_defect_paired_max"] = float(max(np.max(parts[j]["defect"]) for j in pj))
-        if _has_sampled(config, "paired"):
-            res["pair_defect_paired_sampled_max"] = float(max(
-                np.max(parts[("paired", m, first, "sampled")]["defect"]) for m in widths))
 
+def _sampled_vs_exact(res, init, m, exact, sampled, sampled_gaps):
+    res[f"final_risk_{init}_m{m}_sampled"] = float(sampled["risk_exact_final"])
+    ok = np.isfinite(sampled["risk_exact"])
+    res[f"sampled_vs_exact_max_risk_diff_{init}_m{m}"] = float(
+        np.abs(sampled["risk_exact"][ok] - exact["risk_exact"][ok]).max())
+    res[f"sampled_gap_ode_{init}_m{m}"] = sampled_gaps["ode"]
+
+
+def _paired_summary(res, config, parts, gaps):
+    """The paired start: gaps to its own moment ODE, risk identity, even part, pair defect."""
+    if "paired" not in config["inits"]:
+        return
+    pj = [j for j in parts if j[3] == "exact" and j[0] == "paired"]
+    for j in pj:
+        res[f"gap_ode_paired_m{j[1]}"] = gaps[j]["ode"]
+    res["gap_ode_paired_max"] = max(gaps[j]["ode"] for j in pj)
+    res["gap_same_dt_paired_max"] = max(gaps[j]["same_dt"] for j in pj)
+    res["risk_identity_paired_max"] = max(gaps[j]["identity"] for j in pj)
+    res["even_probe_paired_max"] = float(max(np.max(parts[j]["even_probe"]) for j in pj))
+    res["even_exact_paired_max"] = float(max(np.max(np.abs(parts[j]["even_exact"])) for j in pj))
+    res["pair_defect_paired_max"] = float(max(np.max(parts[j]["defect"]) for j in pj))
+    if _has_sampled(config, "paired"):
+        first = config["seeds"][0]
+        res["pair_defect_paired_sampled_max"] = float(max(
+            np.max(parts[("paired", m, first, "sampled")]["defect"])
+            for m in sorted(config["widths"])))
+
+
+def _sphere_fit(res, config, gaps):
+    """The random start: mean gaps per width and the m-slope of the mean gap, to the ODE
+    (``ode``) and to the reduction at the same dt (``same_dt``). Adds the summary keys and
+    returns {kind: (slope, standard error, gaps (widths, seeds), means (widths,))}."""
+    if "sphere" not in config["inits"]:
+        return {}
+    widths, seeds = sorted(config["widths"]), config["seeds"]
     fit = {}
-    if "sphere" in config["inits"]:
-        seeds = config["seeds"]
-        for kind in ("ode", "same_dt"):
-            table = np.array([[gaps[("sphere", m, s, "exact")][kind] for s in seeds]
-                              for m in widths])  # (widths, seeds)
-            means = table.mean(axis=1)
-            for m, g in zip(widths, means):
-                res[f"gap_{kind}_sphere_m{m}_mean"] = float(g)
-            if kind == "ode":
-                for m in widths:
-                    res[f"gap_risk_sphere_m{m}_mean"] = float(np.mean(
-                        [gaps[("sphere", m, s, "exact")]["risk"] for s in seeds]))
-            if len(widths) >= 2:
-                slope, se = fit_slope(widths, means)
-                per_seed = [fit_slope(widths, table[:, k])[0] for k in range(len(seeds))]
-                label = "gap_slope" if kind == "ode" else "gap_same_dt_slope"
-                res[label] = slope
-                res[label + "_se"] = se
-                res[label + "_seed_std"] = float(np.std(per_seed, ddof=1)) \
-                    if len(seeds) > 1 else float("nan")
-                res[label + "_seed_min"] = float(min(per_seed))
-                res[label + "_seed_max"] = float(max(per_seed))
-                fit[kind] = (slope, se, table, means)
+    for kind in ("ode", "same_dt"):
+        table = np.array([[gaps[("sphere", m, s, "exact")][kind] for s in seeds]
+                          for m in widths])  # (widths, seeds)
+        means = table.mean(axis=1)
+        for m, g in zip(widths, means):
+            res[f"gap_{kind}_sphere_m{m}_mean"] = float(g)
+        if kind == "ode":
+            for m in widths:
+                res[f"gap_risk_sphere_m{m}_mean"] = float(np.mean(
+                    [gaps[("sphere", m, s, "exact")]["risk"] for s in seeds]))
+        if len(widths) < 2:
+            continue
+        slope, se = fit_slope(widths, means)
+        per_seed = [fit_slope(widths, table[:, k])[0] for k in range(len(seeds))]
+        label = "gap_slope" if kind == "ode" else "gap_same_dt_slope"
+        res[label] = slope
+        res[label + "_se"] = se
+        res[label + "_seed_std"] = float(np.std(per_seed, ddof=1)) \
+            if len(seeds) > 1 else float("nan")
+        res[label + "_seed_min"] = float(min(per_seed))
+        res[label + "_seed_max"] = float(max(per_seed))
+        fit[kind] = (slope, se, table, means)
+    return fit
 
-    # -- wall times ------------------------------------------------------------------------
+
+def _wall_times(res, config, parts):
+    """Wall times of the sub-runs (per width, per backend of the random start, in total)."""
+    first = config["seeds"][0]
+    widths = sorted(config["widths"])
     if "sphere" in config["inits"]:
         res["wall_time_e1_core_s"] = float(sum(parts[("sphere", m, first, "exact")]["wall_time_s"]
                                                for m in widths))
@@ -500,155 +578,22 @@ def run(config, ctx):
         res["wall_time_sampled_s"] = float(sum(p["wall_time_s"] for j, p in parts.items()
                                                if j[3] == "sampled"))
     res["n_sub_runs"] = len(parts)
-    # sum over sub-runs: unlike the total below, it survives --resume
+    # sum over sub-runs: unlike the total, it survives --resume
     res["wall_time_sub_runs_s"] = float(sum(p["wall_time_s"] for p in parts.values()))
-    res["wall_time_total_s"] = time.perf_counter() - start
-
-    _figures(ctx, config, red, curves, widths, gaps, fit)
-    ctx.log(f"final risk (∞ width) {res['final_risk_inf']:.6f}, F* = {red.F_star:.6f}")
-    if "gap_slope" in res:
-        ctx.log(f"random start: gap to the ODE ~ m^{res['gap_slope']:.3f} "
-                f"(± {res['gap_slope_se']:.3f} regression, seed spread "
-                f"{res['gap_slope_seed_std']:.3f})")
-    if "gap_ode_paired_max" in res:
-        ctx.log(f"paired start: max gap to the ODE {res['gap_ode_paired_max']:.3e}, at the "
-                f"same dt {res['gap_same_dt_paired_max']:.3e}")
-    return res
 
 
-# ------------------------------------------------------------------------------ figures
-def _figures(ctx, config, red, curves, widths, gaps, fit):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = curves["t"]
-    first = config["seeds"][0]
-    colors = {m: plt.cm.viridis(k / max(len(widths) - 1, 1) * 0.85)
-              for k, m in enumerate(widths)}
-    inits = config["inits"]
-    titles = {"sphere": "random start (a = ±1, b ∈ S$^{d-1}$)",
-              "paired": "paired start (a, b), (−a, −b)"}
-    sub = (f"d = {config['d']}, {_step_label(config)}, "
-           f"exact population gradient (solid), SGD batch {config['batch_size']} (Euler, dt = "
-           f"{_time(config, 'sampled')[1]['dt']:g}; dashed)"
-           if any(_has_sampled(config, i) for i in config["inits"]) else
-           f"d = {config['d']}, {_step_label(config)}, exact gradient")
-
-    def sampled_line(ax, key, m, log=False):
-        if key not in curves:
-            return
-        v = curves[key]
-        ok = np.isfinite(v) & ((v > 0) if log else True)
-        ax.plot(t[ok], v[ok], "--", color=colors[m], lw=1.0, alpha=0.8)
-
-    # risk vs t (top) and excess risk F − F* on a log scale (bottom)
-    fig, axes = plt.subplots(2, len(inits), figsize=(5.2 * len(inits), 7.2), squeeze=False,
-                             sharex=True)
-    for col, init in enumerate(inits):
-        top, bottom = axes[0, col], axes[1, col]
-        for m in widths:
-            key = _part_name((init, m, first, "exact"))
-            risk = curves[key + "_risk"]
-            top.plot(t, risk, color=colors[m], lw=1.6, label=f"m = {m}")
-            excess = risk - red.F_star
-            ok = excess > 0
-            bottom.semilogy(t[ok], excess[ok], color=colors[m], lw=1.6)
-            skey = _part_name((init, m, first, "sampled")) + "_risk"
-            if skey in curves:
-                v = curves[skey]
-                ok = np.isfinite(v)
-                top.plot(t[ok], v[ok], "--", color=colors[m], lw=1.0, alpha=0.8)
-                ok &= v - red.F_star > 0
-                bottom.semilogy(t[ok], v[ok] - red.F_star, "--", color=colors[m], lw=1.0,
-                                alpha=0.8)
-        top.plot(t, curves["inf_risk"], "k:", lw=2.0, label="m = ∞ (reduced ODE)")
-        ok = curves["inf_risk"] - red.F_star > 0
-        bottom.semilogy(t[ok], curves["inf_risk"][ok] - red.F_star, "k:", lw=2.0)
-        top.axhline(red.F_star, color="0.5", lw=1.0, ls="-.", label=f"F* = {red.F_star:.2f}")
-        top.set_ylabel("population risk F(μ$_t$)")
-        bottom.set_ylabel("excess risk F(μ$_t$) − F*")
-        bottom.set_xlabel("t")
-        top.set_title(titles[init], fontsize=10)
-        top.legend(fontsize=8)
-    fig.suptitle(sub, fontsize=8)
-    fig.tight_layout()
-    ctx.savefig(fig, "odd_risk.png")
-
-    # ‖w − w*‖ vs t
-    fig, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 4.0), squeeze=False)
-    for ax, init in zip(axes[0], inits):
-        for m in widths:
-            key = _part_name((init, m, first, "exact"))
-            ax.semilogy(t, curves[key + "_error"], color=colors[m], lw=1.6, label=f"m = {m}")
-            sampled_line(ax, _part_name((init, m, first, "sampled")) + "_error", m, log=True)
-        ax.semilogy(t, curves["inf_error"], "k:", lw=2.0, label="m = ∞ (reduced ODE)")
-        ax.semilogy(t, curves["bound"], color="0.4", ls="-.", lw=1.2,
-                    label="bound ‖w*‖ exp(−V v$_ρ$ t/4)")
-        ax.set_xlabel("t")
-        ax.set_ylabel("‖w(t) − w*‖,  w = ½ ∫ a b dμ$_t$")
-        ax.set_title(titles[init], fontsize=10)
-        ax.legend(fontsize=8)
-    fig.suptitle(sub, fontsize=8)
-    ctx.savefig(fig, "odd_distance.png")
-
-    # gap to the reduced ODE vs m: random start (left), paired start (right)
-    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.4))
-    ms = np.array(widths, float)
-    ax = axes[0]
-    if "ode" in fit:
-        slope, se, table, means = fit["ode"]
-        for k in range(table.shape[1]):
-            ax.loglog(ms, table[:, k], "o", color="C0", ms=3, alpha=0.5,
-                      label="single seeds" if k == 0 else None)
-        ax.loglog(ms, means, "o", color="C0", ms=7, label=f"mean of {table.shape[1]} seeds")
-        c = np.exp(np.mean(np.log(means) - slope * np.log(ms)))
-        ax.loglog(ms, c * ms ** slope, "-", color="C0",
-                  label=f"fit: slope {slope:.3f} ± {se:.3f}")
-        ax.loglog(ms, means[0] * (ms / ms[0]) ** -0.5, ":", color="0.5", label="m$^{-1/2}$")
-    if "same_dt" in fit:
-        ax.loglog(ms, fit["same_dt"][3], "x", color="C1", ms=8,
-                  label="mean, vs the reduction at the same dt")
-    if _has_sampled(config, "sphere"):
-        sg = [gaps[("sphere", m, first, "sampled")]["ode"] for m in widths]
-        ax.loglog(ms, sg, "d", color="C2", ms=6, mfc="none",
-                  label=f"SGD batch {config['batch_size']} (seed {first})")
-    ax.set_xlabel("width m")
-    ax.set_ylabel("max$_t$ ‖w$_m$(t) − w$_\\infty$(t)‖")
-    ax.set_title("random start vs the ∞-width reduced ODE", fontsize=10)
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    if "paired" in inits:
-        pg = [gaps[("paired", m, first, "exact")]["ode"] for m in widths]
-        pd = [max(gaps[("paired", m, first, "exact")]["same_dt"], 1e-17) for m in widths]
-        ax.loglog(ms, pg, "s", color="C3", ms=6,
-                  label="vs its moment ODE (solve_ivp): time-step error")
-        ax.loglog(ms, pd, "^", color="C3", ms=6, mfc="none",
-                  label="vs its reduction at the same dt: round-off")
-        ax.set_ylim(1e-17, 1.0)
-        ax.legend(fontsize=7)
-    ax.set_xlabel("width m")
-    ax.set_ylabel("max$_t$ ‖w$_m$(t) − w$_{reduced}$(t)‖")
-    ax.set_title("paired start vs the moment ODE from its own start", fontsize=10)
-    fig.suptitle(f"gap between the m-particle flow and the reduced dynamics "
-                 f"({_step_label(config)}, exact gradient unless marked)",
-                 fontsize=9)
-    fig.tight_layout()
-    ctx.savefig(fig, "odd_gap.png")
-
-    # even part of the predictor vs t
-    fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    floor = 1e-18
-    styles = {"sphere": "-", "paired": "--"}
-    for init in inits:
-        for m in widths:
-            key = _part_name((init, m, first, "exact"))
-            ax.semilogy(t, np.maximum(curves[key + "_even_probe"], floor), styles[init],
-                        color=colors[m], lw=1.4, label=f"{init}, m = {m}")
-    ax.set_xlabel("t")
-    ax.set_ylabel("max$_x$ |f(x) + f(−x)| / max$_x$ Σ$_j$ |a$_j$||⟨b$_j$, x⟩|/m")
-    ax.set_title(f"even part of the predictor on {config['n_probe']} probes "
-                 f"(exact gradient; floor {floor:g})", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    ctx.savefig(fig, "odd_symmetry.png")
+def _plot_arrays(config, red, gaps, fit):
+    """What the figures need besides the curves: F*, the widths, the integrator's label, the
+    SGD step, each sub-run's gaps
+    (``gap_ode_<part>``, ``gap_same_dt_<part>``) and the fits (``fit_<kind>_slope``, ``_se``,
+    ``_table`` (widths, seeds), ``_means`` (widths,))."""
+    out = {"F_star": np.float64(red.F_star), "widths": np.array(sorted(config["widths"])),
+           "step_label": np.array(_step_label(config)),
+           "sampled_dt": np.float64(_time(config, "sampled")[1]["dt"])}
+    for job, g in gaps.items():
+        out["gap_ode_" + _part_name(job)] = np.float64(g["ode"])
+        out["gap_same_dt_" + _part_name(job)] = np.float64(g["same_dt"])
+    for kind, (slope, se, table, means) in fit.items():
+        out.update({f"fit_{kind}_slope": np.float64(slope), f"fit_{kind}_se": np.float64(se),
+                    f"fit_{kind}_table": table, f"fit_{kind}_means": means})
+    return out

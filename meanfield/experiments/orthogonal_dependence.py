@@ -9,6 +9,8 @@ The prediction should become flat in r and close to 1.
 
 Both flows run through the one loop (default: Dormand–Prince 5(4)) as resumable sub-runs;
 ``profile_steps`` are times / dt (dt × n_steps is the horizon unless t_end is set).
+The profiles are saved in ``profiles.npz``; the figure ``orthogonal_dependence.png`` is drawn
+from it (:func:`meanfield.plots.orthogonal_dependence.plot`).
 """
 import numpy as np
 
@@ -141,29 +143,8 @@ def run(config, ctx):
         "full_n_evaluations": int(full_part["n_evaluations"]),
         "one_d_n_evaluations": one.n_evaluations,
     }
-    _plot(ctx, config, steps, r_values, prof_full, prof_one)
     summary["wall_time_s"] = time.perf_counter() - start
+    from ..plots.orthogonal_dependence import plot
+
+    plot(ctx.out_dir, config)
     return summary
-
-
-def _plot(ctx, config, steps, r_values, prof_full, prof_one):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for j, s in enumerate(steps):
-        col = f"C{j}"
-        ax.fill_between(r_values, prof_full[j].min(axis=0), prof_full[j].max(axis=0), color=col,
-                        alpha=0.25, lw=0)
-        ax.plot(r_values, prof_full[j].mean(axis=0), color=col, lw=1.8,
-                label=f"full flow, step {s} (mean, min-max over directions)")
-        ax.plot(r_values, prof_one[j], color=col, ls="--", lw=1.2, label=f"1-D model, step {s}")
-    ax.axhline(1.0, color="k", ls=":", label="target ||x_H|| = 1")
-    ax.set_xlabel("r = ||x_perp||  (x = u_H + r e_perp)")
-    ax.set_ylabel("predictor f(x)")
-    ax.set_title(f"orthogonal dependence: d = {config['d']}, d_H = {config['d_H']}, "
-                 f"m = {config['n_particles']}, {config['integrator']}")
-    ax.legend(fontsize=7)
-    ctx.savefig(fig, "orthogonal_dependence.png")

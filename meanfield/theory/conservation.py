@@ -67,7 +67,7 @@ __all__ = [
     "predicted_balance_increment", "momentum_charge_increment", "momentum_balance_increment",
     "lyapunov_energy", "dissipation", "energy_residual", "predicted_energy_residual",
     "PREDICTED_CHARGE_SLOPE", "PREDICTED_ENERGY_SLOPE", "loglog_slope", "LawRow", "LawMonitor",
-    "trajectory_laws",
+    "trajectory_laws", "CRITERIA", "VERDICT_TOLERANCES", "law_verdict",
 ]
 
 #: machine epsilon of float64; identities "to a few ulp" are measured in units of EPS·M_j
@@ -551,12 +551,33 @@ def loglog_slope(x, y):
 
 
 # ------------------------------------------------------------------------------ reports
+#: how a law row's measurement is judged against its prediction; each row names one.
+#: ``slope``: |measured − predicted| ≤ tol (log–log slopes); ``ulps``: measured ≤ tol (a per-step
+#: identity in ulps); ``relative``: |measured − predicted| ≤ tol·|predicted| (a leading-order
+#: prediction with an O(dt) relative correction); ``roundoff``: measured ≤ tol (a relative
+#: quantity that is zero in exact arithmetic); ``sum_of_steps``: |measured − predicted| ≤
+#: tol + 1e-6·|predicted| (summed exact per-step identities); ``info``: reported, not judged
+#: (a broken law, a control, or only an order is predicted).
+CRITERIA = ("slope", "ulps", "relative", "roundoff", "sum_of_steps", "info")
+
+#: the thresholds of :data:`CRITERIA` (what "agrees with the prediction" means)
+VERDICT_TOLERANCES = {
+    "slope": 0.2,          # fitted slope within this of the predicted one
+    "ulps": 16,            # per-step identities: a few ulp of M_j
+    "relative": 0.1,       # a leading-order prediction, O(dt) relative correction
+    "roundoff": 1e-12,     # "zero to round-off" for relative quantities
+    "sum_of_steps": 1e-10,  # summed per-step identities: ≤ 16·EPS per step, ≤ 10⁴ steps
+}
+
+
 @dataclass
 class LawRow:
     """One line of a law table.
 
     ``measured`` and ``predicted`` are in the unit ``unit``; ``predicted`` is NaN when only
-    a statement (``basis``) is predicted (e.g. "broken", "O(dt^3)").
+    a statement (``basis``) is predicted (e.g. "broken", "O(dt^3)"). ``criterion`` (one of
+    :data:`CRITERIA`) says how the two are compared (:func:`law_verdict`); ``integrator`` is
+    the time stepper of the measurement ("" when none applies).
     """
 
     law: str
@@ -566,11 +587,65 @@ class LawRow:
     unit: str
     basis: str
     note: str = ""
+    criterion: str = "info"
+    integrator: str = ""
+
+    def __post_init__(self):
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}, got {self.criterion!r}")
 
     def as_dict(self):
         return {"law": self.law, "setting": self.setting, "measured": float(self.measured),
                 "predicted": float(self.predicted), "unit": self.unit, "basis": self.basis,
-                "note": self.note}
+                "note": self.note, "criterion": self.criterion, "integrator": self.integrator}
+
+    def verdict(self):
+        """The structured verdict of this row (see :func:`law_verdict`)."""
+        return law_verdict(self.as_dict())
+
+
+def law_verdict(row, tolerances=None):
+    """Judge one law row: measured against predicted under the row's criterion.
+
+    Parameters
+    ----------
+    row : dict or LawRow
+        Needs ``law``, ``measured``, ``predicted``, ``criterion`` (one of :data:`CRITERIA`);
+        ``integrator`` and ``setting`` are copied when present.
+    tolerances : dict, optional
+        Overrides of :data:`VERDICT_TOLERANCES`.
+
+    Returns
+    -------
+    dict
+        Plain JSON-able record: ``law``, ``integrator``, ``setting``, ``measured``,
+        ``predicted``, ``criterion``, ``tolerance`` (the threshold used, None for info),
+        ``ok`` (True / False; None when not judged: criterion ``info`` or a non-finite
+        measurement or prediction) and ``verdict`` ("ok", "FAIL" or "info").
+    """
+    if isinstance(row, LawRow):
+        row = row.as_dict()
+    tol = {**VERDICT_TOLERANCES, **(tolerances or {})}
+    crit = row["criterion"]
+    if crit not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {crit!r}")
+    m, p = float(row["measured"]), float(row["predicted"])
+    ok = None
+    if crit != "info" and np.isfinite(m) and np.isfinite(p):
+        t = tol[crit]
+        if crit == "slope":
+            ok = abs(m - p) <= t
+        elif crit in ("ulps", "roundoff"):
+            ok = m <= t
+        elif crit == "relative":
+            ok = abs(m - p) <= t * abs(p)
+        else:  # sum_of_steps
+            ok = abs(m - p) <= t + 1e-6 * abs(p)
+        ok = bool(ok)
+    return {"law": row["law"], "integrator": row.get("integrator", ""),
+            "setting": row.get("setting", ""), "measured": m, "predicted": p,
+            "criterion": crit, "tolerance": None if ok is None else tol[crit], "ok": ok,
+            "verdict": "info" if ok is None else ("ok" if ok else "FAIL")}
 
 
 def _max_rel(x, scale):
@@ -809,25 +884,31 @@ class LawMonitor:
                  if self.integrator == "momentum" else
                  "Σ steps of exact RK identity −2λdtΣβQ(Y) + dt²Σc⟨k,k⟩_S")
         pred = 0.0 if self.projected else h["q_pred_drift"][-1] / s
+        law = "roundoff" if self.projected else "sum_of_steps"
+        integ = self.integrator
         rows.append(LawRow(name, setting, h["q_drift"][-1] / s, pred,
-                           "max_j |drift| / max M_j(0)", basis))
+                           "max_j |drift| / max M_j(0)", basis, criterion=law, integrator=integ))
         rows.append(LawRow("per-step identity for Q_j", setting, np.nanmax(h["step_ulps"]), 0.0,
-                           "ulps of M_j (max over steps)", "exact to rounding"))
+                           "ulps of M_j (max over steps)", "exact to rounding", criterion="ulps",
+                           integrator=integ))
         rows.append(LawRow("law of Q under μ_t (W₁)", setting, h["q_law_w1"][-1] / s,
                            0.0 if self.projected
                            else h["q_law_w1_pred"][-1] / s, "W₁ / max M_j(0)",
-                           "zero (projection onto the law)" if self.projected else "Σ steps: law of the predicted Q_j"))
+                           "zero (projection onto the law)" if self.projected else "Σ steps: law of the predicted Q_j",
+                           criterion=law, integrator=integ))
         if self.balance:
             rows.append(LawRow("balance matrix B Bᵀ − a aᵀ (linear σ)", setting,
                                h["balance_drift"][-1] / s,
                                h["balance_pred_drift"][-1] / s
                                if not self.projected else np.nan,
                                "max_ij |drift| / max M_j(0)",
-                               "Σ steps of the matrix RK identity"))
+                               "Σ steps of the matrix RK identity", criterion="sum_of_steps",
+                               integrator=integ))
             if np.any(np.isfinite(h["balance_ulps"])):
                 rows.append(LawRow("per-step identity for B Bᵀ − a aᵀ", setting,
                                    np.nanmax(h["balance_ulps"]), 0.0,
-                                   "ulps of √(M_i M_j)", "exact to rounding"))
+                                   "ulps of √(M_i M_j)", "exact to rounding", criterion="ulps",
+                                   integrator=integ))
         for bname in self.blocks:
             r = h["angmom_" + bname]
             control = isinstance(self.blocks[bname], tuple)
@@ -839,7 +920,9 @@ class LawMonitor:
                 basis = "≠ 0: a finite batch is not rotation invariant"
             rows.append(LawRow(f"angular momentum in {bname}", setting, float(np.max(r)),
                                np.nan if control or sim.backend.name != "exact" else 0.0,
-                               "max over steps of ‖L‖_F / Σw(‖Pb‖‖Pv‖+‖Pv‖‖Pb‖)", basis))
+                               "max over steps of ‖L‖_F / Σw(‖Pb‖‖Pv‖+‖Pv‖‖Pb‖)", basis,
+                               criterion="info" if control or sim.backend.name != "exact"
+                               else "roundoff", integrator=integ))
         if self.exact_energy:
             res = energy_residual(h["energy"], h["dissipation"], sim.dt, self.integrator, h["t"])
             pred = None if self.adaptive else predicted_energy_residual(
@@ -850,7 +933,9 @@ class LawMonitor:
                      "momentum": "broken: quasi-static buffer, dtΣD(1 − (1−μ^{n+1})/(1−μ))"}.get(
                 self.integrator, f"O(dt^{order:g})" if order else "-")
             rows.append(LawRow("energy identity E(t) + ∫D = E(0)", setting, res[-1] / e0,
-                               np.nan if pred is None else pred / e0, "residual / E(0)", basis))
+                               np.nan if pred is None else pred / e0, "residual / E(0)", basis,
+                               criterion="relative" if self.integrator == "euler" else "info",
+                               integrator=integ))
         return rows
 
 
@@ -889,14 +974,15 @@ def trajectory_laws(t, a, b, weights, activation="relu", weight_decay=0.0, rate_
     rows = []
     dt_ = t[-1] - t[0]
     rows.append(LawRow("Q_j", label, np.max(np.abs(charge_drift(q0, q, dt_, law.decay_rate))) / s,
-                       0.0, "max_j |drift| / max M_j(0)", law.statement))
+                       0.0, "max_j |drift| / max M_j(0)", law.statement, criterion="roundoff"))
     rows.append(LawRow("law of Q under μ_t (W₁)", label,
                        charge_law_distance(q0, q, weights, dt_, law.decay_rate) / s, 0.0,
-                       "W₁ / max M_j(0)", "0 for the flow"))
+                       "W₁ / max M_j(0)", "0 for the flow", criterion="roundoff"))
     if activation == "linear":
         M0 = balance_matrix(a[0], b[0], rate_a, rate_b)
         M = balance_matrix(a[-1], b[-1], rate_a, rate_b)
         rows.append(LawRow("balance matrix B Bᵀ − a aᵀ", label,
                            np.max(np.abs(M - np.exp(-law.decay_rate * dt_) * M0)) / s, 0.0,
-                           "max_ij |drift| / max M_j(0)", "every entry conserved (linear σ)"))
+                           "max_ij |drift| / max M_j(0)", "every entry conserved (linear σ)",
+                           criterion="roundoff"))
     return rows
