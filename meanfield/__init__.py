@@ -13,8 +13,8 @@ The command line is ``python -m meanfield.simulate`` (see ``--help``); sweeps ar
 ``python -m meanfield.sweep``, films ``python -m meanfield.film``, Hessian spectra
 ``python -m meanfield.hessian``.
 
-Layout (each folder one layer; a layer imports only from the layers listed above it, and
-``io`` from none):
+Layout (each folder one layer; a layer imports from the layers listed above it and from
+``io``; the exceptions, all lazy, are listed in the README's Layout section):
 
 ``kernels/``
     private Numba code: the exact arc-cosine tiles, the block-reduced and sampled kernels,
@@ -26,14 +26,17 @@ Layout (each folder one layer; a layer imports only from the layers listed above
     particle flow (``flow``) and the reduced models: block-reduced, 1-D radial, odd-target
     moment ODE, and the maps between them (``lowdim``).
 ``theory/``
-    the checks of the seed papers' theory: conservation laws, symmetries.
+    the checks of the seed papers' theory: conservation laws, symmetries, distances between
+    measures (on POT), the power-law fitter.
 ``systems/``
     the other seed papers' systems: symmetric Boolean functions, method of moments,
     equivalent minima.
 ``hessian/``
     the Hessian at a measure: products, spectra, polishing, zero modes.
+``plots/``
+    figures drawn from a run folder's saved data alone.
 ``experiments/``
-    the experiments of ``python -m meanfield.simulate``.
+    the experiments of ``python -m meanfield.simulate``: analysis, saved arrays, verdicts.
 ``cli/``
     the command lines: argument parsing, config checks, run folders, progress, sweeps.
 ``verify/``
