@@ -9,6 +9,7 @@ from scipy import stats
 from meanfield.verify import claims as C
 from meanfield.verify import measure
 from meanfield.verify.__main__ import main
+from meanfield.theory.conservation import law_verdict
 from meanfield.verify.families import noether_row_verdict
 
 KEYS = {"id", "source", "statement", "measured", "expected", "criterion", "ok", "run"}
@@ -89,19 +90,26 @@ def test_drift_check_fails_at_ten_times_the_prediction():
     assert not C.roundoff_zero("z", "s", 1e-9, 1e-12).ok
 
 
-def testnoether_row_verdicts_get_structured_criteria():
+def test_noether_rows_are_judged_by_the_tables_structured_criterion():
     slope_row = {"law": "Q_j drift vs dt: slope", "setting": "euler", "measured": 1.0,
-                 "predicted": 1.0, "unit": "log–log slope", "basis": "O(dt)"}
+                 "predicted": 1.0, "unit": "log–log slope", "basis": "O(dt)",
+                 "criterion": "slope"}
     assert noether_row_verdict(0, slope_row, "r").ok
     assert not noether_row_verdict(0, {**slope_row, "measured": -0.2}, "r").ok
     drift_row = {"law": "Q_j = a² − ‖b‖²", "setting": "euler", "measured": 5e-3,
                  "predicted": 5e-3, "unit": "max_j |drift| / max M_j(0)",
-                 "basis": "Σ steps of exact RK identity"}
+                 "basis": "Σ steps of exact RK identity", "criterion": "sum_of_steps"}
     v = noether_row_verdict(3, drift_row, "r")
-    assert v.ok and v.criterion["kind"] == "close" and v.id.startswith("conservation.table.03")
-    assert not noether_row_verdict(3, {**drift_row, "measured": 5e-2}, "r").ok
-    info = {**drift_row, "predicted": float("nan")}
-    assert noether_row_verdict(3, info, "r") is None
+    assert v.ok and v.criterion["kind"] == "sum_of_steps"
+    assert v.id.startswith("conservation.table.03")
+    assert not noether_row_verdict(3, {**drift_row, "measured": 5e-2}, "r").ok  # 10× drift
+    # the same rule as the table's own verdict, row by row
+    for row in (slope_row, drift_row, {**drift_row, "measured": 5e-2}):
+        assert noether_row_verdict(1, row, "r").ok == law_verdict(row)["ok"]
+    assert noether_row_verdict(3, {**drift_row, "predicted": float("nan")}, "r") is None
+    assert noether_row_verdict(3, {**drift_row, "criterion": "info"}, "r") is None
+    with pytest.raises(ValueError, match="criterion"):
+        noether_row_verdict(3, {k: v for k, v in drift_row.items() if k != "criterion"}, "r")
 
 
 def test_low_dimensional_and_other_paper_checks():

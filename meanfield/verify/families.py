@@ -83,34 +83,38 @@ def _slug(text):
 
 
 def noether_row_verdict(i, row, run):
-    """A verdict for one row of the noether table, its criterion chosen from the row's
-    declared unit and basis (as the table's own verdict does); rows the table marks as
-    information only (no prediction, a broken law shown for contrast) are skipped."""
-    from ..experiments import noether as N
+    """A verdict for one row of the noether table, judged by the table's own rule: its
+    structured ``criterion`` through :func:`meanfield.theory.conservation.law_verdict` (one
+    rule for the table and this report). Rows the table does not judge (criterion ``info``,
+    no finite prediction) are skipped.
 
-    m, p = row["measured"], row["predicted"]
-    if m is None or p is None or not (math.isfinite(m) and math.isfinite(p)) \
-            or "quasi-static" in row["basis"]:
+    Parameters
+    ----------
+    i : int
+        The row's index in ``laws.json`` (part of the claim id).
+    row : dict
+        A row of ``laws.json``: law, setting, measured, predicted, unit, basis, criterion.
+    run : str or Path
+        The noether run folder.
+    """
+    from ..theory.conservation import law_verdict
+
+    if "criterion" not in row:
+        raise ValueError(f"{run}: laws.json rows carry no criterion (a run made before verdicts "
+                         "were structured): rerun noether into a new --out folder")
+    judged = law_verdict(row)
+    if judged["ok"] is None:
         return None
-    id = f"conservation.table.{i:02d}-{_slug(row['law'])}"
-    statement = f"{row['law']} ({row['setting']})"
-    unit = row["unit"]
-    if "slope" in unit:
-        return C.make_verdict(id, "MATH §3; noether table", statement,
-                          C.measurement(m, unit), p, row["basis"],
-                          C.slope(m, None, p, tol=N.SLOPE_TOL, n_se=0.0), run)
-    if "ulps" in unit:
-        return C.make_verdict(id, "MATH §3; noether table", statement, C.measurement(m, unit), 0.0,
-                          row["basis"], C.at_most(m, N.IDENTITY_ULPS), run)
-    if "leading order" in row["basis"]:
-        return C.drift_vs_prediction(id, statement, m, p, N.LEADING_ORDER_RTOL, run=run,
-                                     unit=unit)
-    if p == 0.0:
-        return C.roundoff_zero(id, statement, m, N.ROUNDOFF, run=run, unit=unit)
-    if "Σ steps" in row["basis"]:
-        return C.drift_vs_prediction(id, statement, m, p, 1e-6, N.SUM_OF_STEPS_ATOL, run=run,
-                                     unit=unit)
-    return None
+    m, p, tol, kind = judged["measured"], judged["predicted"], judged["tolerance"], judged["criterion"]
+    text = {"slope": f"|slope − ({p:+.2f})| ≤ {tol:g}",
+            "ulps": f"≤ {tol:g} ulp",
+            "relative": f"|measured − predicted| ≤ {tol:g}·|predicted|",
+            "roundoff": f"≤ {tol:g}",
+            "sum_of_steps": f"|measured − predicted| ≤ {tol:g} + 1e-6·|predicted|"}[kind]
+    return C.make_verdict(f"conservation.table.{i:02d}-{_slug(row['law'])}", "MATH §3; noether table",
+                          f"{row['law']} ({row['setting']})", C.measurement(m, row["unit"]), p,
+                          row["basis"], ({"kind": kind, "tol": float(tol), "text": text},
+                                         judged["ok"]), run)
 
 
 def _collect_noether(dirs, runs):
