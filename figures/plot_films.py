@@ -18,8 +18,8 @@ Command (from the repository root)::
 Both films ask for 100 log-spaced snapshots (t = 0 and geometric times from the first step;
 times that round to the same step are taken once: 84 and 86 frames), 640 x 320 pixels, 12
 frames per second; 0.39 and 0.38 MB. The run folders go to ``--out`` (default a new
-temporary directory). Runtime: 90 s on 2 shared cores (load average 12–14): the odd run
-38 s, the 1-D run 27 s, rendering 11 s and 6 s.
+temporary directory). Runtime: 34 s (``python figures/make_all.py``, 2 cores, load 1.5–3.5): the odd run
+10.7 s, the 1-D run 14.2 s, rendering 2.7 s and 4.2 s.
 """
 import argparse
 import subprocess

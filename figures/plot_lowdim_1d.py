@@ -10,9 +10,8 @@ d_H = 5, m = 1024, dt = 5e-3, 20 000 steps, seed 42; the Monte Carlo run beside 
 d_H ∈ {2, …, 35} at d = 40) into a run folder (``--out``, default a new temporary
 directory) and copies its PNGs here:
 lowdim_1d_risk.png, lowdim_1d_angles.png, lowdim_1d_masses.png, lowdim_1d_sweep.png.
-Runtime: 7 minutes measured on 2 shared cores (load average about 5): the exact 1-D run took
-10 s (+ 2.6 s for the kernel tables), the Monte Carlo run 350 s, the ten-point sweep about
-1 minute.
+Runtime: 217 s (``python figures/make_all.py``, 2 cores, load 1.5–3.5), the Monte Carlo run most of it;
+a saved run folder is redrawn in 4.5 s (``python figures/plot_lowdim_1d.py RUN_DIR``).
 """
 
 from _regenerate import regenerate

@@ -9,8 +9,7 @@ Runs ``python -m meanfield.simulate lowdim-full-vs-reduced`` with its default co
 (d = 30, d_H = 5, widths 32..512, seeds 0 and 1, Heun, dt = 0.02, 500 steps) into a run
 folder (``--out``, default a new temporary directory) and copies lowdim_full_vs_reduced.png
 here.
-Runtime: 20 minutes measured on 2 heavily shared cores (load average about 5); the full
-flow at m = 512 took 124 s per seed, the reduced flow 88 s, the 1-D model 0.2 s.
+Runtime: 89 s (``python figures/make_all.py``, 2 cores, load 1.5–3.5).
 """
 
 from _regenerate import regenerate

@@ -4,7 +4,7 @@
     python figures/plot_symmetric_boolean.py RUN_DIR     # redraw from a finished run
 
 Runs ``python -m meanfield.simulate symmetric-boolean`` with its default config. Runtime:
-about 30 s on 2 cores (Numba compile included); the run folder keeps ``results.npz``,
+23 s (``python figures/make_all.py``, 2 cores, load 1.5–3.5); the run folder keeps ``results.npz``,
 ``summary.json`` and the per-sub-run parts.
 """
 from _regenerate import regenerate
