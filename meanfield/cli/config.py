@@ -6,6 +6,7 @@ default is None, i.e. "unset": ``{"dt": float}``) and ``check(config)`` for rang
 Everything that can be wrong with a config is found here, before any work starts, and is
 reported as a :class:`ConfigError` naming the key and the accepted values.
 """
+import argparse
 import json
 
 try:  # Python >= 3.11
@@ -274,3 +275,11 @@ def config_hash(config):
 
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the command's --help, raised as
+    :class:`ConfigError` (exit 2, no usage dump); shared by the package's commands."""
+
+    def error(self, message):
+        raise ConfigError(None, f"{message} (see {self.prog} --help)")

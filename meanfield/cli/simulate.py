@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .. import experiments
-from .config import (ConfigError, check_applies, check_generic, load_toml, parse_set,
+from .config import (OneLineParser, ConfigError, check_applies, check_generic, load_toml, parse_set,
                      resolve_config)
 from ..io import atomic_write_json, file_mode
 from .runctx import Interrupted, RunContext, RunFailed
@@ -28,13 +28,8 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no usage dump
-        raise ConfigError(None, f"{message} (see python -m meanfield.simulate --help)")
-
-
 def _parser():
-    p = _Parser(
+    p = OneLineParser(
         prog="python -m meanfield.simulate",
         description="Run a meanfield experiment. Without arguments, runs the default "
                     f"experiment ({experiments.DEFAULT_EXPERIMENT}) on its built-in config.",

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import experiments
-from .config import ConfigError, coerce, load_toml, parse_set, resolve_config
+from .config import OneLineParser, ConfigError, coerce, load_toml, parse_set, resolve_config
 from .executor import Executor, plan_workers, scheduler_address, worker_env
 from ..io import atomic_write_bytes, atomic_write_json
 
@@ -47,13 +47,8 @@ DEFAULT_PLOT = "risk_final"
 _NOT_PLOTTED = {"wall_time_s", "simulation_wall_time_s"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no usage dump
-        raise ConfigError(None, f"{message} (see python -m meanfield.sweep --help)")
-
-
 def _parser():
-    p = _Parser(
+    p = OneLineParser(
         prog="python -m meanfield.sweep",
         description="Run an experiment at every point of a grid of config values; each point "
                     "is an ordinary run in DIR/points/<name>. Rerunning the same command "
