@@ -579,6 +579,32 @@ def _worker_env(threads):
     return worker_env()
 
 
+def summarise(out, spec, points, outcomes, requested=None, executor=None):
+    """Write ``DIR/sweep.csv`` and draw ``DIR/sweep_<key>.png``; returns ``(rows, key,
+    figure path or None)``.
+
+    With an ``executor`` of worker processes the figure is drawn by a worker: every worker
+    has matplotlib loaded already (each point draws its own figures), while this process
+    would spend about a second importing it, time the sweep spends on one core only
+    (``benchmarks/bench_sweep.py --cases speedup``). A worker that cannot draw it (an error,
+    a lost connection) leaves the figure to this process.
+    """
+    columns, rows = collect(out, spec, points, outcomes)
+    write_table(out / TABLE_FILE, columns, rows)
+    key = _plot_key(rows, requested, points)
+    if not key:
+        return rows, key, None
+    if executor is not None and not executor.in_process:
+        try:
+            (_, figure, error), = executor.map_unordered(
+                plot, [(out, spec, points, rows, key)], ["figure"], retries=0)
+        except Exception as exc:  # noqa: BLE001 - drawn below instead
+            error = exc
+        if error is None:
+            return rows, key, figure
+    return rows, key, plot(out, spec, points, rows, key)
+
+
 def main(argv=None, stdout=None, stderr=None):
     """Entry point; returns the exit status."""
     stdout = stdout or sys.stdout
@@ -655,15 +681,14 @@ def main(argv=None, stdout=None, stderr=None):
                 code = EXIT_INTERRUPTED
             finally:
                 progress.close()
+            rows, key, figure = summarise(out, spec, points, outcomes, args.plot,
+                                          None if code == EXIT_INTERRUPTED else executor)
         finally:
             executor.__exit__(None, None, None)
-    elif not existing:  # pragma: no cover - a grid has at least one point
-        atomic_write_json(out / SPEC_FILE, spec)
-
-    columns, rows = collect(out, spec, points, outcomes)
-    write_table(out / TABLE_FILE, columns, rows)
-    key = _plot_key(rows, args.plot, points)
-    figure = plot(out, spec, points, rows, key) if key else None
+    else:
+        if not existing:  # pragma: no cover - a grid has at least one point
+            atomic_write_json(out / SPEC_FILE, spec)
+        rows, key, figure = summarise(out, spec, points, outcomes, args.plot)
     if args.plot and key is None:
         stderr.write(f"warning: --plot: no point's summary has a number {args.plot!r}; "
                      "no figure drawn\n")
