@@ -118,6 +118,15 @@ def test_low_dimensional_and_other_paper_checks():
                                 what="difference").ok
     assert not C.masses_match_alpha([2, 5], alpha + 0.2, [0.01, 0.01], alpha, 1e-2,
                                     what="difference").ok
+    # the limit α δ_0 is a conjecture of the paper: measured, reported, kind "conjecture"
+    held = C.masses_match_alpha([2, 5], alpha + 0.01, [0.01, 0.01], alpha, 1e-2,
+                                what="positive", risk=[1e-6, 2e-6], horizon=1000.0)
+    parked = C.masses_match_alpha([2, 5], alpha + 0.19, [0.19, 0.19], alpha, 1e-2,
+                                  what="positive")
+    assert held.ok and not parked.ok and held.kind == parked.kind == "conjecture"
+    assert held.as_dict()["extra"]["risk_final"] == [1e-6, 2e-6] and "T = 1000" in held.statement
+    assert C.masses_match_alpha([2], alpha[:1], [0.0], alpha[:1], 1e-2,
+                                what="difference").kind == "check"
     # risk 4e-4: RMS error 0.028; a spread of 0.02 is within it, 0.5 is an r-dependence
     assert C.predictor_flat_in_orthogonal(0.02, 4e-4, 4.0).ok
     assert not C.predictor_flat_in_orthogonal(0.5, 4e-4, 4.0).ok
@@ -179,6 +188,38 @@ def test_a_failing_claim_exits_1(tmp_path, monkeypatch):
     assert doc["ok"] is False
     assert [c["ok"] for c in doc["claims"]] == [False, True]
     assert "FAIL" in stdout
+
+
+def test_a_conjecture_that_does_not_hold_is_reported_but_does_not_fail(tmp_path, monkeypatch):
+    """kind "conjecture": shown as "does not hold", listed in verify.json, exit 0; the same
+    verdict as a check would fail the command."""
+    from meanfield.verify import families as F
+
+    fam = next(f for f in F.FAMILIES if f.name == "equivalent")
+    real = fam.collect
+
+    def with_extra(kind):
+        def collect(dirs, runs):
+            found = real(dirs, runs)
+            v = C.masses_match_alpha([2], [np.pi + 0.6], [0.6], [np.pi], 1e-2, what="positive")
+            v.kind, v.id = kind, "equivalent.count.tanh.limit"  # passes --only
+            return found + [v]
+        return collect
+
+    monkeypatch.setattr(fam, "collect", with_extra("conjecture"))
+    out = tmp_path / "v"
+    code, stdout, _ = _run(["--only", "equivalent.count.tanh", "--out", str(out),
+                            "--workers", "1"])
+    doc = json.loads((out / "verify.json").read_text())
+    assert code == 0 and doc["ok"] is True and doc["n_failed"] == 0
+    assert doc["conjectures_not_holding"] == ["equivalent.count.tanh.limit"]
+    assert doc["claims"][-1]["kind"] == "conjecture" and not doc["claims"][-1]["ok"]
+    assert "does not hold" in stdout and "0 of 1 conjecture" in stdout
+    assert "**does not hold**" in (out / "verify.md").read_text()
+    monkeypatch.setattr(fam, "collect", with_extra("check"))
+    code, stdout, _ = _run(["--only", "equivalent.count.tanh", "--out", str(out),
+                            "--workers", "1"])
+    assert code == 1 and "FAIL" in stdout
 
 
 @pytest.mark.parametrize("argv,key", [

@@ -298,6 +298,7 @@ def run(config, ctx):
             summary[f"sweep_dH{k}_positive_mass"] = p2
             summary[f"sweep_dH{k}_alpha"] = a2
             summary[f"sweep_dH{k}_negative_mass"] = n2
+            summary[f"sweep_dH{k}_risk_final"] = float(res["risk"][-1])
         summary["sweep_max_rel_mass_gap"] = max(abs(p - a) / a for _, a, p, _, _ in sweep_rows)
 
     arrays = {"t": exact["t"], "risk": exact["risk"], "snap_step": exact["snap_step"],

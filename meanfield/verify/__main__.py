@@ -242,10 +242,14 @@ def _run(args, profile, families, runs, out, spec, started, load_start, stdout, 
         d = v.as_dict()
         d["run"] = os.path.relpath(d["run"], out) if d["run"] else ""
         claims.append(d)
-    ok = all(c["ok"] for c in claims)
+    # the exit status is that of the checks; a conjecture that does not hold is a finding
+    checks = [c for c in claims if c.get("kind", "check") == "check"]
+    ok = all(c["ok"] for c in checks)
     argv_text = " ".join(["python -m meanfield.verify"] + _argv_of(args))
     doc = {"ok": ok, "profile": profile, "claims": claims,
-           "n_claims": len(claims), "n_failed": sum(not c["ok"] for c in claims),
+           "n_claims": len(claims), "n_failed": sum(not c["ok"] for c in checks),
+           "conjectures_not_holding": [c["id"] for c in claims
+                                       if c.get("kind") == "conjecture" and not c["ok"]],
            "runs": {n: {"folder": os.path.relpath(dirs[n], out), **outcomes[n],
                         # the run's own time, also for runs reused from an earlier invocation
                         "wall_time_s": (_read_json(dirs[n] / "summary.json") or {}).get(
@@ -263,7 +267,7 @@ def _run(args, profile, families, runs, out, spec, started, load_start, stdout, 
                 figures.append((f"{run_name}: {fname}", path))
     report.write(out, doc, figures)
     stdout.write(report.text_table(claims, out) + "\n")
-    stdout.write(f"{sum(c['ok'] for c in claims)}/{len(claims)} claims hold; "
+    stdout.write(f"{report.headline(claims)}; "
                  f"{doc['wall_time_s']:.0f} s -> {out / report.JSON_FILE}, "
                  f"{out / report.MD_FILE}\n")
     return EXIT_OK if ok else EXIT_FAILED

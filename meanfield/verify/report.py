@@ -5,7 +5,8 @@ from pathlib import Path
 
 from ..io import atomic_write_bytes, atomic_write_json
 
-__all__ = ["JSON_FILE", "MD_FILE", "fmt_value", "table_rows", "text_table", "write"]
+__all__ = ["JSON_FILE", "MD_FILE", "fmt_value", "verdict_text", "headline", "table_rows",
+           "text_table", "write"]
 
 JSON_FILE = "verify.json"
 MD_FILE = "verify.md"
@@ -23,6 +24,25 @@ def fmt_value(measured):
     return text
 
 
+def verdict_text(v):
+    """``ok`` / ``FAIL`` for a check; ``holds`` / ``does not hold`` for a conjecture."""
+    if v.get("kind", "check") == "conjecture":
+        return "holds" if v["ok"] else "does not hold"
+    return "ok" if v["ok"] else "FAIL"
+
+
+def headline(claims):
+    """``n of N checks hold`` (and, when there are any, how many conjectures hold)."""
+    checks = [v for v in claims if v.get("kind", "check") == "check"]
+    conj = [v for v in claims if v.get("kind", "check") == "conjecture"]
+    text = f"{sum(v['ok'] for v in checks)} of {len(checks)} checks hold"
+    if conj:
+        text += (f"; {sum(v['ok'] for v in conj)} of {len(conj)} conjecture"
+                 f"{'s' if len(conj) > 1 else ''} of the papers "
+                 f"hold{'s' if len(conj) == 1 else ''}")
+    return text
+
+
 def table_rows(verdicts, out):
     """Rows (claim, source, measured, expected/criterion, verdict, run) as strings."""
     rows = []
@@ -30,7 +50,7 @@ def table_rows(verdicts, out):
         run = v["run"]  # relative to the report folder
         m = v["measured"]
         rows.append([v["id"], v["source"], f"{fmt_value(m)} ({m['unit']})",
-                     v["criterion"]["text"], "ok" if v["ok"] else "FAIL", run])
+                     v["criterion"]["text"], verdict_text(v), run])
     return rows
 
 
@@ -73,10 +93,9 @@ def write(out, doc, figures):
     out = Path(out)
     atomic_write_json(out / JSON_FILE, doc)
     claims = doc["claims"]
-    n_ok = sum(v["ok"] for v in claims)
     lines = [f"# meanfield verify: profile `{doc['profile']}`", "",
-             f"{n_ok} of {len(claims)} claims hold"
-             f"{'' if doc['ok'] else ' — **some fail**'}. "
+             f"{headline(claims)}"
+             f"{'' if doc['ok'] else ' — **some checks fail**'}. "
              f"Wall time {doc['wall_time_s']:.0f} s ({doc['workers']}; "
              f"{_made(doc['runs'])}), "
              f"load average {doc['load_start']} at the start, {doc['load_end']} at the end; "
@@ -85,10 +104,15 @@ def write(out, doc, figures):
              "| claim | source | statement | measured | criterion | verdict | run |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for v, r in zip(claims, table_rows(claims, out)):
-        verdict = "ok" if v["ok"] else "**FAIL**"
+        verdict = verdict_text(v)
+        verdict = verdict if v["ok"] else f"**{verdict}**"
         lines.append("| " + " | ".join(_md_escape(x) for x in
                                          [r[0], r[1], v["statement"], r[2], r[3], verdict,
                                           f"`{r[5]}`"]) + " |")
+    lines += ["", "A *check* is what a paper proves or the briefs derive: a failure means the "
+              "code or the derivation is wrong, and the command exits 1. A *conjecture* is what "
+              "a paper argues informally: the measurement is the finding, reported as holding "
+              "or not, and it does not set the exit status."]
     if figures:
         # copied beside the report, so that verify.md, verify.json and figures/ make a
         # self-contained folder (the run folders are large)
