@@ -155,6 +155,36 @@ def test_gradient_descent_baseline_decreases_the_loss(teacher):
     assert gd.loss[-1] < 0.2 * gd.loss[0]
 
 
+def test_gradient_descent_runs_through_the_engine_as_plain_gd(teacher):
+    """fit_gd is EmpiricalRiskField stepped by the engine's Euler at dt = lr: the same
+    weights, bit for bit, as a hand-written gradient-descent loop, and its loss records."""
+    A, W = teacher
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((500, 9))
+    y = mm.teacher_outputs(A, W, x)
+    n_steps, lr, every = 40, 0.2, 7
+    gd = mm.fit_gd(x, y, 4, n_steps=n_steps, lr=lr, seed=3, record_every=every)
+    r0 = np.random.default_rng(3)
+    W1 = r0.standard_normal((4, 9))
+    W1 *= 0.5 / np.linalg.norm(W1, axis=1, keepdims=True)
+    A1 = 0.5 * r0.standard_normal((y.shape[1], 4)) / 2.0
+    losses = []
+    for step in range(n_steps + 1):
+        pre = x @ W1.T
+        h = np.maximum(pre, 0.0)
+        r = h @ A1.T - y
+        if step % every == 0 or step == n_steps:
+            losses.append(0.5 * np.mean(np.sum(r ** 2, axis=1)))
+        if step == n_steps:
+            break
+        g_A = r.T @ h / len(x)
+        g_W = ((r @ A1) * (pre > 0)).T @ x / len(x)
+        A1, W1 = A1 - lr * g_A, W1 - lr * g_W
+    assert np.array_equal(gd.W, W1) and np.array_equal(gd.A, A1)
+    np.testing.assert_allclose(gd.loss, losses, rtol=1e-13)
+    assert len(gd.loss) == n_steps // every + 2
+
+
 @pytest.mark.slow
 def test_error_falls_like_inverse_square_root_of_n(teacher):
     A, W = teacher

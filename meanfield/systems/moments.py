@@ -70,13 +70,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine import Field, integrate
 from .equivalent import canonical_distance
 
 __all__ = [
     "LAWS", "SYMMETRIC_LAWS", "sample_inputs", "make_teacher", "teacher_outputs",
     "relu_kappa", "gaussian_relu_pair_moment", "SampleMoments", "GaussianMoments",
     "rademacher_cube_moments", "distinguishing_matrix", "MomentFit", "recover",
-    "recover_from_samples", "parameter_error", "GDFit", "fit_gd",
+    "recover_from_samples", "parameter_error", "GDFit", "EmpiricalRiskField", "fit_gd",
 ]
 
 #: input laws :func:`sample_inputs` knows; the last two are not symmetric (negative controls).
@@ -524,11 +525,60 @@ class GDFit:
     seconds: float
 
 
-def fit_gd(x, y, k, n_steps=2000, lr=0.05, init_scale=0.5, seed=0, record_every=50):
-    """Plain full-batch gradient descent on the empirical loss ``½ mean ‖A σ(W x) − y‖²``.
+class EmpiricalRiskField(Field):
+    """Gradient flow of the empirical risk ``½ mean_n ‖A σ(W x_n) − y_n‖²`` of a k-unit
+    network, for the engine's loop: the particles are the units, unit j's state is its input
+    weights ``W_j`` (d,) and its output weights ``A[:, j]`` (p,).
 
-    NumPy (two GEMMs per step dominate; a compiled kernel would not be faster). Initial
-    ``W`` rows uniform on the sphere times ``init_scale``, ``A`` i.i.d. ``N(0, init_scale²/k)``.
+    Euler at ``dt = lr`` is plain full-batch gradient descent at learning rate ``lr`` (the
+    loop adds ``dt · velocity`` = ``−lr · gradient``, the same floating-point operations).
+    NumPy: the GEMMs over the N samples dominate a step, the loop's own work per step is
+    small beside them.
+
+    Parameters
+    ----------
+    x : (N, d) array
+    y : (N, p) array
+    """
+
+    names = ("W", "A_t")
+    state_label = "units"
+    deterministic = True
+
+    def __init__(self, x, y, k):
+        super().__init__(np.full(k, 1.0 / k))
+        self.x, self.y = x, y
+        n, p = y.shape
+        # (N, k) and (N, p) work arrays reused by every evaluation: allocating and freeing
+        # them per step (~1 MB each at N = 10⁴) costs fresh pages every time and made a step
+        # 3× slower (2.7 ms against 0.9 ms at N = 10⁴, d = 10, p = 8, k = 4, one thread)
+        self._pre = np.empty((n, k))
+        self._h = np.empty((n, k))
+        self._r = np.empty((n, p))
+        self._back = np.empty((n, k))
+        self._active = np.empty((n, k), dtype=bool)
+
+    def velocity(self, state, t):
+        W, A_t = state                          # (k, d), (k, p)
+        x, n = self.x, self.x.shape[0]
+        pre = np.matmul(x, W.T, out=self._pre)  # (N, k) pre-activations
+        h = np.maximum(pre, 0.0, out=self._h)
+        r = np.matmul(h, A_t, out=self._r)
+        r -= self.y                             # (N, p) residuals
+        risk = 0.5 * np.vdot(r, r) / n          # the engine takes the risk at every step
+        g_A = r.T @ h / n                       # (p, k)
+        back = np.matmul(r, A_t.T, out=self._back)
+        back *= np.greater(pre, 0.0, out=self._active)
+        g_W = back.T @ x / n                    # (k, d)
+        return (-g_W, -g_A.T), risk
+
+
+def fit_gd(x, y, k, n_steps=2000, lr=0.05, init_scale=0.5, seed=0, record_every=50):
+    """Plain full-batch gradient descent on the empirical loss ``½ mean ‖A σ(W x) − y‖²``:
+    :class:`EmpiricalRiskField` stepped by the engine's loop with Euler at ``dt = lr``.
+
+    Initial ``W`` rows uniform on the sphere times ``init_scale``, ``A`` i.i.d.
+    ``N(0, init_scale²/k)``.
 
     Parameters
     ----------
@@ -540,29 +590,23 @@ def fit_gd(x, y, k, n_steps=2000, lr=0.05, init_scale=0.5, seed=0, record_every=
     init_scale : float
     seed : int
     record_every : int
+        The loss is recorded every ``record_every`` steps and after the last.
 
     Returns
     -------
     GDFit
     """
     rng = np.random.default_rng(seed)
-    n, d = x.shape
+    d = x.shape[1]
     p = y.shape[1]
     W = rng.standard_normal((k, d))
     W *= init_scale / np.linalg.norm(W, axis=1, keepdims=True)
     A = init_scale * rng.standard_normal((p, k)) / np.sqrt(k)
-    losses = []
     t0 = time.perf_counter()
-    for step in range(n_steps + 1):
-        pre = x @ W.T
-        h = np.maximum(pre, 0.0)
-        r = h @ A.T - y                        # (N, p) residuals
-        if step % record_every == 0 or step == n_steps:
-            losses.append(0.5 * np.mean(np.sum(r ** 2, axis=1)))
-        if step == n_steps:
-            break
-        gA = r.T @ h / n
-        gW = ((r @ A) * (pre > 0)).T @ x / n
-        A -= lr * gA
-        W -= lr * gW
-    return GDFit(A=A, W=W, loss=np.array(losses), seconds=time.perf_counter() - t0)
+    record_times = np.unique(np.r_[np.arange(0, n_steps + 1, record_every), n_steps]) * lr
+    res = integrate(EmpiricalRiskField(x, y, k), (W, np.ascontiguousarray(A.T)), "euler",
+                    dt=lr, n_steps=n_steps, record_times=record_times)
+    if res.status != "ok":
+        raise FloatingPointError(f"gradient descent {res.status}: {res.message}")
+    return GDFit(A=np.ascontiguousarray(res.state["A_t"].T), W=res.state["W"], loss=res.risk,
+                 seconds=time.perf_counter() - t0)
