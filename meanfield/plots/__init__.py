@@ -1,7 +1,12 @@
 """Figures drawn from the saved data of a run folder.
 
-One module per experiment, each with ``plot(run_dir) -> list of Path``: it reads only the
-files the experiment saved (``config.json``, the ``.npz`` arrays), never recomputes, and writes
-the experiment's PNGs into the run folder. Matplotlib is imported here and nowhere else in the
+One module per experiment, each with ``plot(run_dir, config=None) -> list of Path``: it reads
+only the files the experiment saved (``config.json``, the ``.npz`` arrays), never recomputes,
+and writes the experiment's PNGs into the run folder.
+
+Parameters of every ``plot``: ``run_dir`` (path), the run folder, where the figures are
+written; ``config`` (dict, optional), the run's config, by default read from
+``run_dir/config.json`` (an experiment passes its own, so that a run folder made without the
+command line is drawn as well). Returns the paths of the PNGs written. Matplotlib is imported here and nowhere else in the
 package (besides :mod:`meanfield.film`).
 """

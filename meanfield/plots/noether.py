@@ -25,18 +25,8 @@ _INTEGRATORS = FIXED_STEP
 def plot(run_dir, config=None):
     """Draw the five noether figures from ``run_dir`` (config.json and parts/*.npz).
 
-    Parameters
-    ----------
-    run_dir : path
-        The run folder; the figures are written into it.
-    config : dict, optional
-        The run's config; by default read from ``run_dir/config.json`` (an experiment passes
-        its own, so that a run folder made without the command line is drawn as well).
-
-    Returns
-    -------
-    list of Path
-        The PNGs written into ``run_dir``.
+    ``run_dir`` and ``config`` as for every ``plot`` of :mod:`meanfield.plots`; returns the
+    PNGs written.
     """
     from ..theory.conservation import loglog_slope
 

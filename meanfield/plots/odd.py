@@ -22,18 +22,8 @@ def plot(run_dir, config=None):
     """Draw odd_risk.png, odd_distance.png, odd_gap.png and odd_symmetry.png from
     ``run_dir`` (config.json and odd_curves.npz).
 
-    Parameters
-    ----------
-    run_dir : path
-        The run folder; the figures are written into it.
-    config : dict, optional
-        The run's config; by default read from ``run_dir/config.json`` (an experiment passes
-        its own, so that a run folder made without the command line is drawn as well).
-
-    Returns
-    -------
-    list of Path
-        The PNGs written into ``run_dir``.
+    ``run_dir`` and ``config`` as for every ``plot`` of :mod:`meanfield.plots`; returns the
+    PNGs written.
     """
     plt = pyplot()
     config = read_config(run_dir) if config is None else config

@@ -179,17 +179,25 @@ def _forward_kernel(WT, c, a, b, indptr, indices, out):
     n, k = WT.shape
     pre = np.zeros(k)
     for s in range(len(indptr) - 1):
+        out[s] = _network_output(WT, c, a, b, indptr, indices, s, pre)
+
+
+@kernel
+def _network_output(WT, c, a, b, indptr, indices, s, pre):
+    """f(x_s) for CSR Boolean row ``s``; leaves the pre-activations of the k units in ``pre``
+    (k,) (SGD's gradients need them)."""
+    k = len(c)
+    for i in range(k):
+        pre[i] = c[i]
+    for q in range(indptr[s], indptr[s + 1]):
+        m = indices[q]
         for i in range(k):
-            pre[i] = c[i]
-        for q in range(indptr[s], indptr[s + 1]):
-            m = indices[q]
-            for i in range(k):
-                pre[i] += WT[m, i]
-        f = b[0]
-        for i in range(k):
-            if pre[i] > 0.0:
-                f += a[i] * pre[i]
-        out[s] = f
+            pre[i] += WT[m, i]
+    f = b[0]
+    for i in range(k):
+        if pre[i] > 0.0:
+            f += a[i] * pre[i]
+    return f
 
 
 def forward(net, X):
@@ -266,16 +274,7 @@ def _sgd_kernel(WT, c, a, b, indptr, indices, y, order, lr, batch_size, loss_cod
         gb = 0.0
         for t in range(start, stop):
             s = order[t]
-            for i in range(k):
-                pre[i] = c[i]
-            for q in range(indptr[s], indptr[s + 1]):
-                m = indices[q]
-                for i in range(k):
-                    pre[i] += WT[m, i]
-            f = b[0]
-            for i in range(k):
-                if pre[i] > 0.0:
-                    f += a[i] * pre[i]
+            f = _network_output(WT, c, a, b, indptr, indices, s, pre)
             if loss_code == 0:
                 dl = f - y[s]
             else:
