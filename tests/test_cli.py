@@ -348,3 +348,25 @@ def test_threads_option_sets_the_threads_of_the_run(tmp_path):
     (line,) = [s for s in r.stdout.splitlines() if s.startswith("THREADS_IN_RUN")]
     assert line.split()[1:] == ["2", "2"]
     assert json.loads((out_dir / "config.json").read_text())["threads"] == 2
+
+
+def test_run_records_its_numerical_warnings_not_foreign_resource_warnings(tmp_path,
+                                                                          monkeypatch):
+    """A RuntimeWarning raised by the run is counted in summary.json; a ResourceWarning (the
+    garbage collector finding some other object's unclosed file) is not."""
+    import warnings
+
+    from meanfield.experiments import flow
+
+    real = flow.run
+
+    def noisy(config, ctx):
+        warnings.warn("overflow in the test", RuntimeWarning)
+        warnings.warn("unclosed file <_io.BufferedReader name=7>", ResourceWarning)
+        return real(config, ctx)
+
+    monkeypatch.setattr(flow, "run", noisy)
+    code, _, err = run_cli("--out", str(tmp_path / "r"), *SMALL)
+    assert code == 0, err
+    recorded = json.loads((tmp_path / "r" / "summary.json").read_text())["warnings"]
+    assert recorded == ["RuntimeWarning: overflow in the test"]

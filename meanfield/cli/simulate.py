@@ -589,6 +589,9 @@ def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
         with warnings.catch_warnings(), np.errstate(divide="warn", over="warn",
                                                     invalid="warn", under="ignore"):
             warnings.simplefilter("always")
+            # raised when the garbage collector finds an unclosed file or socket, whoever
+            # opened it (another test, a library's pipe): nothing about this run
+            warnings.simplefilter("ignore", ResourceWarning)
             warnings.showwarning = caught
             results = module.run(config, ctx) or {}
     except RunFailed as exc:
