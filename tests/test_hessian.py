@@ -91,8 +91,7 @@ def test_norm_target_hessian_matches_angle_integral(rng):
     d = 5
     problem = mf.Problem(d, mf.NormTarget(2))
     b = rng.standard_normal((3, d))
-    op = HessianOperator(problem, np.ones(3), b)
-    mine = op._norm_hess_dense()
+    mine = problem.target_sum.correlation_hessian(b, problem.law).dense()
     for j in range(3):
         want = ref.norm_target_hessian_dH2(b[j], n_phi=1000)
         assert np.abs(mine[j] - want).max() <= 1e-9 * np.abs(want).max()
@@ -434,3 +433,58 @@ def test_lobpcg_smallest_equal_eigh(rng, deflate):
     assert r["converged"]
     assert np.allclose(r["smallest"], full[:k], rtol=0, atol=1e-9 * scale)
     assert r["n_products"] < op.n // 2
+
+
+def test_stored_products_identical_for_any_thread_count_and_row_split(rng, monkeypatch):
+    """Stored products over several row tasks and P sub-blocks (small _ROWS, _MIX_DOUBLES):
+    serial and threaded runs are bit-identical, and equal the tiled kernel's products; the
+    norm target's Hessian (folded into G) included."""
+    import meanfield.hessian.stored as st
+
+    m, d = 50, 4
+    problem = mf.Problem(d, (mf.Teacher(np.ones(2), rng.standard_normal((2, d))),
+                             mf.NormTarget(2)))
+    a, b, w = _state(rng, m, d)
+    op = HessianOperator(problem, a, b, w)
+    X = rng.standard_normal((op.n, 5))
+    V = rng.standard_normal((m, d + 1))
+    want = np.column_stack([op.matvec(X[:, t]) for t in range(5)])
+    monkeypatch.setattr(st, "_ROWS", 16)
+    monkeypatch.setattr(st, "_MIX_DOUBLES", 5 * m * 3)      # 3 rows per P block
+    before = numba.get_num_threads()
+    got = []
+    try:
+        for threads, parallel in ((1, False), (min(2, numba.config.NUMBA_NUM_THREADS), True)):
+            numba.set_num_threads(threads)
+            S = st.StoredHessian(op, parallel=parallel)
+            got.append((S.matmat(X), S.blocks().copy(), S.coarse_matrix(V)))
+    finally:
+        numba.set_num_threads(before)
+    for x, y in zip(got[0], got[1]):
+        assert np.array_equal(x, y)
+    assert np.abs(got[0][0] - want).max() <= RTOL_KERNEL * np.abs(want).max()
+
+
+@pytest.mark.parametrize("target", ["teacher", "norm"])
+def test_lobpcg_smallest_equal_eigh_over_row_tasks(rng, monkeypatch, target):
+    """The stored path (geometry, blocks, coarse matrix, products) split into several row
+    tasks and P sub-blocks, through :func:`spectrum` (method='lobpcg'): the k smallest and k
+    largest equal eigh's of the dense matrix, for a teacher and for the norm target (whose
+    ∇²T enters through the stored G)."""
+    import meanfield.hessian.stored as st
+
+    monkeypatch.setattr(st, "_ROWS", 13)
+    monkeypatch.setattr(st, "_MIX_DOUBLES", 400)
+    m, d, k = 48, 4, 5
+    if target == "teacher":
+        problem = mf.Problem(d, mf.Teacher(np.ones(2), rng.standard_normal((2, d))))
+    else:
+        problem = mf.Problem(d, mf.NormTarget(3))
+    p = mf.init_sphere_rademacher(m, d, rng)
+    p = mf.simulate_flow(problem, p, dt=0.05, n_steps=5, n_snapshots=0).particles
+    op = HessianOperator(problem, p.a, p.b, p.weights)
+    full = np.linalg.eigvalsh(dense_hessian(problem, p.a, p.b, p.weights))
+    spec = spectrum(op, k=k, method="lobpcg", rtol=1e-10)
+    scale = np.abs(full).max()
+    assert np.allclose(spec["smallest"], full[:k], rtol=0, atol=1e-9 * scale)
+    assert np.allclose(spec["largest"], full[-k:], rtol=0, atol=1e-9 * scale)

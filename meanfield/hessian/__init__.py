@@ -26,18 +26,15 @@ with 2π ∇²_11κ(u, v) = (r/‖u‖²)(I − ûûᵀ) + v_⊥v_⊥ᵀ/r and 2
 differentiating MATH §2.2 with ∇_u θ = v_⊥/r and ∇_u r = ‖v‖² u_⊥/r; equivalently
 ∇²_11κ = E[δ(⟨u,x⟩) σ(⟨v,x⟩) x xᵀ], ∇²_12κ = E[σ'(⟨u,x⟩) σ'(⟨v,x⟩) x xᵀ]). The self pair of
 the sum over l (l = j) is part of the formula: ∇²_11κ(u, u) = 0, ∇²_12κ(u, u) = I/2.
-Target parts: a teacher's units give ∇²T = v_ρ Σ_k a*_k ∇²_11κ(b, b*_k) (the same pair
-kernel with the teacher as sources); the linear part and odd power targets enter only
-through E[f* x] (T is linear in b: no second derivative); the norm target ‖P_H x‖ =
-α E_v σ(⟨v, x_H⟩) gives ∇²T = α E_v ∇²_11κ(b, v), a 1-D Gauss–Jacobi quadrature over
-t = ⟨v, e⟩ (e = b_H/‖b_H‖, v = t e + √(1−t²) ω): with h = ‖b_H‖, ρ⊥ = ‖b_⊥‖,
-r(t) = (ρ⊥² + (1 − t²) h²)^{1/2},
-
-    2π E_v ∇²_11κ(b, v) = (E r/‖b‖²)(I − b̂b̂ᵀ) + (ρ⊥²/‖b‖²) E[t²/r] f fᵀ
-                          + E[(1 − t²)/r]/(d_H − 1) (P_H − e eᵀ),
-
-f = (ρ⊥ e − h b_⊥/ρ⊥)/‖b‖ (a unit vector ⊥ b), which has no cancellation anywhere (b ∈ H,
-b ⊥ H, d_H = 1 included). Linear activation: κ_ρ = v_ρ⟨u, v⟩, ∇²_11κ = 0, ∇²_12κ = v_ρ I.
+Target parts: ∇²T(b_j) comes from the target itself
+(:meth:`~meanfield.models.targets.TargetSum.correlation_hessian`: each part owns the Hessian
+of its T). A teacher's units give ∇²T = v_ρ Σ_k a*_k ∇²_11κ(b, b*_k) (the same pair kernel
+with the teacher as sources); the linear part and odd parts enter only through E[f* x]
+(T is linear in b: no second derivative); the norm target ‖P_H x‖ = α E_v σ(⟨v, x_H⟩) gives
+∇²T = α E_v ∇²_11κ(b, v), a 1-D Gauss–Jacobi quadrature with no cancellation anywhere
+(b ∈ H, b ⊥ H, d_H = 1 included; formula in ``meanfield.models.targets._NormHessian``). A
+part without a Hessian of T is refused with a ValueError naming it. Linear activation:
+κ_ρ = v_ρ⟨u, v⟩, ∇²_11κ = 0, ∇²_12κ = v_ρ I.
 
 Smoothness and clusters. κ is C² but not C³ where two directions are parallel or
 antiparallel (J(γ) has a γ³ term: κ behaves like |u_⊥|³ there), so F is twice
@@ -92,9 +89,7 @@ import time
 import numpy as np
 
 from ..models.backends import ExactBackend
-from ..models.targets import ODD, NormTarget, Teacher
-from ..kernels.gaussian import sphere_coordinate_quadrature
-from ..kernels.hessian import SMALL_ANGLE, hvp_pair_sums
+from ..kernels.hessian import hess11_sums, hvp_pair_sums, pair_geometry
 
 __all__ = ["HessianOperator", "dense_hessian", "spectrum", "rescaling_directions", "polish", "predict_zero_modes",
            "count_zero_modes", "analyse", "DENSE_MAX", "gradient_norm"]
@@ -102,23 +97,6 @@ __all__ = ["HessianOperator", "dense_hessian", "spectrum", "rescaling_directions
 #: largest number of parameters for which the dense matrix and full spectrum are computed.
 DENSE_MAX = 5000
 _INV_2PI = 1.0 / (2.0 * np.pi)
-
-
-def _curved_parts(parts):
-    """(teacher with units or None, norm target or None): the target parts whose T has a
-    non-zero Hessian in b. Odd parts have T(b) = ½⟨b, X̄⟩, linear in b, so ∇²T = 0 (a linear
-    teacher's β included); the Hessian of T is written here for one teacher and one norm
-    target only."""
-    teacher = norm = None
-    for part in parts:
-        if isinstance(part, Teacher) and part.a.size and teacher is None:
-            teacher = part
-        elif isinstance(part, NormTarget) and norm is None:
-            norm = part
-        elif part.parity != ODD and not (isinstance(part, Teacher) and not part.a.size):
-            raise ValueError(f"no Hessian of T(b) for target part {type(part).__name__} "
-                             "(give at most one Teacher with units, one NormTarget and odd parts)")
-    return teacher, norm
 
 
 def _check_state(problem, a, b, weights):
@@ -183,69 +161,11 @@ class HessianOperator:
         wa = w * a
         self.risk = float(0.5 * wa @ s - wa @ t + self.backend.energy)
         self.sqrt_w = np.sqrt(w)
-        self.teacher, self.norm = None, None
-        if not self.linear:
-            self.teacher, self.norm = _curved_parts(problem.target_sum.parts)
-        if self.norm is not None:
-            self._norm_coefficients(n_nodes)
+        # ∇²T(b_j) from the target's parts (meanfield.models.targets): each part owns the
+        # Hessian of its T; zero for odd parts and for the linear activation
+        self.target_hessian = problem.target_sum.correlation_hessian(
+            b, problem.law, "linear" if self.linear else "relu", n_nodes)
         self.n_products = 0
-
-    # -- norm target: per-particle coefficients of ∇²T ------------------------------------
-    def _norm_coefficients(self, n_nodes):
-        """Coefficients of 2π ∇²T_N(b_j)/K, K = coef v_ρ α (module docstring)."""
-        norm, b = self.norm, self.b
-        d_h = norm.d_H
-        t, wq = sphere_coordinate_quadrature(d_h, n_nodes)
-        bh, bp = b[:, :d_h], b[:, d_h:]
-        h2 = np.einsum("ij,ij->i", bh, bh)
-        rp2 = np.einsum("ij,ij->i", bp, bp)
-        n2 = h2 + rp2
-        h, rp = np.sqrt(h2), np.sqrt(rp2)
-        r = np.sqrt(rp2[:, None] + (1.0 - t * t)[None, :] * h2[:, None])  # (m, q)
-        safe = r > 0
-        inv_r = np.where(safe, 1.0 / np.where(safe, r, 1.0), 0.0)
-        pos_n2 = n2 > 0
-        inv_n2 = np.where(pos_n2, 1.0 / np.where(pos_n2, n2, 1.0), 0.0)
-        self._nt_rad = (r @ wq) * inv_n2
-        self._nt_f = rp2 * inv_n2 * ((t * t * inv_r) @ wq)
-        self._nt_om = ((1.0 - t * t) * inv_r) @ wq / (d_h - 1) if d_h > 1 else np.zeros(len(b))
-        e = np.zeros((len(b), self.d))
-        e[:, :d_h] = np.where(h[:, None] > 0, bh / np.where(h > 0, h, 1.0)[:, None], 0.0)
-        e[h == 0, 0] = 1.0  # any unit vector of H: the terms are invariant there
-        f = np.zeros_like(e)
-        live = (rp > 0) & pos_n2
-        f[live] = (rp[live, None] * e[live]
-                   - h[live, None] * np.concatenate([np.zeros((live.sum(), d_h)),
-                                                     bp[live] / rp[live, None]], axis=1)) \
-            / np.sqrt(n2[live])[:, None]
-        self._nt_e, self._nt_fvec = e, f
-        self._nt_bhat = b * np.sqrt(inv_n2)[:, None]
-        self._nt_K = norm.coef * self.v_rho * norm.alpha * _INV_2PI
-
-    def _norm_hess_apply(self, beta):
-        """∇²T_N(b_j) β_j for every j, shape (m, d)."""
-        d_h = self.norm.d_H
-        bh = self._nt_bhat
-        out = self._nt_rad[:, None] * (beta - bh * np.einsum("ij,ij->i", bh, beta)[:, None])
-        f = self._nt_fvec
-        out += (self._nt_f * np.einsum("ij,ij->i", f, beta))[:, None] * f
-        e = self._nt_e
-        ph = np.zeros_like(beta)
-        ph[:, :d_h] = beta[:, :d_h]
-        out += self._nt_om[:, None] * (ph - e * np.einsum("ij,ij->i", e, beta)[:, None])
-        return self._nt_K * out
-
-    def _norm_hess_dense(self):
-        """∇²T_N(b_j), shape (m, d, d)."""
-        d, d_h = self.d, self.norm.d_H
-        eye = np.eye(d)
-        ph = np.zeros((d, d))
-        ph[:d_h, :d_h] = np.eye(d_h)
-        bh, f, e = self._nt_bhat, self._nt_fvec, self._nt_e
-        out = self._nt_rad[:, None, None] * (eye - np.einsum("ia,ib->iab", bh, bh))
-        out += self._nt_f[:, None, None] * np.einsum("ia,ib->iab", f, f)
-        out += self._nt_om[:, None, None] * (ph - np.einsum("ia,ib->iab", e, e))
-        return self._nt_K * out
 
     # -- products --------------------------------------------------------------------------
     def split(self, vec):
@@ -271,27 +191,23 @@ class HessianOperator:
             A, B = hvp_pair_sums(b, beta, b, be_t, al_t, wa, same=True, serial=serial)
             A *= v
             B *= v
-            hess_t = np.zeros_like(beta)
-            if self.teacher is not None:
-                zeros = np.zeros_like(self.teacher.b)
-                _, bt = hvp_pair_sums(b, beta, self.teacher.b, zeros,
-                                      np.zeros(self.teacher.a.size), self.teacher.a,
-                                      serial=serial)
-                hess_t += v * bt
-            if self.norm is not None:
-                hess_t += self._norm_hess_apply(beta)
+            hess_t = 0.0 if self.target_hessian.zero else self.target_hessian.apply(beta)
         out = np.empty(self.n)
         out[:self.m] = w * (A + np.einsum("ij,ij->i", self.e, beta))
         out[self.m:] = (w[:, None] * (self.e * alpha[:, None] + a[:, None] * (B - hess_t))).ravel()
         self.n_products += 1
         return out
 
-    def _scale(self):
+    def coordinate_scale(self):
+        """The diagonal of D^{1/2}, shape (n,): √w_j for a_j, then √w_j repeated d times for
+        b_j (H = D^{-1/2} ∇²F D^{-1/2}; φ = D^{1/2} θ)."""
         return np.concatenate([self.sqrt_w, np.repeat(self.sqrt_w, self.d)])
+
+    _scale = coordinate_scale
 
     def matvec(self, vec, serial=None):
         """H · vec with H = D^{-1/2} ∇²F D^{-1/2} (= m ∇²F for uniform weights)."""
-        s = self._scale()
+        s = self.coordinate_scale()
         return self.hvp_F(np.asarray(vec, dtype=np.float64) / s, serial=serial) / s
 
     def linear_operator(self):
@@ -319,49 +235,6 @@ def gradient_norm(problem, a, b, weights=None):
 
 
 # ------------------------------------------------------------------------------- dense
-def _pairs(bu, bv, same):
-    """dot, r, θ, 1/r (0 at small angles), ‖u‖², ‖v‖² for all pairs, shapes (m, n)."""
-    dot = bu @ bv.T
-    nu2 = np.einsum("ij,ij->i", bu, bu)
-    nv2 = np.einsum("ij,ij->i", bv, bv)
-    prod = nu2[:, None] * nv2[None, :]
-    cross2 = prod - dot * dot
-    near = (cross2 <= 1e-8 * prod) & (prod > 0)
-    if np.any(near):  # as the kernel: r = ‖u‖ ‖v − (dot/‖u‖²) u‖ where the difference cancels
-        jj, kk = np.nonzero(near)
-        vperp = bv[kk] - (dot[jj, kk] / nu2[jj])[:, None] * bu[jj]
-        cross2[jj, kk] = nu2[jj] * np.einsum("ij,ij->i", vperp, vperp)
-    r = np.sqrt(np.maximum(cross2, 0.0))
-    theta = np.arctan2(r, -dot)
-    if same:
-        np.fill_diagonal(r, 0.0)
-        np.fill_diagonal(theta, np.pi)
-    big = r > SMALL_ANGLE * np.sqrt(prod)
-    inv_r = np.where(big, 1.0 / np.where(big, r, 1.0), 0.0)
-    return dot, r, theta, inv_r, nu2, nv2
-
-
-def _inv(x):
-    return np.where(x > 0, 1.0 / np.where(x > 0, x, 1.0), 0.0)
-
-
-def _hess11_sums(bu, bv, c, same):
-    """Σ_l c_l ∇²_11κ(u_j, v_l), shape (m, d, d) (standard Gaussian inputs)."""
-    dot, r, _, inv_r, nu2, _ = _pairs(bu, bv, same)
-    iu = _inv(nu2)
-    d = bu.shape[1]
-    crad = (r * c[None, :]).sum(axis=1) * iu                        # Σ c r / ‖u‖²
-    cr = c[None, :] * inv_r                                         # c / r
-    out = crad[:, None, None] * (np.eye(d)[None] - np.einsum("ia,ib->iab", bu, bu)
-                                 * iu[:, None, None])
-    out += np.einsum("jl,la,lb->jab", cr, bv, bv)
-    cross = np.einsum("jl,la->ja", cr * dot, bv) * iu[:, None]       # Σ (c/r)(dot/‖u‖²) v
-    out -= np.einsum("ja,jb->jab", cross, bu) + np.einsum("ja,jb->jab", bu, cross)
-    out += ((cr * dot * dot).sum(axis=1) * iu * iu)[:, None, None] * np.einsum("ia,ib->iab",
-                                                                              bu, bu)
-    return out * _INV_2PI
-
-
 def dense_hessian(problem, a, b, weights=None, scaled=True, max_params=DENSE_MAX, n_nodes=64):
     """The Hessian as a dense (n, n) array, n = m (d + 1), order (a_1..a_m, b_1..b_m rows).
 
@@ -395,8 +268,8 @@ def dense_hessian(problem, a, b, weights=None, scaled=True, max_params=DENSE_MAX
         Hbb[:] = hbb_pair
         diag_bb = np.zeros((m, d, d))
     else:
-        dot, r, theta, inv_r, nu2, _ = _pairs(b, b, True)
-        iu = _inv(nu2)
+        dot, r, theta, inv_r, nu2, _ = pair_geometry(b, b, same=True)
+        iu = np.where(nu2 > 0, 1.0 / np.where(nu2 > 0, nu2, 1.0), 0.0)
         Haa[:] = v * np.outer(w, w) * (r + theta * dot) * _INV_2PI
         # w_j w_k a_k ∇_1κ(b_k, b_j) = w_j w_k a_k (θ b_j + (r/‖b_k‖²) b_k)/2π
         coef = v * w[:, None] * wa[None, :] * _INV_2PI
@@ -410,11 +283,9 @@ def dense_hessian(problem, a, b, weights=None, scaled=True, max_params=DENSE_MAX
         Hbb -= np.einsum("jk,ka,kb->jakb", ci * dot * iu[None, :], b, b)  # v (dot/‖v‖²) vᵀ
         Hbb += np.einsum("jk,ja,kb->jakb", ci, b, b)                     # u vᵀ
         Hbb -= np.einsum("jk,ja,jb->jakb", ci * dot * iu[:, None], b, b)  # u (dot/‖u‖²) uᵀ
-        diag_bb = v * _hess11_sums(b, b, wa, True)
-        if op.teacher is not None:
-            diag_bb -= v * _hess11_sums(b, op.teacher.b, op.teacher.a, False)
-        if op.norm is not None:
-            diag_bb -= op._norm_hess_dense()
+        diag_bb = v * hess11_sums(b, b, wa, same=True)
+        if not op.target_hessian.zero:
+            diag_bb -= op.target_hessian.dense()
     idx = np.arange(m)
     Hab[idx, idx, :] += w[:, None] * op.e
     Hbb[idx, :, idx, :] += wa[:, None, None] * diag_bb
@@ -422,7 +293,7 @@ def dense_hessian(problem, a, b, weights=None, scaled=True, max_params=DENSE_MAX
     # (the linear branch's and the ReLU branch's pair terms already include w_j a_j w_k a_k)
     H[m:, :m] = H[:m, m:].T
     if scaled:
-        s = op._scale()
+        s = op.coordinate_scale()
         H /= s[:, None]
         H /= s[None, :]
     return H

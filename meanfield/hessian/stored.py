@@ -22,66 +22,46 @@ sums of the particle interaction (module docstring of :mod:`meanfield.kernels.he
             − ν_j (⟨β_j, Y_j⟩ − q_j ν_j z_j),
 
 with the vector-independent G_j = Σ_k c_k R⁻_jk b_k b_kᵀ (d × d), Y_j = Σ_k c_k D_jk b_k,
-z_j = Σ_k c_k D_jk ⟨b_j, b_k⟩, s_j = Σ_k c_k R_jk. Per vector this is about 6 d m² multiply–adds
-in BLAS and one m × m elementwise product (R⁻ ∘ b β̃ᵀ), for a block of vectors at once.
+z_j = Σ_k c_k D_jk ⟨b_j, b_k⟩, s_j = Σ_k c_k R_jk. The two Θ products have the same
+coefficient in A and in B and are one product Θ (β̃ + α̃ b); with P_jk = ⟨b_j, β̃_k⟩ (the
+m × m Gram matrix of one vector), ⟨b_j, (D β̃)_j⟩ = Σ_k D_jk P_jk and
+((R⁻ ∘ b β̃ᵀ) b)_j − (D (ν q̃ b))_j = (M b)_j with M_jk = R⁻_jk P_jk − D_jk ν_k q̃_k. Per
+vector this is three matrix products of 2 d m² flops each (Θ(β̃ + α̃ b), P = b β̃ᵀ, M b) and
+one elementwise pass over P (:func:`~meanfield.kernels.hessian.mix_rows`), for a block of
+vectors at once. The target's Hessian is folded into G once: G_j ← G_j − (2π/v_ρ) ∇²T(b_j)
+(it enters B and the diagonal blocks only through G_j β_j).
+
+Parallel over row blocks (tasks of :func:`~meanfield.kernels.threads.run_tasks`, BLAS with
+one thread inside each): a row's result is computed by the same operations in the same order
+whatever the thread count, so products are identical for any number of threads.
 
 The same stored sums give, for free, the per-particle diagonal blocks of H
 (:meth:`StoredHessian.blocks`): the (d + 1) × (d + 1) block of particle j, whose inverse
 (shifted) is the preconditioner of the LOBPCG eigensolver in :func:`meanfield.hessian.spectrum`.
 
-Memory: 4 m² doubles (3.2 GB at m = 10⁴); :data:`STORED_MAX_BYTES` caps it.
+Memory: 4 m² doubles (3.2 GB at m = 10⁴); :data:`STORED_MAX_BYTES` caps it. Temporaries of a
+product: a few row blocks of p × m doubles (:data:`_MIX_DOUBLES`).
 """
 import numpy as np
 
-from ..kernels.hessian import SMALL_ANGLE, hvp_pair_sums
+from ..kernels.hessian import geometry_rows, mix_rows
+from ..kernels.threads import blas_single_thread, run_tasks
 
 __all__ = ["StoredHessian", "STORED_MAX_BYTES", "stored_bytes"]
 
 #: largest memory (bytes) the stored pair matrices may take (4 m² doubles).
 STORED_MAX_BYTES = 4 * 2 ** 30
 _INV_2PI = 1.0 / (2.0 * np.pi)
-#: rows per block when forming the geometry and the elementwise products (memory of the
-#: temporaries: a few rows × m doubles).
-_ROWS = 1024
+#: rows per task when forming the geometry, the products and the coarse matrix (tasks are
+#: fixed by m, never by the thread count).
+_ROWS = 256
+#: doubles of one P block (rows × p × m) in a product: bounds the temporaries per task.
+_MIX_DOUBLES = 1 << 21
 
 
 def stored_bytes(m):
     """Bytes of the four stored m × m matrices."""
     return 4 * 8 * m * m
-
-
-def _geometry(bu, bv):
-    """dot, r, θ, 1/r (0 at small angles) for rows ``bu`` against all ``bv`` — the same
-    conventions as the tiled kernel (near-parallel r from the orthogonal part; the self
-    pair, a row of ``bu`` equal to one of ``bv``, comes out as r = 0, θ = π)."""
-    dot = bu @ bv.T
-    nu2 = np.einsum("ij,ij->i", bu, bu)
-    nv2 = np.einsum("ij,ij->i", bv, bv)
-    prod = nu2[:, None] * nv2[None, :]
-    cross2 = prod - dot * dot
-    near = (cross2 <= 1e-8 * prod) & (prod > 0)
-    if np.any(near):
-        jj, kk = np.nonzero(near)
-        vperp = bv[kk] - (dot[jj, kk] / nu2[jj])[:, None] * bu[jj]
-        cross2[jj, kk] = nu2[jj] * np.einsum("ij,ij->i", vperp, vperp)
-    r = np.sqrt(np.maximum(cross2, 0.0))
-    theta = np.arctan2(r, -dot)
-    big = r > SMALL_ANGLE * np.sqrt(prod)
-    inv_r = np.where(big, 1.0 / np.where(big, r, 1.0), 0.0)
-    return dot, r, theta, inv_r
-
-
-def _hess11_sums(bu, bv, c):
-    """Σ_l c_l ∇²_11κ(u_j, v_l) for rows u_j of ``bu`` and a few sources v_l, shape (m, d, d)
-    (standard Gaussian inputs): (r/‖u‖²)(I − ûûᵀ) + v_⊥v_⊥ᵀ/r over 2π."""
-    dot, r, _, inv_r = _geometry(bu, bv)
-    nu2 = np.einsum("ij,ij->i", bu, bu)
-    iu = np.where(nu2 > 0, 1.0 / np.where(nu2 > 0, nu2, 1.0), 0.0)
-    vperp = bv[None, :, :] - (dot * iu[:, None])[:, :, None] * bu[:, None, :]   # (m, l, d)
-    out = ((r * c[None, :]).sum(axis=1) * iu)[:, None, None] * (
-        np.eye(bu.shape[1])[None] - np.einsum("ia,ib->iab", bu, bu) * iu[:, None, None])
-    out += np.einsum("jl,jla,jlb->jab", c[None, :] * inv_r, vperp, vperp)
-    return out * _INV_2PI
 
 
 class StoredHessian:
@@ -91,22 +71,33 @@ class StoredHessian:
     Parameters
     ----------
     op : HessianOperator
-        The state; its teacher and norm-target parts and the vector-independent terms are
-        reused from it.
+        The state; its public attributes (``a``, ``b``, ``w``, ``e``, ``v_rho``, ``linear``,
+        ``target_hessian``, :meth:`~meanfield.hessian.HessianOperator.coordinate_scale`)
+        are used.
     max_bytes : int
         Refuse if the four m × m matrices would take more (default :data:`STORED_MAX_BYTES`).
+    parallel : bool
+        Row-block tasks on the Numba thread count (identical results either way).
 
     Attributes
     ----------
     n_products : int
         Number of vectors multiplied so far.
+    seconds_store : float
+        Time spent forming the stored matrices.
     """
 
-    def __init__(self, op, max_bytes=STORED_MAX_BYTES):
+    def __init__(self, op, max_bytes=STORED_MAX_BYTES, parallel=True):
+        import time
+
+        t0 = time.perf_counter()
         self.op = op
         m, d = op.m, op.d
         self.m, self.d, self.n = m, d, op.n
         self.n_products = 0
+        self.parallel = parallel
+        self._blocks = None
+        self.seconds_store = 0.0
         if op.linear:  # products are O(m d) already: nothing to store
             return
         need = stored_bytes(m)
@@ -123,67 +114,83 @@ class StoredHessian:
         self.Y = np.empty((m, d))
         self.z = np.empty(m)
         self.s = np.empty(m)
-        outer = np.einsum("ka,kb->kab", b, b).reshape(m, d * d)
-        for i0 in range(0, m, _ROWS):
-            i1 = min(m, i0 + _ROWS)
-            dot, r, th, ir = _geometry(b[i0:i1], b)
-            self.theta[i0:i1] = th
-            self.r[i0:i1] = r
-            self.inv_r[i0:i1] = ir
-            dr = dot * ir
-            self.dr[i0:i1] = dr
-            self.G[i0:i1] = ((ir * c[None, :]) @ outer).reshape(i1 - i0, d, d)
-            self.Y[i0:i1] = dr @ (c[:, None] * b)
-            self.z[i0:i1] = (dr * dot) @ c
-            self.s[i0:i1] = r @ c
-        nu2 = np.einsum("ij,ij->i", b, b)
-        self.nu = np.where(nu2 > 0, 1.0 / np.where(nu2 > 0, nu2, 1.0), 0.0)
+        nb2 = np.einsum("ij,ij->i", b, b)
+        iu0, iu1 = np.triu_indices(d)
+        outer = b[:, iu0] * b[:, iu1]            # the upper triangle of b_k b_kᵀ, (m, d(d+1)/2)
+        cb = c[:, None] * b
+
+        def task(t):
+            i0, i1 = t * _ROWS, min(m, (t + 1) * _ROWS)
+            dots = b[i0:i1] @ b.T
+            geometry_rows(i0, dots, nb2[i0:i1], nb2, b[i0:i1], b, True, self.theta[i0:i1],
+                          self.r[i0:i1], self.inv_r[i0:i1], self.dr[i0:i1])
+            ir, dr = self.inv_r[i0:i1], self.dr[i0:i1]
+            g = (ir * c) @ outer
+            blk = self.G[i0:i1]
+            blk[:, iu0, iu1] = g
+            blk[:, iu1, iu0] = g
+            self.Y[i0:i1] = dr @ cb
+            dots *= dr
+            self.z[i0:i1] = dots @ c
+            self.s[i0:i1] = self.r[i0:i1] @ c
+
+        with blas_single_thread():
+            run_tasks(task, (m + _ROWS - 1) // _ROWS, parallel)
+        if not op.target_hessian.zero:   # fold ∇²T into G (module docstring)
+            self.G -= (2.0 * np.pi / op.v_rho) * op.target_hessian.dense()
+        self.nu = np.where(nb2 > 0, 1.0 / np.where(nb2 > 0, nb2, 1.0), 0.0)
+        self.seconds_store = time.perf_counter() - t0
 
     # -- products ----------------------------------------------------------------------------
-    def _pair_sums(self, alpha, beta):
-        """2π-free pair sums (A, B) of the particle interaction for p vectors:
-        alpha (m, p), beta (m, p, d) -> A (m, p), B (m, p, d) (standard Gaussian inputs)."""
+    def pair_sums(self, alpha, beta):
+        """2π-free pair sums (A, B) of the particle interaction, target Hessian included,
+        for p vectors: alpha (m, p), beta (m, p, d) -> A (m, p), B (m, p, d) (standard
+        Gaussian inputs; multiply by v_ρ). ReLU only."""
         op = self.op
         m, d = self.m, self.d
         b, w = op.b, op.w
         p = alpha.shape[1]
         c = w * op.a
+        nu = self.nu
         al = w[:, None] * alpha                                   # α̃ (m, p)
         bt = c[:, None, None] * beta                              # β̃ (m, p, d)
         q = np.einsum("jd,jpd->jp", b, beta)                      # q_j
-        qt = np.einsum("kd,kpd->kp", b, bt)                       # q̃_k
-        nu = self.nu
-        # Θ [β̃ | α̃ b] in one product
-        rhs = np.concatenate([bt.reshape(m, p * d),
-                              (al[:, :, None] * b[:, None, :]).reshape(m, p * d)], axis=1)
-        th = (self.theta @ rhs).reshape(m, 2, p, d)
-        th_bt, th_ab = th[:, 0], th[:, 1]
-        rr = self.r @ np.concatenate([al, nu[:, None] * qt], axis=1)   # R α̃, R (ν q̃)
-        r_al, r_nq = rr[:, :p], rr[:, p:]
-        irq = self.inv_r @ qt                                           # R⁻ q̃
-        rhs = np.concatenate([bt.reshape(m, p * d),
-                              ((nu[:, None] * qt)[:, :, None] * b[:, None, :]).reshape(m, p * d)],
-                             axis=1)
-        dd = (self.dr @ rhs).reshape(m, 2, p, d)
-        d_bt, d_nqb = dd[:, 0], dd[:, 1]
-        # (R⁻ ∘ b β̃ᵀ) b: the one elementwise product, per vector and row block
+        qt = c[:, None] * q                                       # q̃_k = ⟨b_k, β̃_k⟩
+        nqt = nu[:, None] * qt
+        U = (bt + al[:, :, None] * b[:, None, :]).reshape(m, p * d)
+        rhs_r = np.concatenate([al, nqt], axis=1)                 # R [α̃ | ν q̃]
+        bt_rows = np.ascontiguousarray(bt.transpose(1, 0, 2)).reshape(p * m, d)
+        s_rows = np.ascontiguousarray(nqt.T)                      # (p, m): ν_k q̃_kt
+        th = np.empty((m, p * d))
+        rr = np.empty((m, 2 * p))
+        irq = np.empty((m, p))
+        dsum = np.empty((m, p))
         pv = np.empty((m, p, d))
-        for i0 in range(0, m, _ROWS):
-            i1 = min(m, i0 + _ROWS)
-            ir = self.inv_r[i0:i1]
-            for t in range(p):
-                prod = b[i0:i1] @ bt[:, t, :].T
-                prod *= ir
-                pv[i0:i1, t] = prod @ b
-        A = r_al + np.einsum("jd,jpd->jp", b, th_ab) + r_nq + np.einsum("jd,jpd->jp", b, th_bt)
+        sub = max(1, min(_ROWS, _MIX_DOUBLES // (p * m)))
+
+        def task(t):
+            i0, i1 = t * _ROWS, min(m, (t + 1) * _ROWS)
+            np.matmul(self.theta[i0:i1], U, out=th[i0:i1])
+            np.matmul(self.r[i0:i1], rhs_r, out=rr[i0:i1])
+            np.matmul(self.inv_r[i0:i1], qt, out=irq[i0:i1])
+            for j0 in range(i0, i1, sub):
+                j1 = min(i1, j0 + sub)
+                P = (b[j0:j1] @ bt_rows.T).reshape(j1 - j0, p, m)
+                mix_rows(P, self.inv_r[j0:j1], self.dr[j0:j1], s_rows, dsum[j0:j1])
+                np.matmul(P.reshape((j1 - j0) * p, m), b,
+                          out=pv[j0:j1].reshape((j1 - j0) * p, d))
+
+        with blas_single_thread():
+            run_tasks(task, (m + _ROWS - 1) // _ROWS, self.parallel)
+        th = th.reshape(m, p, d)
+        r_al, r_nq = rr[:, :p], rr[:, p:]
+        A = r_al + r_nq + np.einsum("jd,jpd->jp", b, th)
         s = self.s[:, None]
         qn = q * nu[:, None]
-        coef_u = (r_al - s * qn) * nu[:, None] + irq \
-            - nu[:, None] * np.einsum("jd,jpd->jp", b, d_bt) \
+        coef_u = (r_al - s * qn) * nu[:, None] + irq - nu[:, None] * dsum \
             - nu[:, None] * (np.einsum("jpd,jd->jp", beta, self.Y) - qn * self.z[:, None])
-        B = th_ab + np.einsum("jab,jpb->jpa", self.G, beta) - qn[:, :, None] * self.Y[:, None, :] \
-            + pv - d_nqb + th_bt + coef_u[:, :, None] * b[:, None, :] \
-            + (s * nu[:, None])[:, :, None] * beta
+        B = th + np.einsum("jab,jpb->jpa", self.G, beta) - qn[:, :, None] * self.Y[:, None, :] \
+            + pv + coef_u[:, :, None] * b[:, None, :] + (s * nu[:, None])[:, :, None] * beta
         return A * _INV_2PI, B * _INV_2PI
 
     def hvp_F(self, X):
@@ -201,33 +208,20 @@ class StoredHessian:
         if op.linear:
             out = np.column_stack([op.hvp_F(X[:, t]) for t in range(p)])
             return out[:, 0] if single else out
-        alpha = X[:m]
+        alpha = np.ascontiguousarray(X[:m])
         beta = X[m:].reshape(m, d, p).transpose(0, 2, 1)                 # (m, p, d)
-        A, B = self._pair_sums(alpha, beta)
+        A, B = self.pair_sums(alpha, beta)
         v = op.v_rho
-        A *= v
-        B *= v
-        if op.teacher is not None or op.norm is not None:
-            for t in range(p):
-                hess_t = np.zeros((m, d))
-                if op.teacher is not None:
-                    zeros = np.zeros_like(op.teacher.b)
-                    _, h = hvp_pair_sums(op.b, beta[:, t], op.teacher.b, zeros,
-                                         np.zeros(op.teacher.a.size), op.teacher.a)
-                    hess_t += v * h
-                if op.norm is not None:
-                    hess_t += op._norm_hess_apply(np.ascontiguousarray(beta[:, t]))
-                B[:, t] -= hess_t
         w, a = op.w, op.a
         out = np.empty((self.n, p))
-        out[:m] = w[:, None] * (A + np.einsum("jd,jpd->jp", op.e, beta))
-        ob = w[:, None, None] * (op.e[:, None, :] * alpha[:, :, None] + a[:, None, None] * B)
+        out[:m] = w[:, None] * (v * A + np.einsum("jd,jpd->jp", op.e, beta))
+        ob = w[:, None, None] * (op.e[:, None, :] * alpha[:, :, None] + (v * a)[:, None, None] * B)
         out[m:] = ob.transpose(0, 2, 1).reshape(m * d, p)
         return out[:, 0] if single else out
 
     def matmat(self, X):
         """H X, H = D^{-1/2} ∇²F D^{-1/2}, for X of shape (n, p) or (n,)."""
-        s = self.op._scale()
+        s = self.op.coordinate_scale()
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             return self.hvp_F(X / s) / s
@@ -236,13 +230,20 @@ class StoredHessian:
     # -- diagonal blocks ------------------------------------------------------------------------
     def blocks(self):
         """The per-particle diagonal blocks of H, shape (m, d + 1, d + 1): for particle j the
-        rows and columns (a_j, b_j1..b_jd) of H = D^{-1/2} ∇²F D^{-1/2}.
+        rows and columns (a_j, b_j1..b_jd) of H = D^{-1/2} ∇²F D^{-1/2}. Computed once and
+        kept (a read-only array).
 
         H_{a_j a_j} = v_ρ w_j κ(b_j, b_j), H_{a_j b_j} = e_j + v_ρ w_j a_j ∇_1κ(b_j, b_j),
         H_{b_j b_j} = a_j (v_ρ Σ_l w_l a_l ∇²_11κ(b_j, b_l) − ∇²T(b_j)) + v_ρ w_j a_j² ∇²_12κ(b_j, b_j)
         (module docstring of :mod:`meanfield.hessian`; ∇²_12κ(u, u) = I/2, κ(u, u) = ‖u‖²/2,
         ∇_1κ(u, u) = u/2).
         """
+        if self._blocks is None:
+            self._blocks = self._compute_blocks()
+            self._blocks.flags.writeable = False
+        return self._blocks
+
+    def _compute_blocks(self):
         op = self.op
         m, d = self.m, self.d
         a, b, w, v = op.a, op.b, op.w, op.v_rho
@@ -257,7 +258,7 @@ class StoredHessian:
             out[:, 1:, 1:] = (v * w * a * a)[:, None, None] * eye
             return out
         nu = self.nu
-        # Σ_l c_l ∇²_11κ(b_j, b_l) · 2π from the stored sums (as _hess11_sums)
+        # 2π (Σ_l c_l ∇²_11κ(b_j, b_l) − ∇²T(b_j)/v_ρ) from the stored sums (∇²T is in G)
         bb = np.einsum("ia,ib->iab", b, b)
         h11 = (self.s * nu)[:, None, None] * (eye[None] - bb * nu[:, None, None])
         h11 += self.G
@@ -265,10 +266,6 @@ class StoredHessian:
         h11 -= np.einsum("ja,jb->jab", cross, b) + np.einsum("ja,jb->jab", b, cross)
         h11 += (self.z * nu * nu)[:, None, None] * bb
         diag = v * h11 * _INV_2PI
-        if op.teacher is not None:
-            diag -= v * _hess11_sums(b, op.teacher.b, op.teacher.a)
-        if op.norm is not None:
-            diag -= op._norm_hess_dense()
         out[:, 1:, 1:] = a[:, None, None] * diag + (0.5 * v * w * a * a)[:, None, None] * eye
         return out
 
@@ -291,13 +288,16 @@ class StoredHessian:
             raise ValueError("coarse_matrix: ReLU activation only")
         m = self.m
         a, b, w, v = op.a, op.b, op.w, op.v_rho
+        V = np.asarray(V, dtype=np.float64)
         al, be = V[:, 0], V[:, 1:]
         q = np.einsum("jd,jd->j", b, be)
         nu = self.nu
         sw = np.sqrt(w)
         C = np.empty((m, m))
-        for i0 in range(0, m, _ROWS):
-            i1 = min(m, i0 + _ROWS)
+        nq = nu * q
+
+        def task(t):
+            i0, i1 = t * _ROWS, min(m, (t + 1) * _ROWS)
             sl = slice(i0, i1)
             th, r, ir, dr = self.theta[sl], self.r[sl], self.inv_r[sl], self.dr[sl]
             dot = b[sl] @ b.T
@@ -305,13 +305,16 @@ class StoredHessian:
             g_tb = b[sl] @ be.T            # ⟨b_j, β_k⟩
             g_tt = be[sl] @ be.T           # ⟨β_j, β_k⟩
             kap = r + th * dot
-            grad_k = th * g_tb + r * (nu * q)[None, :]          # 2π⟨∇_1κ(b_k, b_j), β_k⟩
-            grad_j = th * g_bb + r * (nu[sl] * q[sl])[:, None]  # 2π⟨∇_1κ(b_j, b_k), β_j⟩
-            h12 = th * g_tt + ir * g_bb * g_tb - dr * g_bb * (nu * q)[None, :] \
-                + ir * q[sl, None] * q[None, :] - dr * (q[sl] * nu[sl])[:, None] * g_tb
+            grad_k = th * g_tb + r * nq[None, :]                # 2π⟨∇_1κ(b_k, b_j), β_k⟩
+            grad_j = th * g_bb + r * nq[sl, None]               # 2π⟨∇_1κ(b_j, b_k), β_j⟩
+            h12 = th * g_tt + ir * g_bb * g_tb - dr * g_bb * nq[None, :] \
+                + ir * q[sl, None] * q[None, :] - dr * nq[sl, None] * g_tb
             blk = (al[sl, None] * al[None, :]) * kap + al[sl, None] * a[None, :] * grad_k \
                 + a[sl, None] * al[None, :] * grad_j + (a[sl, None] * a[None, :]) * h12
             C[sl] = (v * _INV_2PI) * (sw[sl, None] * sw[None, :]) * blk
+
+        with blas_single_thread():
+            run_tasks(task, (m + _ROWS - 1) // _ROWS, self.parallel)
         Bl = self.blocks()
         C[np.arange(m), np.arange(m)] = np.einsum("ja,jab,jb->j", V, Bl, V)
         return C

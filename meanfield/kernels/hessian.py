@@ -41,7 +41,8 @@ import numpy as np
 from .threads import kernel, parallel_kernel, prange
 from .gaussian import abt_tile, fast_atan2, gram_tile
 
-__all__ = ["hvp_pair_sums", "SMALL_ANGLE"]
+__all__ = ["hvp_pair_sums", "SMALL_ANGLE", "pair_geometry", "hess11_sums", "geometry_rows",
+           "mix_rows"]
 
 _INV_2PI = 1.0 / (2.0 * pi)
 #: sin γ at or below which a pair takes the parallel (or antiparallel) limit: √ε.
@@ -267,3 +268,122 @@ def hvp_pair_sums(b_out, beta_out, b_src, beta_src, alpha_src, c_src, same=False
                np.sqrt(ns2), ins2, qs, alpha_src, c_src, out_a, out_b, _TILE_ROWS, _TILE_COLS,
                bool(serial))
     return out_a, out_b
+
+
+# ------------------------------------------------------------------ dense pair geometry (NumPy)
+def pair_geometry(bu, bv, same=False):
+    """dot, r, θ, 1/r (0 at small angles), ‖u‖², ‖v‖² for all pairs (u_j, v_k), shapes (m, n)
+    and (m,), (n,), with the conventions of the tiled kernel (module docstring): r from the
+    orthogonal part where sin²γ ≤ 1e-8, 1/r = 0 where sin γ ≤ ``SMALL_ANGLE``, and with
+    ``same`` (``bv`` is ``bu``) the self pairs r = 0, θ = π."""
+    dot = bu @ bv.T
+    nu2 = np.einsum("ij,ij->i", bu, bu)
+    nv2 = np.einsum("ij,ij->i", bv, bv)
+    prod = nu2[:, None] * nv2[None, :]
+    cross2 = prod - dot * dot
+    near = (cross2 <= _NEAR_PARALLEL * prod) & (prod > 0)
+    if np.any(near):  # r = ‖u‖ ‖v − (dot/‖u‖²) u‖ where the difference of squares cancels
+        jj, kk = np.nonzero(near)
+        vperp = bv[kk] - (dot[jj, kk] / nu2[jj])[:, None] * bu[jj]
+        cross2[jj, kk] = nu2[jj] * np.einsum("ij,ij->i", vperp, vperp)
+    if same:
+        np.fill_diagonal(cross2, 0.0)
+    r = np.sqrt(np.maximum(cross2, 0.0))
+    theta = np.arctan2(r, -dot)
+    if same:
+        np.fill_diagonal(theta, np.pi)
+    big = r > SMALL_ANGLE * np.sqrt(prod)
+    inv_r = np.where(big, 1.0 / np.where(big, r, 1.0), 0.0)
+    return dot, r, theta, inv_r, nu2, nv2
+
+
+def hess11_sums(bu, bv, c, same=False):
+    """Σ_l c_l ∇²_11κ(u_j, v_l) for standard Gaussian inputs, shape (m, d, d):
+    2π ∇²_11κ(u, v) = (r/‖u‖²)(I − ûûᵀ) + v_⊥v_⊥ᵀ/r (module docstring; conventions of
+    :func:`pair_geometry`). Rows are taken in chunks so that no (rows, n, d) temporary
+    exceeds ~2²² doubles (a teacher with many units)."""
+    m, d = bu.shape
+    n = bv.shape[0]
+    out = np.empty((m, d, d))
+    rows = max(1, (1 << 22) // max(1, n * d))
+    eye = np.eye(d)
+    for i0 in range(0, m, rows):
+        i1 = min(m, i0 + rows)
+        u = bu[i0:i1]
+        dot, r, _, inv_r, nu2, _ = pair_geometry(u, bv)
+        if same:   # the self pair: r = 0 (no 1/r term)
+            idx = np.arange(i0, i1)
+            r[idx - i0, idx] = 0.0
+            inv_r[idx - i0, idx] = 0.0
+        iu = np.where(nu2 > 0, 1.0 / np.where(nu2 > 0, nu2, 1.0), 0.0)
+        vperp = bv[None, :, :] - (dot * iu[:, None])[:, :, None] * u[:, None, :]
+        blk = ((r * c[None, :]).sum(axis=1) * iu)[:, None, None] * (
+            eye[None] - np.einsum("ia,ib->iab", u, u) * iu[:, None, None])
+        blk += np.einsum("jl,jla,jlb->jab", c[None, :] * inv_r, vperp, vperp)
+        out[i0:i1] = blk * _INV_2PI
+    return out
+
+
+# ------------------------------------------------------- stored geometry (meanfield.hessian.stored)
+@kernel(error_model="numpy", fastmath={"reassoc"})
+def geometry_rows(i0, dots, nu2, nv2, bu, bv, same, theta, r, inv_r, dr):
+    """θ, r, 1/r and ⟨u, v⟩/r of rows u = ``bu[ii]`` (global index i0 + ii) against every
+    source v = ``bv[k]``, given the Gram rows ``dots`` (ni, n) and squared norms; the
+    conventions of :func:`_hvp_tile_pass` (r from the orthogonal part where sin²γ ≤ 1e-8,
+    1/r = 0 where sin γ ≤ ``SMALL_ANGLE``, and with ``same`` the self pair r = 0, θ = π).
+    Writes rows of the four (ni, n) outputs; ``r`` is scratch for r² first."""
+    ni, n = dots.shape
+    d = bu.shape[1]
+    for ii in range(ni):
+        n2u = nu2[ii]
+        inv_n2u = 1.0 / n2u if n2u > 0.0 else 0.0
+        nu = sqrt(n2u)
+        drow = dots[ii]
+        crow = r[ii]
+        for k in range(n):
+            crow[k] = n2u * nv2[k] - drow[k] * drow[k]
+        for k in range(n):
+            prod = n2u * nv2[k]
+            if crow[k] <= _NEAR_PARALLEL * prod and prod > 0.0:
+                f = drow[k] * inv_n2u
+                acc = 0.0
+                for l in range(d):
+                    z = bv[k, l] - f * bu[ii, l]
+                    acc += z * z
+                crow[k] = n2u * acc
+        if same and 0 <= i0 + ii < n:
+            crow[i0 + ii] = 0.0
+        trow = theta[ii]
+        irow = inv_r[ii]
+        drrow = dr[ii]
+        for k in range(n):
+            dot = drow[k]
+            cross = sqrt(max(crow[k], 0.0))
+            big = cross > SMALL_ANGLE * (nu * sqrt(nv2[k]))
+            ir = 1.0 / (cross if big else 1.0)
+            ir = ir if big else 0.0
+            crow[k] = cross
+            trow[k] = fast_atan2(cross, -dot)
+            irow[k] = ir
+            drrow[k] = dot * ir
+
+
+@kernel(error_model="numpy", fastmath={"reassoc", "contract"})
+def mix_rows(P, inv_r, dr, s, dsum):
+    """One elementwise pass of the stored product (:mod:`meanfield.hessian.stored`): for rows
+    j, vectors t and sources k, with P_jtk = ⟨b_j, β̃_kt⟩ on entry,
+    ``dsum[j, t] = Σ_k D_jk P_jtk`` and ``P_jtk ← R⁻_jk P_jtk − D_jk s_tk`` (in place).
+    Shapes: P (ni, p, n), inv_r and dr (ni, n), s (p, n), dsum (ni, p)."""
+    ni, p, n = P.shape
+    for j in range(ni):
+        irow = inv_r[j]
+        drow = dr[j]
+        for t in range(p):
+            prow = P[j, t]
+            srow = s[t]
+            acc = 0.0
+            for k in range(n):
+                x = prow[k]
+                acc += drow[k] * x
+                prow[k] = irow[k] * x - drow[k] * srow[k]
+            dsum[j, t] = acc

@@ -10,6 +10,9 @@ f_p provides
   ``NotImplemented`` (the sum then asks the other part; opposite parities give 0 without asking);
 * ``xbar(law, d)``: X̄_p = E_ρ[f_p(x) x], shape (d,);
 * ``correlation(b, law)``: T_p(b) = E_ρ[f_p(x) σ(⟨b, x⟩)] and ∇_b T_p, shapes (m,) and (m, d);
+* ``correlation_hessian(b, law)``: ∇²_b T_p at the rows b_j, as a :class:`CorrelationHessian`
+  (``apply(β)`` = (∇²T_p(b_j) β_j)_j, ``dense()`` = (∇²T_p(b_j))_j), for the exact Hessian of
+  the risk (:mod:`meanfield.hessian`); an odd part has T_p linear in b, hence ∇²T_p = 0;
 * ``reduce(blocks, law, interaction, target_nodes)``: the same T_p in the coordinates of a
   block reduction (MATH §5), or a ValueError when f_p is not invariant under the rotations of
   the reduced blocks;
@@ -39,11 +42,12 @@ from math import exp, lgamma, pi, sqrt
 import numpy as np
 
 from ..kernels.gaussian import interaction, sphere_average_terms, sphere_coordinate_quadrature
+from ..kernels.hessian import hess11_sums, hvp_pair_sums
 from .laws import GaussianLaw, SphereLaw, as_float_array
 
 __all__ = ["EVEN", "ODD", "NEITHER", "TargetPart", "Teacher", "NormTarget", "OddPowerTarget",
            "CallableTarget", "TargetSum", "norm_target_alpha", "odd_cubic_target",
-           "double_factorial"]
+           "double_factorial", "CorrelationHessian"]
 
 #: f(−x) = f(x)
 EVEN = 1
@@ -117,6 +121,25 @@ class TargetPart:
         """T_p(b_j) = E_ρ[f_p(x) σ(⟨b_j, x⟩)] and ∇_b T_p, shapes (m,) and (m, d)."""
         self._missing("T(b) = E[f* σ(⟨b,x⟩)]", law)
 
+    def correlation_hessian(self, b, law, n_nodes=None):
+        """∇²_b T_p at the rows b_j (m, d), as a :class:`CorrelationHessian`.
+
+        An odd part has T_p(b) = ½⟨b, X̄_p⟩ (module docstring), linear in b: its Hessian is
+        zero. Other parts override this; without an override it is a ValueError.
+
+        Parameters
+        ----------
+        b : (m, d) array
+        law : GaussianLaw or SphereLaw
+        n_nodes : int, optional
+            Nodes of any 1-D quadrature (the part's default when None).
+        """
+        self.check_law(law)
+        if self.parity == ODD:
+            return CorrelationHessian(b)
+        raise ValueError(f"{type(self).__name__} has no closed form for the Hessian of "
+                         "T(b) = E[f* σ(⟨b,x⟩)]")
+
     def reduce(self, blocks, law, interaction, target_nodes=64):
         """T_p in the reduced coordinates z of ``blocks`` (MATH §5): a function z -> (T, ∇_z T).
 
@@ -155,6 +178,155 @@ class TargetPart:
 
 def _v_rho(law, d):
     return law.second_moment(d)
+
+
+# ------------------------------------------------------------------ Hessians of T in b
+class CorrelationHessian:
+    """∇²_b T(b_j) at fixed rows b (m, d): the zero Hessian (a T linear in b), and the base
+    of the parts' Hessians.
+
+    Methods
+    -------
+    apply(beta) : (m, d) -> (m, d)
+        Row j is ∇²T(b_j) β_j.
+    dense() : -> (m, d, d)
+        The m Hessians.
+
+    Attributes
+    ----------
+    zero : bool
+        True when ∇²T = 0 identically (callers may skip it).
+    """
+
+    zero = True
+
+    def __init__(self, b):
+        self.shape = np.shape(b)
+
+    def apply(self, beta):
+        return np.zeros(self.shape)
+
+    def dense(self):
+        m, d = self.shape
+        return np.zeros((m, d, d))
+
+    def __add__(self, other):
+        if self.zero:
+            return other
+        if other.zero:
+            return self
+        return _SumHessian([self, other])
+
+
+class _SumHessian(CorrelationHessian):
+    """Σ_p ∇²T_p."""
+
+    zero = False
+
+    def __init__(self, terms):
+        self.terms = list(terms)
+        self.shape = terms[0].shape
+
+    def apply(self, beta):
+        return sum(t.apply(beta) for t in self.terms)
+
+    def dense(self):
+        return sum(t.dense() for t in self.terms)
+
+    def __add__(self, other):
+        return self if other.zero else _SumHessian(self.terms + [other])
+
+
+class _UnitsHessian(CorrelationHessian):
+    """v Σ_k a*_k ∇²_11κ(b_j, b*_k): the Hessian of a ReLU teacher's T (standard-Gaussian
+    kernel times v = v_ρ). Products by the tiled kernel of :mod:`meanfield.kernels.hessian`
+    (O(m k d), nothing stored), the dense form by :func:`~meanfield.kernels.hessian.hess11_sums`."""
+
+    zero = False
+
+    def __init__(self, b, units_a, units_b, v):
+        self.b = np.ascontiguousarray(b, dtype=np.float64)
+        self.shape = self.b.shape
+        self.units_a, self.units_b, self.v = units_a, units_b, v
+
+    def apply(self, beta):
+        k = self.units_a.size
+        _, out = hvp_pair_sums(self.b, beta, self.units_b, np.zeros_like(self.units_b),
+                               np.zeros(k), self.units_a)
+        return self.v * out
+
+    def dense(self):
+        return self.v * hess11_sums(self.b, self.units_b, self.units_a)
+
+
+class _NormHessian(CorrelationHessian):
+    """K · 2π E_v ∇²_11κ(b_j, v) over v uniform on the unit sphere of H (the norm target),
+    K = coef v_ρ α/(2π), by a 1-D Gauss–Jacobi quadrature over t = ⟨v, e⟩
+    (e = b_H/‖b_H‖, v = t e + √(1−t²) ω): with h = ‖b_H‖, ρ⊥ = ‖b_⊥‖,
+    r(t) = (ρ⊥² + (1 − t²) h²)^{1/2},
+
+        2π E_v ∇²_11κ(b, v) = (E r/‖b‖²)(I − b̂b̂ᵀ) + (ρ⊥²/‖b‖²) E[t²/r] f fᵀ
+                              + E[(1 − t²)/r]/(d_H − 1) (P_H − e eᵀ),
+
+    f = (ρ⊥ e − h b_⊥/ρ⊥)/‖b‖ (a unit vector ⊥ b); no cancellation anywhere (b ∈ H, b ⊥ H,
+    d_H = 1 included). The per-row coefficients are computed once here."""
+
+    zero = False
+
+    def __init__(self, b, d_h, K, n_nodes):
+        b = np.asarray(b, dtype=np.float64)
+        self.shape = b.shape
+        m, d = b.shape
+        self.d_h = d_h
+        t, wq = sphere_coordinate_quadrature(d_h, n_nodes)
+        bh, bp = b[:, :d_h], b[:, d_h:]
+        h2 = np.einsum("ij,ij->i", bh, bh)
+        rp2 = np.einsum("ij,ij->i", bp, bp)
+        n2 = h2 + rp2
+        h, rp = np.sqrt(h2), np.sqrt(rp2)
+        r = np.sqrt(rp2[:, None] + (1.0 - t * t)[None, :] * h2[:, None])  # (m, q)
+        safe = r > 0
+        inv_r = np.where(safe, 1.0 / np.where(safe, r, 1.0), 0.0)
+        pos_n2 = n2 > 0
+        inv_n2 = np.where(pos_n2, 1.0 / np.where(pos_n2, n2, 1.0), 0.0)
+        self.c_rad = (r @ wq) * inv_n2
+        self.c_f = rp2 * inv_n2 * ((t * t * inv_r) @ wq)
+        self.c_om = ((1.0 - t * t) * inv_r) @ wq / (d_h - 1) if d_h > 1 else np.zeros(m)
+        e = np.zeros((m, d))
+        e[:, :d_h] = np.where(h[:, None] > 0, bh / np.where(h > 0, h, 1.0)[:, None], 0.0)
+        e[h == 0, 0] = 1.0  # any unit vector of H: the terms are invariant there
+        f = np.zeros_like(e)
+        live = (rp > 0) & pos_n2
+        f[live] = (rp[live, None] * e[live]
+                   - h[live, None] * np.concatenate([np.zeros((live.sum(), d_h)),
+                                                     bp[live] / rp[live, None]], axis=1)) \
+            / np.sqrt(n2[live])[:, None]
+        self.e, self.f = e, f
+        self.bhat = b * np.sqrt(inv_n2)[:, None]
+        self.K = K
+
+    def apply(self, beta):
+        d_h = self.d_h
+        bh = self.bhat
+        out = self.c_rad[:, None] * (beta - bh * np.einsum("ij,ij->i", bh, beta)[:, None])
+        f = self.f
+        out += (self.c_f * np.einsum("ij,ij->i", f, beta))[:, None] * f
+        e = self.e
+        ph = np.zeros_like(beta)
+        ph[:, :d_h] = beta[:, :d_h]
+        out += self.c_om[:, None] * (ph - e * np.einsum("ij,ij->i", e, beta)[:, None])
+        return self.K * out
+
+    def dense(self):
+        m, d = self.shape
+        d_h = self.d_h
+        ph = np.zeros((d, d))
+        ph[:d_h, :d_h] = np.eye(d_h)
+        bh, f, e = self.bhat, self.f, self.e
+        out = self.c_rad[:, None, None] * (np.eye(d) - np.einsum("ia,ib->iab", bh, bh))
+        out += self.c_f[:, None, None] * np.einsum("ia,ib->iab", f, f)
+        out += self.c_om[:, None, None] * (ph - np.einsum("ia,ib->iab", e, e))
+        return self.K * out
 
 
 # --------------------------------------------------------------------------- the teacher
@@ -263,6 +435,15 @@ class Teacher(TargetPart):
             t += v * s
             g += v * gs
         return t, g
+
+    def correlation_hessian(self, b, law, n_nodes=None):
+        """∇²T = v Σ_k a*_k ∇²_11κ(b, b*_k) (the linear part β adds nothing: ½⟨b, vβ⟩ is
+        linear in b)."""
+        self.check_law(law)
+        b = np.asarray(b, dtype=np.float64)
+        if not self._units():
+            return CorrelationHessian(b)
+        return _UnitsHessian(b, self.a, self.b, _v_rho(law, b.shape[1]))
 
     def _outside(self, blocks):
         return np.setdiff1d(np.arange(blocks.d), blocks.explicit_columns())
@@ -376,6 +557,14 @@ class NormTarget(TargetPart):
         t, g = self.unit_terms(b)
         v = _v_rho(law, b.shape[1])
         return self.coef * v * t, self.coef * v * g
+
+    def correlation_hessian(self, b, law, n_nodes=None):
+        """∇²T = coef v_ρ α E_v ∇²_11κ(b, v) by the 1-D quadrature of ``n_nodes`` nodes
+        (default :attr:`n_nodes`, as the gradient)."""
+        self.check_law(law)
+        b = np.asarray(b, dtype=np.float64)
+        K = self.coef * _v_rho(law, b.shape[1]) * self.alpha / (2.0 * pi)
+        return _NormHessian(b, int(self.d_H), K, int(n_nodes or self.n_nodes))
 
     def reduce(self, blocks, law, interaction, target_nodes=64):
         """T depends on z only through ‖b_H‖² and ‖b‖²: H's columns go first and the
@@ -596,6 +785,17 @@ class TargetSum:
             t = t + tp
             g = g + gp
         return t, g
+
+    def correlation_hessian(self, b, law, activation="relu", n_nodes=None):
+        """Σ_p ∇²T_p at the rows b (m, d), a :class:`CorrelationHessian` (zero for the
+        linear activation, where T(b) = ⟨b, X̄⟩)."""
+        b = np.asarray(b, dtype=np.float64)
+        total = CorrelationHessian(b)
+        if activation == "linear":
+            return total
+        for part in self.parts:
+            total = total + part.correlation_hessian(b, law, n_nodes)
+        return total
 
     def reduce(self, blocks, law, interaction, target_nodes=64):
         """Σ_p of the parts' reduced T: a function z (m, p + R) -> (T (m,), ∇_z T)."""
