@@ -108,19 +108,21 @@ def bench_lanczos(out, m, d, k, flow_steps):
     return elapsed
 
 
-def bench_smallest(out, m, d, k, flow_steps, rtol, maxiter, compare):
+def bench_smallest(out, m, d, k, flow_steps, rtol, maxiter, compare, dtype="float64"):
     from meanfield.hessian import HessianOperator, spectrum
     from meanfield.hessian.lobpcg import smallest_lobpcg
 
     problem, p = make_state(m, d, flow_steps)
     op = HessianOperator(problem, p.a, p.b, p.weights)
     load0 = load_average()
-    res = smallest_lobpcg(op, k, rtol=rtol, maxiter=maxiter, log=out.say)
+    res = smallest_lobpcg(op, k, rtol=rtol, maxiter=maxiter, log=out.say, dtype=np.dtype(dtype))
     small = res["smallest"]
-    out.row(f"meanfield-smallest-lobpcg-k{k}", m, d, res["seconds"],
+    out.row(f"meanfield-smallest-lobpcg-k{k}-{dtype}", m, d, res["seconds"],
             float(m) * m * res["n_products"], None,
             f"{op.n} parameters; store {res['seconds_store']:.1f} s, coarse "
-            f"{res['seconds_coarse']:.1f} s, LOBPCG {res['seconds_lobpcg']:.1f} s; "
+            f"{res['seconds_coarse']:.1f} s (blocks {res['seconds_blocks']:.1f}, VᵀHV "
+            f"{res['seconds_coarse_matrix']:.1f}, {res['n_cholesky']} Cholesky "
+            f"{res['seconds_cholesky']:.1f}), LOBPCG {res['seconds_lobpcg']:.1f} s; "
             f"{res['n_products']} products, {res['iterations']} iterations, largest residual "
             f"{res['residuals'].max():.2e} (tol {rtol:g} x {res['scale']:.3g}, "
             f"{'converged' if res['converged'] else 'NOT converged'}); smallest "
@@ -151,6 +153,8 @@ def main(argv=None):
     p.add_argument("--rtol", type=float, default=1e-6)
     p.add_argument("--maxiter", type=int, default=40)
     p.add_argument("--compare-lanczos", action="store_true")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="precision of the stored pair matrices of the smallest-lobpcg row")
     p.add_argument("--skip-products", action="store_true", help="no HVP/velocity rows")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
@@ -173,7 +177,7 @@ def main(argv=None):
         bench_lanczos(out, args.lanczos_m, args.lanczos_d, args.k, args.flow_steps)
     if args.smallest_m:
         bench_smallest(out, args.smallest_m, args.smallest_d, args.k, args.flow_steps,
-                       args.rtol, args.maxiter, args.compare_lanczos)
+                       args.rtol, args.maxiter, args.compare_lanczos, args.dtype)
     out.say(f"load average at the end {load_average():.2f} (shared machine)")
     return 0
 

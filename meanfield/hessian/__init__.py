@@ -312,7 +312,8 @@ def rescaling_directions(a, b):
 
 
 def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small="SA",
-             deflate_rescaling=False, method="lanczos", rtol=1e-8, log=None):
+             deflate_rescaling=False, method="lanczos", rtol=1e-8, log=None,
+             stored_dtype=np.float64):
     """Eigenvalues of H at the operator's state.
 
     Parameters
@@ -345,6 +346,9 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
         (largest).
     log : callable, optional
         ``lobpcg`` only: one line per stage.
+    stored_dtype : numpy dtype
+        ``lobpcg`` only: precision of the stored pair matrices (float64, or float32: half
+        the memory and product time, products to ~1e-8 relative).
 
     Returns
     -------
@@ -370,7 +374,8 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
     from scipy.sparse.linalg import LinearOperator
 
     if method == "lobpcg":
-        return _spectrum_lobpcg(op, k, deflate_rescaling, rtol, maxiter, log, start, n0)
+        return _spectrum_lobpcg(op, k, deflate_rescaling, rtol, maxiter, log, start, n0,
+                                stored_dtype)
 
     lin = op.linear_operator()
     v0 = np.random.default_rng(0).standard_normal(n)  # a fixed start: reproducible results
@@ -418,7 +423,8 @@ def spectrum(op, k=None, dense_max=DENSE_MAX, tol=0.0, maxiter=None, which_small
             "n_products": op.n_products - n0, "seconds": time.perf_counter() - start}
 
 
-def _spectrum_lobpcg(op, k, deflate_rescaling, rtol, maxiter, log, start, n0):
+def _spectrum_lobpcg(op, k, deflate_rescaling, rtol, maxiter, log, start, n0,
+                     stored_dtype=np.float64):
     """k largest by ARPACK on stored products, k smallest by LOBPCG (see :func:`spectrum`)."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -427,7 +433,7 @@ def _spectrum_lobpcg(op, k, deflate_rescaling, rtol, maxiter, log, start, n0):
 
     n = op.n
     t0 = time.perf_counter()
-    S = StoredHessian(op)
+    S = StoredHessian(op, dtype=stored_dtype)
     lin = LinearOperator((n, n), matvec=S.matmat, matmat=S.matmat, dtype=np.float64)
     v0 = np.random.default_rng(0).standard_normal(n)
     large = np.sort(eigsh(lin, k=k, which="LA", tol=rtol, v0=v0, ncv=min(n, max(2 * k + 1, 40)),
@@ -726,7 +732,7 @@ def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10
 # ------------------------------------------------------------------------------- analysis
 def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=1e-6,
             dead_tol=1e-10, ceiling=1e-3, deflate_rescaling=False, method="lanczos",
-            rtol=1e-8, log=None):
+            rtol=1e-8, log=None, stored_dtype=np.float64):
     """Spectrum, zero-mode count and prediction, gradient norm at one state.
 
     Returns
@@ -738,7 +744,7 @@ def analyse(problem, a, b, weights=None, k=None, dense_max=DENSE_MAX, angle_tol=
     """
     op = HessianOperator(problem, a, b, weights)
     spec = spectrum(op, k=k, dense_max=dense_max, deflate_rescaling=deflate_rescaling,
-                    method=method, rtol=rtol, log=log)
+                    method=method, rtol=rtol, log=log, stored_dtype=stored_dtype)
     ev = spec["eigenvalues"]
     if spec["method"] == "dense":
         count = count_zero_modes(ev, ceiling=ceiling)
