@@ -515,3 +515,28 @@ def test_block_lobpcg_stops_on_the_wanted_pairs(rng):
         assert np.abs(r["values"] - want).max() <= tol
         runs[guard] = r["iterations"]
     assert runs[6] < runs[0]
+
+
+def test_stored_float32_products_and_smallest(rng, monkeypatch):
+    """float32 storage: products within 1e-6 of the float64 ones (relative to ‖HX‖; float32
+    sums of m terms), and LOBPCG's k smallest within 1e-6 of the top eigenvalue of eigh's
+    (the perturbation of H bounds the shift of every eigenvalue, Weyl)."""
+    import meanfield.hessian.stored as st
+    from meanfield.hessian.lobpcg import smallest_lobpcg
+
+    monkeypatch.setattr(st, "_ROWS", 17)
+    m, d, k = 60, 5, 4
+    problem = mf.Problem(d, mf.Teacher(np.ones(2), rng.standard_normal((2, d))))
+    p = mf.init_sphere_rademacher(m, d, rng)
+    p = mf.simulate_flow(problem, p, dt=0.05, n_steps=5, n_snapshots=0).particles
+    op = HessianOperator(problem, p.a, p.b, p.weights)
+    X = rng.standard_normal((op.n, 3))
+    full = st.StoredHessian(op).matmat(X)
+    S32 = st.StoredHessian(op, dtype=np.float32)
+    assert S32.theta.dtype == np.float32
+    err = np.linalg.norm(S32.matmat(X) - full, axis=0) / np.linalg.norm(full, axis=0)
+    assert err.max() <= 1e-6 and err.max() > 0.0       # float32 is used, and is close
+    ev = np.linalg.eigvalsh(dense_hessian(problem, p.a, p.b, p.weights))
+    r = smallest_lobpcg(op, k, rtol=1e-6, stored=S32, scale=np.abs(ev).max())
+    assert r["converged"]
+    assert np.abs(r["smallest"] - ev[:k]).max() <= 1e-6 * np.abs(ev).max()
