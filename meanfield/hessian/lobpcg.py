@@ -288,7 +288,7 @@ def smallest_lobpcg(op, k, deflate_rescaling=False, rtol=1e-8, maxiter=40, store
     def precondition(X):
         X = X.reshape(n, -1)
         Zx = _to_particles(X, m, d)
-        out = np.einsum("jab,jbp->jap", T, Zx)
+        out = np.matmul(T, Zx)          # batched (m, d+1, d+1) @ (m, d+1, p)
         if C is not None:
             c = np.einsum("ja,jap->jp", V, Zx)
             out += V[:, :, None] * sla.cho_solve(chol, c)[:, None, :]
