@@ -90,6 +90,7 @@ import numpy as np
 
 from ..models.backends import ExactBackend
 from ..kernels.hessian import hess11_sums, hvp_pair_sums, pair_geometry
+from ..kernels.threads import blas_single_thread
 
 __all__ = ["HessianOperator", "dense_hessian", "spectrum", "rescaling_directions", "polish", "predict_zero_modes",
            "count_zero_modes", "analyse", "DENSE_MAX", "gradient_norm"]
@@ -436,8 +437,10 @@ def _spectrum_lobpcg(op, k, deflate_rescaling, rtol, maxiter, log, start, n0,
     S = StoredHessian(op, dtype=stored_dtype)
     lin = LinearOperator((n, n), matvec=S.matmat, matmat=S.matmat, dtype=np.float64)
     v0 = np.random.default_rng(0).standard_normal(n)
-    large = np.sort(eigsh(lin, k=k, which="LA", tol=rtol, v0=v0, ncv=min(n, max(2 * k + 1, 40)),
-                          maxiter=maxiter, return_eigenvectors=False))
+    with blas_single_thread():   # as in smallest_lobpcg: products parallel over row tasks
+        large = np.sort(eigsh(lin, k=k, which="LA", tol=rtol, v0=v0,
+                              ncv=min(n, max(2 * k + 1, 40)), maxiter=maxiter,
+                              return_eigenvectors=False))
     n_large = S.n_products
     t_large = time.perf_counter() - t0
     if log is not None:

@@ -46,6 +46,7 @@ import time
 
 import numpy as np
 
+from ..kernels.threads import blas_single_thread
 from .stored import StoredHessian
 
 __all__ = ["smallest_lobpcg", "block_lobpcg"]
@@ -204,16 +205,27 @@ def smallest_lobpcg(op, k, deflate_rescaling=False, rtol=1e-8, maxiter=40, store
     ``seconds_cholesky`` for ``n_cholesky`` factorisations, and the coarse eigensolve),
     ``seconds_lobpcg``; ``stored`` (the StoredHessian).
     """
+    t_start = time.perf_counter()
+    m = op.m
+    if not 1 <= k < m:
+        raise ValueError(f"k must be between 1 and m - 1 = {m - 1}, got {k}")
+    S = stored if stored is not None else StoredHessian(op, dtype=dtype)
+    # BLAS with one thread from here on: OpenBLAS's threads made the small and tall-skinny
+    # products of this solver (Gram matrices of n × b blocks, batched (d+1)² eigh, the
+    # Cholesky factor) 4–16× slower on the 2-core test machine (benchmarks/README.md); the
+    # block products are parallel over row tasks instead (StoredHessian).
+    with blas_single_thread():
+        return _smallest(op, k, deflate_rescaling, rtol, maxiter, S, scale, log, guard, t_start)
+
+
+def _smallest(op, k, deflate_rescaling, rtol, maxiter, S, scale, log, guard, t_start):
+    """The body of :func:`smallest_lobpcg` (same arguments; S the stored products)."""
     import scipy.linalg as sla
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     say = log or (lambda msg: None)
-    t_start = time.perf_counter()
     m, d, n = op.m, op.d, op.n
-    if not 1 <= k < m:
-        raise ValueError(f"k must be between 1 and m - 1 = {m - 1}, got {k}")
     kb = k + max(0, min(max(4, k // 4) if guard is None else int(guard), m - 1 - k))
-    S = stored if stored is not None else StoredHessian(op, dtype=dtype)
     n0 = S.n_products
     t_store = S.seconds_store      # where it was built (here or by the caller)
     say(f"  stored pair geometry: {t_store:.1f} s")
@@ -260,8 +272,8 @@ def smallest_lobpcg(op, k, deflate_rescaling=False, rtol=1e-8, maxiter=40, store
             sigma = c_min - margin
     t_chol = time.perf_counter() - t0 - t_blocks - t_cmat
     if C is not None:
-        opinv = LinearOperator((m, m), matvec=lambda x: sla.cho_solve(chol, x), dtype=np.float64)
-        mu, Y = eigsh(C, k=kb, sigma=sigma, which="LM", OPinv=opinv, tol=1e-12,
+        opinv = LinearOperator((m, m), matvec=lambda x: sla.cho_solve(chol, x, check_finite=False), dtype=np.float64)
+        mu, Y = eigsh(C, k=kb, sigma=sigma, which="LM", OPinv=opinv, tol=1e-8,
                       v0=np.ones(m))
         order = np.argsort(mu)
         mu, Y = mu[order], Y[:, order]
@@ -291,7 +303,7 @@ def smallest_lobpcg(op, k, deflate_rescaling=False, rtol=1e-8, maxiter=40, store
         out = np.matmul(T, Zx)          # batched (m, d+1, d+1) @ (m, d+1, p)
         if C is not None:
             c = np.einsum("ja,jap->jp", V, Zx)
-            out += V[:, :, None] * sla.cho_solve(chol, c)[:, None, :]
+            out += V[:, :, None] * sla.cho_solve(chol, c, check_finite=False)[:, None, :]
         return _from_particles(out, m, d)
 
     if deflate_rescaling:
