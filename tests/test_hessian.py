@@ -250,6 +250,20 @@ def test_polish_reaches_round_off(rng):
     assert p["history"][0][2] > 1e3 * p["gradient_norm"]
 
 
+def test_polish_product_budget_stops_trust_krylov(rng):
+    """With max_products the trust-krylov stage stops at its budget (the message says so)
+    and keeps the best point so far."""
+    d = 4
+    _, tb = _teacher(rng, 2, d)
+    problem = mf.Problem(d, mf.Teacher(np.ones(2), tb))
+    a0, b0 = np.array([0.8, 1.1]), tb + 0.2 * rng.standard_normal((2, d))
+    full = polish(problem, a0, b0)
+    p = polish(problem, a0, b0, max_products=3, newton_steps=0)
+    assert full["n_products"] > 3
+    assert p["n_products"] == 3 and "max_products" in p["message"]
+    assert p["gradient_norm"] <= p["history"][0][2]
+
+
 # ------------------------------------------------------------------------- command line
 def _flow_run(tmp_path, name="run", **keys):
     from meanfield.cli.simulate import main as sim_main

@@ -621,7 +621,12 @@ class _NonFinite(Exception):
     """The trust-region subproblem proposed a non-finite point (trlib at tiny gradients)."""
 
 
-def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10, log=None):
+class _Budget(Exception):
+    """The Hessian-vector product budget of :func:`polish` is spent."""
+
+
+def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10, log=None,
+           max_products=None):
     """Converge to a critical point of F: ``scipy.optimize.minimize(method='trust-krylov')``,
     then Newton steps with MINRES.
 
@@ -642,6 +647,12 @@ def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10
     newton_steps : int
     log : callable, optional
         Called with one line per iteration (iteration, F, gradient norm, products).
+    max_products : int, optional
+        Budget of Hessian-vector products for trust-krylov and for the Newton steps each
+        (None: no limit). Near a degenerate valley (a near-continuum of tiny eigenvalues)
+        trlib's Lanczos subproblem can run for thousands of products in one iteration (E1
+        at m = 1024: more than 5 000 after iteration 16); when the budget is spent the stage
+        stops with the best point so far, and the message says so.
 
     Returns
     -------
@@ -674,6 +685,8 @@ def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10
         return op.risk, op.gradient()
 
     def hessp(phi, p):
+        if max_products is not None and products[0] >= max_products:
+            raise _Budget
         products[0] += 1
         return operator(phi).matvec(p)
 
@@ -707,14 +720,20 @@ def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10
             record(it[0] + 1, res.x, "trust-krylov")
     except (_NonFinite, FloatingPointError):  # NaN step, or the same under np.errstate(raise)
         message = "trust-krylov: its subproblem proposed a non-finite step (stopped there)"
+    except _Budget:
+        message = f"trust-krylov: stopped after {products[0]} products (max_products)"
     phi = best["phi"]
     for step in range(newton_steps):
         if best["gn"] <= gtol:
             break
         op = operator(phi)
         lin = op.linear_operator()
-        p, _ = minres(lin, -op.gradient(), rtol=1e-14, maxiter=max(100, 2 * op.n))
-        products[0] += 0  # counted by matvec below only for reporting the Hessian products
+        n_before = op.n_products
+        iters = max(100, 2 * op.n)
+        if max_products is not None:   # each Newton step gets the budget again
+            iters = min(iters, max(1, max_products))
+        p, _ = minres(lin, -op.gradient(), rtol=1e-14, maxiter=iters)
+        products[0] += op.n_products - n_before
         trial = phi + p
         if not np.all(np.isfinite(trial)):
             break

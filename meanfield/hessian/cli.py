@@ -78,6 +78,9 @@ def _parser():
                    help="first converge to a critical point (trust-krylov + Newton-MINRES)")
     p.add_argument("--polish-maxiter", type=int, default=200,
                    help="trust-krylov iterations of --polish (default 200)")
+    p.add_argument("--polish-max-products", type=int, default=None,
+                   help="Hessian-vector products allowed to trust-krylov, and to each Newton "
+                        "step, of --polish (default: no limit)")
     p.add_argument("--dense-max", type=int, default=None,
                    help="largest number of parameters for the dense spectrum (default 5000)")
     p.add_argument("--angle-tol", type=float, default=1e-6,
@@ -210,6 +213,8 @@ def main(argv=None, stdout=None, stderr=None):
             raise _Invalid("--rtol: must be in (0, 1)")
         if args.polish_maxiter < 1:
             raise _Invalid("--polish-maxiter: must be >= 1")
+        if args.polish_max_products is not None and args.polish_max_products < 1:
+            raise _Invalid("--polish-max-products: must be >= 1")
         if not (args.angle_tol > 0):
             raise _Invalid("--angle-tol: must be > 0")
         if w is not None and np.any(np.asarray(w) <= 0):
@@ -236,7 +241,8 @@ def main(argv=None, stdout=None, stderr=None):
     record["threads"] = numba.get_num_threads()
     if args.polish:
         log(f"polishing {m} particles in d = {d} ({n} parameters)")
-        pol = polish(problem, a, b, w, maxiter=args.polish_maxiter, log=log)
+        pol = polish(problem, a, b, w, maxiter=args.polish_maxiter, log=log,
+                     max_products=args.polish_max_products)
         a, b = pol["a"], pol["b"]
         record["polish"] = {"history": [list(h) for h in pol["history"]],
                             "message": pol["message"], "n_products": pol["n_products"],
