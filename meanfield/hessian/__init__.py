@@ -740,7 +740,8 @@ def polish(problem, a, b, weights=None, gtol=1e-14, maxiter=200, newton_steps=10
         before = best["gn"]
         record(step + 1, trial, "newton      ")
         if best["gn"] >= before:
-            message += f"; Newton step {step + 1} did not lower the gradient norm (round-off)"
+            message += (f"; Newton step {step + 1} did not lower the gradient norm (the best "
+                        "point is kept)")
             break
         phi = best["phi"]
     phi = best["phi"]
