@@ -18,9 +18,12 @@ Problem: x ∼ N(0, I_d), a teacher of 4 ReLU units, m particles from the seed p
   :func:`meanfield.hessian.lobpcg.smallest_lobpcg` (stored pair geometry, coarse space of one
   vector per particle, LOBPCG with the two-level preconditioner; residual tolerance
   ``--rtol`` relative to the largest eigenvalue of the diagonal blocks); the note splits
-  the time into storing the geometry, the coarse space and LOBPCG, and gives the number of
-  products, iterations, the largest residual and the load. ``--compare-lanczos`` adds the
-  same N smallest by ARPACK (``spectrum(..., k=N)``, which also computes the N largest).
+  the time into storing the geometry, the coarse space (diagonal blocks, Vᵀ H V, Cholesky
+  factorisations, coarse eigensolve) and LOBPCG, and gives the number of products,
+  iterations, the largest residual and the load. ``--dtype float32`` stores the pair
+  matrices in single precision (half the memory and product time). ``--compare-lanczos``
+  adds the same N smallest by ARPACK (``spectrum(..., k=N)``, which also computes the N
+  largest).
 
 Compile time (first call) is reported apart; HVP and velocity are medians of ``--repeat``
 runs after two warm-ups, in the same process.
@@ -29,7 +32,8 @@ Run::
 
     python benchmarks/bench_hessian.py                      # m = 4096, d = 100; no Lanczos
     python benchmarks/bench_hessian.py --lanczos-m 10000 --lanczos-d 30 --k 20   # ~minutes
-    python benchmarks/bench_hessian.py --smallest-m 10000 --smallest-d 30 --k 20 --rtol 1e-6
+    python benchmarks/bench_hessian.py --skip-products --smallest-m 10000 --smallest-d 30 \
+        --k 20 --rtol 1e-6 --maxiter 100 --dtype float32            # ~4 min on 2 cores
     python benchmarks/bench_hessian.py --smoke --json       # CI: seconds
 """
 import argparse
