@@ -5,11 +5,10 @@ is the mean-field scaling f = (1/m) Σ_j a_j σ(⟨b_j, x⟩)). All randomness c
 ``Generator`` passed in by the caller.
 """
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Particles", "charge_terms", "rescaling_charge", "charge_scale", "dissipation",
+__all__ = ["Particles", "as_particles", "layer_rates", "charge_terms", "rescaling_charge", "charge_scale", "dissipation",
            "orbit_rescale", "init_sphere_rademacher", "init_gaussian", "init_paired", "load_particles",
            "save_particles", "INITS", "make_init"]
 
@@ -75,13 +74,15 @@ class Particles:
 # Q and the dissipation live here, the lowest layer: the particle field (its projection and
 # Q-drift record), the block-reduced field and the theory checks all use them, and theory/
 # imports models/, never the reverse.
-def _rates(rate_a, rate_b):
+def layer_rates(rate_a, rate_b):
+    """The per-layer rates (η_a, η_b) as floats; ValueError unless both are positive."""
     if not (rate_a > 0 and rate_b > 0):
         raise ValueError(f"rate_a and rate_b must be positive, got {rate_a}, {rate_b}")
     return float(rate_a), float(rate_b)
 
 
-def _ab(a, b):
+def as_particles(a, b):
+    """``a`` (m,) and ``b`` (m, d) as float64 arrays; ValueError for any other layout."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or b.ndim != 2 or b.shape[0] != a.shape[0]:
@@ -104,8 +105,8 @@ def charge_terms(a, b, rate_a=1.0, rate_b=1.0):
     -------
     A, C : (m,) arrays
     """
-    a, b = _ab(a, b)
-    ra, rb = _rates(rate_a, rate_b)
+    a, b = as_particles(a, b)
+    ra, rb = layer_rates(rate_a, rate_b)
     return a * a / ra, np.einsum("ij,ij->i", b, b) / rb
 
 

@@ -58,7 +58,8 @@ import numpy as np
 from ..engine.integrators import INTEGRATORS
 # Q_j, its scale M_j and the dissipation D are defined once, with the particles (the flow
 # field needs them too); re-exported here, where the laws about them live.
-from ..models.particles import charge_scale, dissipation, rescaling_charge
+from ..models.particles import (as_particles, charge_scale, dissipation, layer_rates,
+                                rescaling_charge)
 
 __all__ = [
     "EPS", "rescaling_charge", "charge_scale", "ChargeLaw", "charge_law", "charge_drift",
@@ -79,20 +80,6 @@ MAX_BALANCE_M = 2000
 
 
 # ----------------------------------------------------------------------------- validation
-def _ab(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.ndim != 1 or b.ndim != 2 or b.shape[0] != a.shape[0]:
-        raise ValueError(f"need a of shape (m,) and b of shape (m, d); got {a.shape} and {b.shape}")
-    return a, b
-
-
-def _rates(rate_a, rate_b):
-    if not (rate_a > 0 and rate_b > 0):
-        raise ValueError(f"rate_a and rate_b must be positive, got {rate_a}, {rate_b}")
-    return float(rate_a), float(rate_b)
-
-
 def _weights(weights, m):
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (m,) or np.any(w < 0) or not np.all(np.isfinite(w)):
@@ -135,7 +122,7 @@ def charge_law(weight_decay=0.0, rate_a=1.0, rate_b=1.0):
     -------
     ChargeLaw
     """
-    ra, rb = _rates(rate_a, rate_b)
+    ra, rb = layer_rates(rate_a, rate_b)
     lam = float(weight_decay)
     if not (np.isfinite(lam) and lam >= 0):
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
@@ -185,8 +172,8 @@ def balance_matrix(a, b, rate_a=1.0, rate_b=1.0):
     Conserved entry by entry for the linear activation (with weight decay λ, for any rates:
     M(t) = e^{−2λt} M(0)); for ReLU only its diagonal (−Q_j) is.
     """
-    a, b = _ab(a, b)
-    ra, rb = _rates(rate_a, rate_b)
+    a, b = as_particles(a, b)
+    ra, rb = layer_rates(rate_a, rate_b)
     if a.shape[0] > 20000:
         raise ValueError(f"m = {a.shape[0]} makes the m × m balance matrix too large; "
                          "use a subset of particles")
@@ -368,7 +355,7 @@ def predicted_charge_increment(stages, dt, integrator, weight_decay=0.0, rate_a=
     (m,) array
     """
     _check_stages(stages)
-    ra, rb = _rates(rate_a, rate_b)
+    ra, rb = layer_rates(rate_a, rate_b)
     c = cooper_matrix(integrator)
     beta = RK_TABLEAUS[integrator][1]
     if len(stages) != beta.size:
@@ -398,7 +385,7 @@ def predicted_balance_increment(stages, dt, integrator, weight_decay=0.0, rate_a
     M(Y) = Y_b Y_bᵀ/η_b − Y_a Y_aᵀ/η_a, for every pair of particles (the gradient parts cancel
     pairwise, a_i⟨b_j, c⟩ − a_j⟨b_i, c⟩ + a_j⟨b_i, c⟩ − a_i⟨b_j, c⟩ = 0)."""
     _check_stages(stages)
-    ra, rb = _rates(rate_a, rate_b)
+    ra, rb = layer_rates(rate_a, rate_b)
     c = cooper_matrix(integrator)
     beta = RK_TABLEAUS[integrator][1]
     if len(stages) != beta.size:
@@ -429,7 +416,7 @@ def momentum_charge_increment(a, b, ua, ub, ka, kb, dt, momentum, weight_decay=0
     a, b : state before the step; ua, ub : momentum buffers before the step;
     ka, kb : the velocity v(θ) used by the step.
     """
-    ra, rb = _rates(rate_a, rate_b)
+    ra, rb = layer_rates(rate_a, rate_b)
     mu = float(momentum)
     ua1 = mu * ua + dt * ka
     ub1 = mu * ub + dt * kb
@@ -443,7 +430,7 @@ def momentum_balance_increment(a, b, ua, ub, ka, kb, dt, momentum, weight_decay=
                                rate_b=1.0):
     """Matrix version of :func:`momentum_charge_increment` (linear activation), (m, m):
     μ(N + Nᵀ) − 2λ dt M + U_b⁺ U_b⁺ᵀ/η_b − u_a⁺ u_a⁺ᵀ/η_a with N = B U_bᵀ/η_b − a u_aᵀ/η_a."""
-    ra, rb = _rates(rate_a, rate_b)
+    ra, rb = layer_rates(rate_a, rate_b)
     mu = float(momentum)
     ua1 = mu * ua + dt * ka
     ub1 = mu * ub + dt * kb
@@ -475,9 +462,9 @@ def lyapunov_energy(risk, a, b, weights, weight_decay=0.0, rate_a=1.0, rate_b=1.
     -------
     float
     """
-    a, b = _ab(a, b)
+    a, b = as_particles(a, b)
     w = _weights(weights, a.shape[0])
-    ra, rb = _rates(rate_a, rate_b)
+    ra, rb = layer_rates(rate_a, rate_b)
     reg = 0.5 * weight_decay * float(w @ charge_scale(a, b, ra, rb)) if weight_decay else 0.0
     return float(risk) + reg
 
