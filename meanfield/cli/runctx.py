@@ -5,7 +5,6 @@ uses it to write figures and arrays, to save finished sub-runs ("parts") so that
 ``--resume`` skips them, to checkpoint long loops, and to notice Ctrl-C.
 """
 import json
-import os
 import time
 from pathlib import Path
 
@@ -111,14 +110,9 @@ class RunContext:
 
     def savefig(self, fig, name, dpi=120):
         """Save a Matplotlib figure as ``out_dir/name`` (PNG) atomically and close it."""
-        import matplotlib.pyplot as plt
+        from ..plots import savefig
 
-        final = self.out_dir / name
-        tmp = final.with_name("." + final.stem + ".tmp" + final.suffix)
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, final)
-        plt.close(fig)
-        return final
+        return savefig(fig, self.out_dir / name, dpi=dpi)
 
     # -- parts: finished sub-runs that a resumed run skips ---------------------------------
     def _part_path(self, name):

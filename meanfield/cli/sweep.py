@@ -473,10 +473,9 @@ def _plot_key(rows, requested, points):
 def plot(out, spec, points, rows, key):
     """``DIR/sweep_<key>.png``: ``key`` against the first grid key, one line per combination
     of the other grid keys; failed points are left out. Returns the path (or None)."""
-    import matplotlib
+    from ..plots import pyplot, savefig
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     grid = list(spec["grid"])
     first, others = grid[0], grid[1:]
@@ -511,12 +510,7 @@ def plot(out, spec, points, rows, key):
     ax.set_title(f"{spec['experiment']}: {key} over the sweep", fontsize=9)
     if others:
         ax.legend(fontsize=7)
-    final = out / f"sweep_{re.sub(r'[^A-Za-z0-9._-]', '_', key)}.png"
-    tmp = final.with_name("." + final.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, final)
-    plt.close(fig)
-    return final
+    return savefig(fig, out / f"sweep_{re.sub(r'[^A-Za-z0-9._-]', '_', key)}.png")
 
 
 # ---------------------------------------------------------------------------------- progress
@@ -697,8 +691,8 @@ def main(argv=None, stdout=None, stderr=None):
         if outcomes.get(r["point"], {}).get("action") == "skipped":
             stderr.write(f"point {r['point']}: {r['status']}: {r['reason']}\n")
     if code == EXIT_INTERRUPTED:
-        stderr.write(f"interrupted: finished points are kept; rerun the same command to "
-                     f"continue\n")
+        stderr.write("interrupted: finished points are kept; rerun the same command to "
+                     "continue\n")
         return code
     if failed:
         stderr.write(f"{len(failed)} of {len(rows)} points did not finish ok "

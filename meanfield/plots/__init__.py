@@ -10,3 +10,7 @@ written; ``config`` (dict, optional), the run's config, by default read from
 command line is drawn as well). Returns the paths of the PNGs written. Matplotlib is imported here and nowhere else in the
 package (besides :mod:`meanfield.film`).
 """
+# the headless pyplot and the atomic PNG write, also used by the sweep's figure and run contexts
+from ._style import pyplot, savefig
+
+__all__ = ["pyplot", "savefig"]

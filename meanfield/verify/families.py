@@ -8,7 +8,6 @@ uses each experiment's own defaults (the seed papers' scales), with the toleranc
 need (the paired odd start at rtol 1e-10).
 """
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
