@@ -46,14 +46,7 @@ def plot(run_dir, config=None):
                     label="invariant: exact population flow (t = epoch·N·lr)")
         ax.set_title(f"{target}, N = {n_list[-1]}")
         ax.set_xlabel("epoch")
-        ax.axhline(0.5, color="grey", lw=0.5)
-        ax.set_ylim(0.3, 1.02)
-        ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (sign agreement)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    out.append(savefig(fig, run_dir / "symmetric_boolean_vs_epochs.png"))
+    out.append(_finish_accuracy(fig, axes, title, run_dir / "symmetric_boolean_vs_epochs.png"))
 
     # final accuracy against N
     fig, axes = plt.subplots(1, len(targets), figsize=(4.6 * len(targets), 4.4), sharey=True,
@@ -71,14 +64,8 @@ def plot(run_dir, config=None):
         ax.set_xscale("log")
         ax.set_title(f"{target}, after {config['epochs']} epochs")
         ax.set_xlabel("training samples N")
-        ax.axhline(0.5, color="grey", lw=0.5)
-        ax.set_ylim(0.3, 1.02)
-        ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (sign agreement)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8)
-    fig.suptitle(title + " (bars: ±1 s.d.)", fontsize=10)
-    out.append(savefig(fig, run_dir / "symmetric_boolean_vs_n.png"))
+    out.append(_finish_accuracy(fig, axes, title + " (bars: ±1 s.d.)",
+                                run_dir / "symmetric_boolean_vs_n.png"))
 
     if "lr_sweep_test" in res:
         lrs = [float(v) for v in res["lr_sweep"]]
@@ -106,3 +93,17 @@ def plot(run_dir, config=None):
         fig.suptitle(f"parity, N = {n_list[-1]}, {config['epochs']} epochs, seed 0", fontsize=10)
         out.append(savefig(fig, run_dir / "symmetric_boolean_lr.png"))
     return out
+
+
+def _finish_accuracy(fig, axes, title, path):
+    """The accuracy panels' common frame (chance level, range, grid, one legend below) and
+    the atomic save; returns the path."""
+    for ax in axes[0]:
+        ax.axhline(0.5, color="grey", lw=0.5)
+        ax.set_ylim(0.3, 1.02)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (sign agreement)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return savefig(fig, path)
