@@ -342,21 +342,26 @@ def test_blas_panels_identical_for_1_and_2_threads(rng):
         assert np.array_equal(one, two)
 
 
-def test_blas_products_accumulate_in_place(rng):
-    """out += w·src and out += wᵀ·src write into the caller's rows (no silent copy)."""
-    out = rng.standard_normal((7, 5))
-    w = rng.standard_normal((4, 7))
-    src = rng.standard_normal((4, 5))
-    want = out + w.T @ src
-    view = out[2:]
-    want2 = want.copy()
-    gaussian._add_product(gaussian._dgemm(), out, w, src, w_transposed=True)
-    np.testing.assert_allclose(out, want, rtol=1e-14)
-    w2 = rng.standard_normal((5, 3))
-    src2 = rng.standard_normal((3, 5))
-    want2[2:] += w2 @ src2
-    gaussian._add_product(gaussian._dgemm(), view, w2, src2)
-    np.testing.assert_allclose(out, want2, rtol=1e-14)
+def test_blas_scratch_is_reused_and_never_leaks_between_shapes(rng, blas_everywhere):
+    """The panels' work arrays are views of one per-thread buffer, kept between calls and
+    grown on demand: a call after a larger and a smaller one of other shapes gives the same
+    numbers as the first call (nothing stale from an earlier call is read)."""
+    b = rng.standard_normal((40, 7))
+    c = rng.standard_normal(40)
+    src = rng.standard_normal((23, 7))
+    first = interaction(b, b, c) + interaction(b, src, c[:23])
+    buf = gaussian._scratch(1)
+    assert gaussian._scratch(buf.size) is buf            # reused, not reallocated
+    big = gaussian._scratch(buf.size + 1)
+    assert big is not buf and big.size > buf.size        # grown on demand
+    big[:] = np.nan                                       # stale garbage everywhere
+    interaction(rng.standard_normal((90, 11)), rng.standard_normal((90, 11)),
+                rng.standard_normal(90))
+    interaction(rng.standard_normal((9, 3)), rng.standard_normal((9, 3)),
+                rng.standard_normal(9))
+    again = interaction(b, b, c) + interaction(b, src, c[:23])
+    for one, two in zip(first, again):
+        assert np.array_equal(one, two)
 
 
 def test_run_tasks_runs_each_task_once_and_raises_a_task_error():

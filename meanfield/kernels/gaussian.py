@@ -28,7 +28,7 @@ panels of at most 256 × max(m, 4096).
   d < 256) the matrix products are register-blocked Numba loops (:func:`abt_tile`,
   :func:`_ay_tile`) that vectorise over a contiguous index; above it (issue 17) they are
   BLAS calls on row panels (:func:`_blas_symmetric`, :func:`_blas_general`: the Gram
-  panel and both reductions through ``dgemm``, accumulating in place with β = 1) and only
+  panel and both reductions through NumPy's ``matmul``, which releases the GIL) and only
   the elementwise pass (:func:`_tile_angles`) is Numba. BLAS then runs with one thread
   per task (:func:`~meanfield.kernels.threads.blas_single_thread`), so it neither fights the
   tasks for the cores nor makes a product's summation depend on its thread count.
@@ -550,27 +550,36 @@ def _numba_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
 
 
 # Large d: the Gram and reduction products through BLAS, the elementwise pass in Numba.
-def _dgemm():
-    from scipy.linalg.blas import dgemm
-    return dgemm
+# The products go through NumPy's matmul, which releases the GIL around its BLAS call, so
+# the tasks' products run on all threads at once; SciPy's ``dgemm`` wrapper keeps the GIL
+# for the whole call (measured: two threads calling it took 2.2× one call's time each, two
+# threads calling matmul 1.1×), which had serialised this path.
+_SCRATCH = threading.local()
 
 
-def _gram_panel(dgemm, rows, cols):
-    """⟨rows_i, cols_k⟩ as a C-contiguous (len(rows), len(cols)) array (one BLAS call)."""
-    # in Fortran order: (cols rowsᵀ) is (n, ni); its transpose is the C-ordered panel
-    return dgemm(1.0, cols.T, rows.T, trans_a=1).T
+def _scratch(n):
+    """A float64 work array of at least n elements, kept per thread between calls (a fresh
+    array of MiBs costs a page fault per 4 KiB on every evaluation)."""
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < n:
+        _SCRATCH.buf = None
+        buf = _SCRATCH.buf = np.empty(n)
+    return buf
 
 
-def _add_product(dgemm, out, w, src, w_transposed=False):
-    """out += w · src (out (n, d) C-contiguous rows of a buffer, updated in place by BLAS
-    with β = 1); with ``w_transposed``, out += wᵀ · src."""
-    ot = out.T  # Fortran-ordered (d, n): BLAS writes into it directly
-    if w_transposed:
-        res = dgemm(1.0, src.T, w.T, beta=1.0, c=ot, overwrite_c=1, trans_b=1)
-    else:
-        res = dgemm(1.0, src.T, w.T, beta=1.0, c=ot, overwrite_c=1)
-    if res is not ot and not np.shares_memory(res, ot):  # pragma: no cover - f2py copied
-        out[:] = res.T
+def _panel_arrays(n_rows, n_cols, d, n_arrays, n_prod):
+    """``n_arrays`` flat work arrays of n_rows · n_cols elements and one (n_prod, d)
+    array, all views of the calling thread's scratch (:func:`_block` shapes them)."""
+    size = n_rows * n_cols
+    buf = _scratch(n_arrays * size + n_prod * d)
+    flats = [buf[k * size:(k + 1) * size] for k in range(n_arrays)]
+    off = n_arrays * size
+    return flats, buf[off:off + n_prod * d].reshape(n_prod, d)
+
+
+def _block(flat, n_rows, n_cols):
+    """The first n_rows · n_cols elements of a flat work array as a C-contiguous block."""
+    return flat[:n_rows * n_cols].reshape(n_rows, n_cols)
 
 
 def _blas_panel_rows(m):
@@ -593,7 +602,6 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
         r = j % (2 * n_workers)
         runs[r if r < n_workers else 2 * n_workers - 1 - r].append(j)
     buf_r, buf_g = _worker_buffers(n_workers, m, d)
-    dgemm = _dgemm()
 
     def worker(v):
         r_v, g_v = buf_r[v], buf_g[v]
@@ -601,24 +609,27 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
         g_v[:] = 0.0
         for j in runs[v]:
             i0, i1 = j * p, min(m, (j + 1) * p)
-            ni = i1 - i0
+            ni, nk = i1 - i0, m - i1
             bi, ci = b[i0:i1], c[i0:i1]
-            dots = _gram_panel(dgemm, bi, bi)
+            (f_dots, f_w, f_theta), prod = _panel_arrays(ni, max(nk, ni), d, 3,
+                                                          min(max(nk, ni), _BLAS_CHUNK))
+            dots = np.matmul(bi, bi.T, out=_block(f_dots, ni, ni))
+            w = _block(f_w, ni, ni)
             n2_diag = np.ascontiguousarray(dots.diagonal())
-            w = np.empty_like(dots)
             _tile_angles(dots, ni, ni, n2_diag, ci, n2_diag, ci, w, w, r_v[i0:i1],
                          r_v[i0:i1], False)
-            _add_product(dgemm, g_v[i0:i1], w, bi)
-            if i1 < m:
+            g_v[i0:i1] += np.matmul(w, bi, out=prod[:ni])
+            if nk:
                 bk = b[i1:]
-                nk = m - i1
-                dots = _gram_panel(dgemm, bi, bk)
-                w = np.empty_like(dots)
-                theta = np.empty_like(dots)
+                dots = np.matmul(bi, bk.T, out=_block(f_dots, ni, nk))
+                w, theta = _block(f_w, ni, nk), _block(f_theta, ni, nk)
                 _tile_angles(dots, ni, nk, n2[i0:i1], ci, n2[i1:], c[i1:], w, theta,
                              r_v[i0:i1], r_v[i1:], True)
-                _add_product(dgemm, g_v[i0:i1], w, bk)
-                _add_product(dgemm, g_v[i1:], theta, bi, w_transposed=True)
+                g_v[i0:i1] += np.matmul(w, bk, out=prod[:ni])
+                for k0 in range(0, nk, _BLAS_CHUNK):  # the columns' rows, a chunk at a time
+                    k1 = min(nk, k0 + _BLAS_CHUNK)
+                    g_v[i1 + k0:i1 + k1] += np.matmul(theta[:, k0:k1].T, bi,
+                                                      out=prod[:k1 - k0])
 
     with blas_single_thread():
         run_tasks(worker, n_workers, parallel)
@@ -628,25 +639,28 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
 def _blas_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
     """General pair sums by BLAS panels: row panels of ``bt`` (tasks, no shared writes)
     against the sources in chunks of ``_BLAS_CHUNK``; BLAS with one thread."""
-    mt = bt.shape[0]
+    mt, d = bt.shape
     ms = bs.shape[0]
     p = _blas_panel_rows(mt)
     n_panels = (mt + p - 1) // p
-    dgemm = _dgemm()
 
     def panel(j):
         i0, i1 = j * p, min(mt, (j + 1) * p)
         ni = i1 - i0
         radial = np.zeros(ni)
         g = out_g[i0:i1]
-        g[:] = 0.0
+        (f_dots, f_w), prod = _panel_arrays(ni, min(ms, _BLAS_CHUNK), d, 2, ni)
         for k0 in range(0, ms, _BLAS_CHUNK):
             k1 = min(ms, k0 + _BLAS_CHUNK)
-            dots = _gram_panel(dgemm, bt[i0:i1], bs[k0:k1])
-            w = np.empty_like(dots)
-            _tile_angles(dots, ni, k1 - k0, nt2[i0:i1], radial, ns2[k0:k1], cs[k0:k1], w, w,
+            nk = k1 - k0
+            dots = np.matmul(bt[i0:i1], bs[k0:k1].T, out=_block(f_dots, ni, nk))
+            w = _block(f_w, ni, nk)
+            _tile_angles(dots, ni, nk, nt2[i0:i1], radial, ns2[k0:k1], cs[k0:k1], w, w,
                          radial, radial, False)
-            _add_product(dgemm, g, w, bs[k0:k1])
+            if k0 == 0:
+                np.matmul(w, bs[k0:k1], out=g)
+            else:
+                g += np.matmul(w, bs[k0:k1], out=prod[:ni])
         finish_rows(bt[i0:i1], nt2[i0:i1], radial, out_s[i0:i1], g)
 
     with blas_single_thread():
