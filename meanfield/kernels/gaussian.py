@@ -24,7 +24,7 @@ panels of at most 256 × max(m, 4096).
 * The arctangent is :func:`fast_atan2`, a branch-free double-precision atan2 (fdlibm's
   polynomial, one division) that LLVM vectorises; libm's scalar atan2 would cost more
   than everything else in the pass together.
-* For d below the measured crossover (:func:`_use_blas`: d < 96, or m < 512 and
+* For d below the measured crossover (:func:`_use_blas`: d < 64, or m < 512 and
   d < 256) the matrix products are register-blocked Numba loops (:func:`abt_tile`,
   :func:`_ay_tile`) that vectorise over a contiguous index; above it (issue 17) they are
   BLAS calls on row panels (:func:`_blas_symmetric`, :func:`_blas_general`: the Gram
@@ -79,9 +79,9 @@ _SYM_BUFFER_BYTES = 256 << 20  # their buffers' cap: past it, the general kernel
 _SERIAL_WORK = 1 << 23  # m_out·m_src·(d + 16) below this: no parallel region (≈ 1 ms)
 _SMALL_D = 56          # below: Gram tiles by rank-4 row updates; above: by dot products
 # BLAS panels (large d): for d >= _BLAS_MIN_D when both sides have >= _BLAS_MIN_M rows, or
-# d >= _BLAS_MIN_D_SMALL_M and >= _BLAS_MIN_M_SMALL rows (crossovers measured one-threaded,
-# benchmarks/README.md: from d ≈ 100 at m ≥ 1024, from d ≈ 300 at m = 256)
-_BLAS_MIN_D = 96
+# d >= _BLAS_MIN_D_SMALL_M and >= _BLAS_MIN_M_SMALL rows (crossovers measured on 2 threads,
+# benchmarks/README.md: the panels win from d ≈ 48–64 at m ≥ 512, from d ≈ 200 at m = 256)
+_BLAS_MIN_D = 64
 _BLAS_MIN_M = 512
 _BLAS_MIN_D_SMALL_M = 256
 _BLAS_MIN_M_SMALL = 128

@@ -770,6 +770,18 @@ class TargetSum:
                 total = total + part.xbar(law, d)
         return total
 
+    def units(self):
+        """(a*, b*) of (k,) and (k, d): every ReLU unit of the target when the target is
+        those units and nothing else (Teacher parts without a linear part), else None.
+
+        Then T(b) = v_ρ Σ_k a*_k κ(b, b*_k) and E f*² = v_ρ Σ_kl a*_k a*_l κ(b*_k, b*_l), so
+        the exact backend can treat the units as particles of weight −a* (one pair sum)."""
+        if not self.parts or not all(isinstance(p, Teacher) and p.beta is None
+                                     for p in self.parts):
+            return None
+        return (np.concatenate([p.a for p in self.parts]),
+                np.concatenate([p.b for p in self.parts]))
+
     def correlation(self, b, law, activation="relu"):
         """T(b_j) = E[f* σ(⟨b_j, x⟩)] and ∇T, shapes (m,) and (m, d).
 
