@@ -13,6 +13,9 @@ def _targets(d, rng):
                          beta=0.5 * rng.standard_normal(d))
     return {
         "teacher": teacher,
+        # ReLU units only (two parts): the exact backend's one-pair-sum path
+        "units": (mf.Teacher(rng.standard_normal(3), rng.standard_normal((3, d))),
+                  mf.Teacher(rng.standard_normal(2), rng.standard_normal((2, d)))),
         "linear": mf.Teacher(np.zeros(0), np.zeros((0, d)), rng.standard_normal(d)),
         "norm": mf.NormTarget(2, coef=1.5),
         "odd_cubic": mf.odd_cubic_target(d, rng),
@@ -21,7 +24,7 @@ def _targets(d, rng):
     }
 
 
-CASES = [(t, law, act) for t in ("teacher", "linear", "norm", "odd_cubic", "teacher+norm",
+CASES = [(t, law, act) for t in ("teacher", "units", "linear", "norm", "odd_cubic", "teacher+norm",
                                  "odd+teacher")
          for law in ("gauss", "sphere") for act in ("relu", "linear")
          if not (law == "sphere" and t.startswith("odd"))]
@@ -47,7 +50,7 @@ def test_exact_risk_against_monte_carlo(rng, target, law, act):
 
 
 @pytest.mark.parametrize("weights", ["uniform", "dirichlet"])
-@pytest.mark.parametrize("target", ["teacher", "norm", "odd_cubic", "teacher+norm"])
+@pytest.mark.parametrize("target", ["teacher", "units", "norm", "odd_cubic", "teacher+norm"])
 @pytest.mark.parametrize("act", ["relu", "linear"])
 def test_velocity_is_minus_m_times_gradient_of_risk(rng, target, act, weights):
     """Particle velocity = −∇_θ V_μ(θ_j) = −(1/w_j) ∂F(μ_m)/∂θ_j (= −m ∂F/∂θ_j for uniform
@@ -61,6 +64,30 @@ def test_velocity_is_minus_m_times_gradient_of_risk(rng, target, act, weights):
     fa, fb = ref.finite_difference_gradient(lambda a, b: backend.risk(a, b, w), p.a, p.b)
     np.testing.assert_allclose(ga, fa / w, rtol=RTOL_FD, atol=RTOL_FD)
     np.testing.assert_allclose(gb, fb / w[:, None], rtol=RTOL_FD, atol=RTOL_FD)
+
+
+@pytest.mark.parametrize("law", ["gauss", "sphere"])
+@pytest.mark.parametrize("m,d", [(7, 3), (300, 10), (600, 80)])
+def test_units_in_the_pair_sum_match_the_separate_target_terms(rng, law, m, d):
+    """A target of ReLU units only goes through one symmetric pair sum (the units as
+    particles of weight −a*); it gives the gradients and risk of the separate path
+    (particles' pair sum + target correlation + ½ E f*²) to round-off, on the tiles and
+    (600, 80) on the BLAS panels. A target with a linear part is not fused."""
+    from meanfield.kernels import gaussian
+    units = _targets(d, rng)["units"]
+    backend = ExactBackend(mf.Problem(d, units, _law(law)))
+    assert backend.units is not None and backend.units[0].shape == (5,)
+    assert gaussian._use_blas(m + 5, m + 5, d) == (m == 600)
+    p = mf.init_gaussian(m, d, rng, scale_b=1.0)
+    w = rng.dirichlet(np.ones(m))
+    fused = backend.gradients(p.a, p.b, w)
+    backend.units = None
+    separate = backend.gradients(p.a, p.b, w)
+    for got, want in zip(fused[:2], separate[:2]):
+        assert np.abs(got - want).max() <= RTOL_KERNEL * np.abs(want).max()
+    # the risk: both are sums of O(E f*²) terms, so round-off is relative to that scale
+    assert abs(fused[2] - separate[2]) <= RTOL_KERNEL * max(1.0, 2 * backend.energy)
+    assert ExactBackend(mf.Problem(d, _targets(d, rng)["teacher"], _law(law))).units is None
 
 
 def test_velocity_with_unequal_weights_against_reference_risk(rng):
