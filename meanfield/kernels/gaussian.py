@@ -611,25 +611,26 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
             i0, i1 = j * p, min(m, (j + 1) * p)
             ni, nk = i1 - i0, m - i1
             bi, ci = b[i0:i1], c[i0:i1]
-            (f_dots, f_w, f_theta), prod = _panel_arrays(ni, max(nk, ni), d, 3,
-                                                          min(max(nk, ni), _BLAS_CHUNK))
+            width = max(min(nk, _BLAS_CHUNK), ni)
+            (f_dots, f_w, f_theta), prod = _panel_arrays(ni, width, d, 3, width)
             dots = np.matmul(bi, bi.T, out=_block(f_dots, ni, ni))
             w = _block(f_w, ni, ni)
             n2_diag = np.ascontiguousarray(dots.diagonal())
             _tile_angles(dots, ni, ni, n2_diag, ci, n2_diag, ci, w, w, r_v[i0:i1],
                          r_v[i0:i1], False)
             g_v[i0:i1] += np.matmul(w, bi, out=prod[:ni])
-            if nk:
-                bk = b[i1:]
-                dots = np.matmul(bi, bk.T, out=_block(f_dots, ni, nk))
-                w, theta = _block(f_w, ni, nk), _block(f_theta, ni, nk)
-                _tile_angles(dots, ni, nk, n2[i0:i1], ci, n2[i1:], c[i1:], w, theta,
-                             r_v[i0:i1], r_v[i1:], True)
+            # the columns right of the diagonal block, ``_BLAS_CHUNK`` at a time (bounded
+            # work arrays at any m)
+            for k0 in range(i1, m, _BLAS_CHUNK):
+                k1 = min(m, k0 + _BLAS_CHUNK)
+                nc = k1 - k0
+                bk = b[k0:k1]
+                dots = np.matmul(bi, bk.T, out=_block(f_dots, ni, nc))
+                w, theta = _block(f_w, ni, nc), _block(f_theta, ni, nc)
+                _tile_angles(dots, ni, nc, n2[i0:i1], ci, n2[k0:k1], c[k0:k1], w, theta,
+                             r_v[i0:i1], r_v[k0:k1], True)
                 g_v[i0:i1] += np.matmul(w, bk, out=prod[:ni])
-                for k0 in range(0, nk, _BLAS_CHUNK):  # the columns' rows, a chunk at a time
-                    k1 = min(nk, k0 + _BLAS_CHUNK)
-                    g_v[i1 + k0:i1 + k1] += np.matmul(theta[:, k0:k1].T, bi,
-                                                      out=prod[:k1 - k0])
+                g_v[k0:k1] += np.matmul(theta.T, bi, out=prod[:nc])
 
     with blas_single_thread():
         run_tasks(worker, n_workers, parallel)
@@ -707,7 +708,9 @@ def interaction(b_out, b_src, c_src):
     Memory O((m + n) d): tiles or panels, never an m × n array. When ``b_src`` equals
     ``b_out`` (the particle interaction) each unordered pair is computed once and the
     self-pair is exact (κ(u, u) = ‖u‖²/2); that path adds at most 256 MiB of buffers,
-    kept (per calling thread) for the next call of the same shape. A source with c_k = 0
+    kept (per calling thread) for the next call of the same shape. The BLAS panels keep
+    a work array per thread of 3 · 256 · min(n, 4096) + min(n, 4096) · d doubles at most
+    (57 MiB at d = 1000), reused by later calls. A source with c_k = 0
     contributes nothing. The numbers depend on the sizes only, never on the number of
     threads; for large d (:func:`_use_blas`) they come from BLAS panels and agree with the
     Numba tiles to round-off.
