@@ -37,8 +37,9 @@ panels of at most 256 × max(m, 4096).
   triangle of panels), which halves the Gram and elementwise work. A tile or panel then
   adds to two row blocks, so the work is split into fixed runs ("virtual workers", 8 for
   the tiles, 4 for the panels, each with its own accumulation buffer, reused between
-  calls) and the buffers are added in worker order (:func:`_sym_finish`): every row
-  receives its contributions in the same order whatever the number of threads.
+  calls) and the buffers are added in worker order (:func:`_add_workers`, or
+  :func:`_sym_finish` in compiled callers): every row receives its contributions in the
+  same order whatever the number of threads.
 * The kernels are serial ``nogil`` functions; the tasks (virtual workers, row chunks,
   panels) run on a small thread pool (:func:`~meanfield.kernels.threads.run_tasks`), taken
   dynamically, two thread hand-offs per evaluation. Problems below about a millisecond
@@ -389,7 +390,7 @@ def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g):
     into its own buffers ``buf_r`` (n_workers, m) and ``buf_g`` (n_workers, m, d); a
     diagonal tile takes its squared norms from its own Gram diagonal, so the self-pair has
     r_ii = 0 and θ_ii = π exactly. Which thread runs a worker never changes what it adds or
-    in which order (:func:`_sym_finish` adds the buffers in worker order).
+    in which order (:func:`_add_workers` adds the buffers in worker order).
     """
     m, d = b.shape
     n_workers = buf_g.shape[0]
@@ -519,9 +520,24 @@ def _split(n, parts):
     return [(n * p // parts, n * (p + 1) // parts) for p in range(parts)]
 
 
+def _add_workers(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
+    """:func:`_sym_finish` with NumPy's adds (the same operations in the same order, so
+    the same numbers): rows i0 ≤ i < i1, the workers' buffers added in worker order to
+    zeros, then :func:`finish_rows`. Used by the drivers here so that a first run compiles
+    one kernel fewer (``_sym_finish`` cost ~1 s to compile; these adds are O(m d) against
+    the pair sums' O(m² d))."""
+    g = out_g[i0:i1]
+    g[:] = 0.0
+    radial = np.zeros(i1 - i0)
+    for v in range(buf_g.shape[0]):
+        radial += buf_r[v, i0:i1]
+        g += buf_g[v, i0:i1]
+    finish_rows(b[i0:i1], n2[i0:i1], radial, out_s[i0:i1], g)
+
+
 def _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g, parallel):
     chunks = _split(b.shape[0], 4 * get_threads() if parallel else 1)
-    run_tasks(lambda t: _sym_finish(*chunks[t], b, n2, buf_r, buf_g, out_s, out_g),
+    run_tasks(lambda t: _add_workers(*chunks[t], b, n2, buf_r, buf_g, out_s, out_g),
               len(chunks), parallel)
 
 
@@ -592,7 +608,7 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
     i0 … m − 1 only (the upper triangle), its diagonal block apart (norms from its own
     Gram diagonal, as in the tiles). The panels are dealt to ``n_workers`` virtual
     workers in a fixed order; each adds into its own buffers, BLAS with one thread, and
-    :func:`_sym_finish` adds the buffers in worker order. Results depend on (m, d) only."""
+    :func:`_add_workers` adds the buffers in worker order. Results depend on (m, d) only."""
     m, d = b.shape
     p = _blas_panel_rows(m)
     n_panels = (m + p - 1) // p
