@@ -400,3 +400,22 @@ def test_threaded_pair_sums_work_in_a_forked_child(rng):
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_numpy_adds_of_the_workers_buffers_equal_the_compiled_ones(rng):
+    """The drivers finish the symmetric sums with NumPy (:func:`gaussian._add_workers`);
+    the compiled :func:`gaussian._sym_finish` (kept for compiled callers) does the same
+    adds in the same order: the same bits, signed zeros included."""
+    n_workers, m, d = 8, 37, 5
+    b = rng.standard_normal((m, d))
+    n2 = np.einsum("ij,ij->i", b, b)
+    buf_r = rng.standard_normal((n_workers, m))
+    buf_g = rng.standard_normal((n_workers, m, d))
+    buf_g[:, 3] = -0.0  # a row whose every contribution is a negative zero
+    outs = []
+    for finish in (gaussian._add_workers, gaussian._sym_finish):
+        s, g = np.full(m, np.nan), np.full((m, d), np.nan)
+        finish(5, 30, b, n2, buf_r, buf_g, s, g)
+        outs.append((s[5:30], g[5:30], np.signbit(g[5:30])))
+    for one, two in zip(*outs):
+        assert np.array_equal(one, two)
