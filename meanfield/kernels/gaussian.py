@@ -19,7 +19,7 @@ With θ_ik = π − γ_ik and r_ik = ‖b_i‖‖b'_k‖ sin γ_ik, the sums are
 so the O(m² d) work is two matrix products per tile — the Gram tile ⟨b_i, b'_k⟩ and the
 reduction Σ_k (c_k θ_ik) b'_k — and an O(m²) elementwise pass (one square root, one
 arctangent per pair). Nothing of size m × m is ever stored: tiles of at most 128 × 256,
-panels of at most 256 × max(m, 4096).
+panels of at most 256 × 4096.
 
 * The arctangent is :func:`fast_atan2`, a branch-free double-precision atan2 (fdlibm's
   polynomial, one division) that LLVM vectorises; libm's scalar atan2 would cost more

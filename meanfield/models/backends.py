@@ -30,6 +30,9 @@ class ExactBackend:
         ½ E f*², the risk of the zero network.
     xbar_odd : (d,) array
         X̄ = E[f* x] of the odd parts of the target.
+    units : tuple of (k,) and (k, d) arrays, or None
+        (a*, b*) when the target is ReLU units only (:meth:`TargetSum.units`): then
+        :meth:`gradients` takes one symmetric pair sum over particles and units together.
     """
 
     name = "exact"
