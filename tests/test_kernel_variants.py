@@ -255,6 +255,7 @@ def blas_everywhere(monkeypatch):
     monkeypatch.setattr(gaussian, "_BLAS_MIN_M_SMALL", 1)
     monkeypatch.setattr(gaussian, "_BLAS_PANEL", 3)
     monkeypatch.setattr(gaussian, "_BLAS_CHUNK", 5)
+    monkeypatch.setattr(gaussian, "_BLAS_ROWS_T", 2)
 
 
 @pytest.mark.parametrize("d", [1, 3, 17])
@@ -340,6 +341,37 @@ def test_blas_panels_identical_for_1_and_2_threads(rng):
         numba.set_num_threads(before)
     for one, two in zip(*results):
         assert np.array_equal(one, two)
+
+
+def test_blas_chunks_identical_for_1_and_2_threads(rng, monkeypatch):
+    """The symmetric and general panels with many column chunks and transposed-product
+    blocks (sizes patched small), above the serial size rule so that the tasks run on 2
+    threads: the same bits on 1 and 2 threads, and the tiles' numbers to round-off."""
+    m, d = 300, 80
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_D", 1)
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_M", 1)
+    monkeypatch.setattr(gaussian, "_BLAS_PANEL", 16)
+    monkeypatch.setattr(gaussian, "_BLAS_CHUNK", 50)
+    monkeypatch.setattr(gaussian, "_BLAS_ROWS_T", 7)
+    assert gaussian._use_blas(m, m, d) and not gaussian._run_serially(m, m, d)
+    b = rng.standard_normal((m, d))
+    c = rng.standard_normal(m)
+    src = rng.standard_normal((m, d))
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(interaction(b, b, c) + interaction(b, src, c))
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_D", 10 ** 9)
+    monkeypatch.setattr(gaussian, "_BLAS_MIN_D_SMALL_M", 10 ** 9)
+    tiles = interaction(b, b, c) + interaction(b, src, c)
+    for got, want in zip(results[0], tiles):
+        assert _rel(got, want) <= RTOL_KERNEL
 
 
 def test_blas_scratch_is_reused_and_never_leaks_between_shapes(rng, blas_everywhere):

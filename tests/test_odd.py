@@ -276,10 +276,12 @@ def test_experiment_config_checks():
 
     for bad in ({"widths": [5, 8]}, {"inits": ["gaussian"]}, {"seeds": []},
                 {"n_steps": 0}, {"ode_rtol": 1e-3},
-                {"inits": ["sphere"], "sampled_inits": ["paired"]}):
+                {"inits": ["sphere"], "sampled_inits": ["paired"], "include_sampled": True}):
         cfg = resolve_config(E.DEFAULTS, E.CHOICES, bad)
         with pytest.raises(ConfigError):
             E.check(cfg)
+    # without sampled runs, sampled_inits does nothing: its default must not refuse inits
+    E.check(resolve_config(E.DEFAULTS, E.CHOICES, {"inits": ["paired"]}))
     with pytest.raises(ConfigError):
         resolve_config(E.DEFAULTS, E.CHOICES, {"integrator": "momentum"})
     assert E.NAME == "odd" and E.DEFAULTS["widths"] == [10, 50, 128, 1024]

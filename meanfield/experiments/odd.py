@@ -114,8 +114,9 @@ def check(config):
     seeds = config["seeds"]
     require(len(seeds) >= 1 and all(s >= 0 for s in seeds) and len(set(seeds)) == len(seeds),
             "seeds", f"must be a non-empty list of distinct integers >= 0, got {seeds}")
-    require(all(i in inits for i in config["sampled_inits"]), "sampled_inits",
-            f"must be a subset of inits = {inits}, got {config['sampled_inits']}")
+    if config["include_sampled"]:  # else the key does nothing (APPLIES refuses it if set)
+        require(all(i in inits for i in config["sampled_inits"]), "sampled_inits",
+                f"must be a subset of inits = {inits}, got {config['sampled_inits']}")
     require(config["target_seed"] >= 0, "target_seed", "must be >= 0")
     check_horizon(config)
     require(config["record_every"] >= 1, "record_every", "must be >= 1")

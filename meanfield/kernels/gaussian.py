@@ -88,7 +88,8 @@ _BLAS_MIN_D_SMALL_M = 256
 _BLAS_MIN_M_SMALL = 128
 _BLAS_PANEL = 128       # rows per panel up to m = 4 · _BLAS_PANEL_BIG, then _BLAS_PANEL_BIG
 _BLAS_PANEL_BIG = 256
-_BLAS_CHUNK = 4096      # sources per Gram panel of the general BLAS path
+_BLAS_CHUNK = 4096      # columns (sources) per Gram panel of both BLAS paths
+_BLAS_ROWS_T = 1024     # rows per transposed product of the symmetric path (bounds its temporary)
 _BLAS_WORKERS = 4       # virtual workers of the symmetric BLAS path (memory permitting)
 
 # float64 constants of fdlibm's s_atan.c: π/4, atan(1/2), π/2, π split into high + low
@@ -628,10 +629,11 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
             ni, nk = i1 - i0, m - i1
             bi, ci = b[i0:i1], c[i0:i1]
             width = max(min(nk, _BLAS_CHUNK), ni)
-            (f_dots, f_w, f_theta), prod = _panel_arrays(ni, width, d, 3, width)
+            (f_dots, f_w, f_theta), prod = _panel_arrays(ni, width, d, 3,
+                                                          max(ni, min(nk, _BLAS_ROWS_T)))
             dots = np.matmul(bi, bi.T, out=_block(f_dots, ni, ni))
             w = _block(f_w, ni, ni)
-            n2_diag = np.ascontiguousarray(dots.diagonal())
+            n2_diag = dots.diagonal().copy()  # writable (a read-only array is another type)
             _tile_angles(dots, ni, ni, n2_diag, ci, n2_diag, ci, w, w, r_v[i0:i1],
                          r_v[i0:i1], False)
             g_v[i0:i1] += np.matmul(w, bi, out=prod[:ni])
@@ -646,7 +648,10 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
                 _tile_angles(dots, ni, nc, n2[i0:i1], ci, n2[k0:k1], c[k0:k1], w, theta,
                              r_v[i0:i1], r_v[k0:k1], True)
                 g_v[i0:i1] += np.matmul(w, bk, out=prod[:ni])
-                g_v[k0:k1] += np.matmul(theta.T, bi, out=prod[:nc])
+                for r0 in range(0, nc, _BLAS_ROWS_T):
+                    r1 = min(nc, r0 + _BLAS_ROWS_T)
+                    g_v[k0 + r0:k0 + r1] += np.matmul(theta[:, r0:r1].T, bi,
+                                                      out=prod[:r1 - r0])
 
     with blas_single_thread():
         run_tasks(worker, n_workers, parallel)
@@ -725,8 +730,8 @@ def interaction(b_out, b_src, c_src):
     ``b_out`` (the particle interaction) each unordered pair is computed once and the
     self-pair is exact (κ(u, u) = ‖u‖²/2); that path adds at most 256 MiB of buffers,
     kept (per calling thread) for the next call of the same shape. The BLAS panels keep
-    a work array per thread of 3 · 256 · min(n, 4096) + min(n, 4096) · d doubles at most
-    (57 MiB at d = 1000), reused by later calls. A source with c_k = 0
+    a work array per thread of 3 · 256 · min(n, 4096) + max(256, min(n, 1024)) · d doubles
+    at most (32 MiB at d = 1000), reused by later calls. A source with c_k = 0
     contributes nothing. The numbers depend on the sizes only, never on the number of
     threads; for large d (:func:`_use_blas`) they come from BLAS panels and agree with the
     Numba tiles to round-off.

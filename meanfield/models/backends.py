@@ -32,7 +32,8 @@ class ExactBackend:
         X̄ = E[f* x] of the odd parts of the target.
     units : tuple of (k,) and (k, d) arrays, or None
         (a*, b*) when the target is ReLU units only (:meth:`TargetSum.units`): then
-        :meth:`gradients` takes one symmetric pair sum over particles and units together.
+        :meth:`gradients` takes one symmetric pair sum over particles and units together
+        (when there are at least 8 particles per unit, :meth:`fuses_units`).
     """
 
     name = "exact"
@@ -73,7 +74,7 @@ class ExactBackend:
     # -- the one entry point -------------------------------------------------------------
     def gradients(self, a, b, w, rng=None):
         """(g_a, g_b, F(μ)): potential gradients at every particle and the exact risk."""
-        if self.units is not None:
+        if self.fuses_units(b.shape[0]):
             return self._gradients_with_units(a, b, w)
         s, gs = self.interaction_terms(a, b, w)
         t, gt = self.target_terms(b)
@@ -82,6 +83,12 @@ class ExactBackend:
         wa = w * a
         risk = 0.5 * wa @ s - wa @ t + self.energy
         return ga, gb, risk
+
+    def fuses_units(self, m):
+        """Whether :meth:`gradients` takes the units into the particles' pair sum for m
+        particles: a target of ReLU units only, and k ≤ m/8 of them (the k²/2 unit pairs,
+        recomputed at every evaluation, then cost at most 1/128 of the m²/2 particle pairs)."""
+        return self.units is not None and 8 * self.units[0].size <= m
 
     def _gradients_with_units(self, a, b, w):
         """:meth:`gradients` for a target of ReLU units (a*_k, b*_k): with the points
