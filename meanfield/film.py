@@ -654,4 +654,6 @@ def main(argv=None, stdout=None, stderr=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from meanfield.cli._startup import exit_command
+
+    exit_command(main())

@@ -3,9 +3,8 @@
 This module is the command's entry point only; the library function that runs a particle flow
 is :func:`meanfield.simulate_flow`.
 """
-import sys
-
 if __name__ == "__main__":
+    from meanfield.cli._startup import exit_command
     from meanfield.cli.simulate import main
 
-    sys.exit(main())
+    exit_command(main())

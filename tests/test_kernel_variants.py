@@ -193,19 +193,22 @@ def test_serial_and_parallel_drivers_compute_the_same_numbers(rng, m, d, blas):
         for parallel in (False, True):
             s_sym, s_gen = np.empty(m), np.empty(m)
             g_sym, g_gen = np.empty((m, d)), np.empty((m, d))
+            s_w, g_w = np.empty(m), np.empty((m, d))
             if blas:
                 gaussian._blas_symmetric(b, c, n2, s_sym, g_sym, parallel, 3)
                 gaussian._blas_general(b, n2, b, n2, c, s_gen, g_gen, parallel)
+                gaussian._blas_dense_weights(b, c, n2, s_w, g_w, parallel, 3)
             else:
                 gaussian._numba_symmetric(b, c, n2, s_sym, g_sym, parallel)
                 gaussian._numba_general(b, n2, b, n2, c, s_gen, g_gen, parallel)
-            outs.append((s_sym, g_sym, s_gen, g_gen))
+                s_w, g_w = s_sym, g_sym
+            outs.append((s_sym, g_sym, s_gen, g_gen, s_w, g_w))
     finally:
         numba.set_num_threads(before)
     for one, two in zip(*outs):
         assert np.array_equal(one, two)
     s_ref, g_ref = _symmetric_reference(b, c)
-    for s, g in (outs[0][:2], outs[0][2:]):
+    for s, g in (outs[0][:2], outs[0][2:4], outs[0][4:]):
         assert _rel(s, s_ref) <= RTOL_KERNEL and _rel(g, g_ref) <= RTOL_KERNEL
 
 
@@ -245,6 +248,69 @@ def test_sampled_kernels_serial_parallel_and_threads_agree(rng):
 
 
 # ------------------------------------------------------------- the BLAS panels (large d)
+@pytest.fixture(params=["dense_weights", "panels"])
+def symmetric_blas(request, monkeypatch):
+    """Each test of the symmetric BLAS path runs on both of its forms: the whole weight
+    matrix W then G = W B (normally m ≤ 4 d), and the panels' accumulation buffers (larger
+    m); a spy records which one ran, so the test can check it was the one asked for."""
+    dense = request.param == "dense_weights"
+    monkeypatch.setattr(gaussian, "_uses_dense_weights", lambda m, d, n_workers: dense)
+    want = "_blas_dense_weights" if dense else "_blas_symmetric"
+    yield want, _spy_symmetric_blas(monkeypatch)
+
+
+def _spy_symmetric_blas(monkeypatch):
+    """A list that records, in order, which symmetric BLAS form each call ran."""
+    ran = []
+    for name in ("_blas_dense_weights", "_blas_symmetric"):
+        original = getattr(gaussian, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            ran.append(_name)
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(gaussian, name, spy)
+    return ran
+
+
+def test_dense_weights_only_where_no_larger_than_the_buffers():
+    """The size rule: W (m² doubles) replaces the n_workers (m, d + 1) buffers only when it
+    is no larger (m ≤ 4 (d + 1) with 4 workers)."""
+    assert gaussian._uses_dense_weights(1024, 1000, 4)
+    assert gaussian._uses_dense_weights(404, 100, 4)
+    assert not gaussian._uses_dense_weights(405, 100, 4)
+    assert not gaussian._uses_dense_weights(4096, 1000, 4)
+    assert not gaussian._uses_dense_weights(3500, 1000, 3)
+
+
+@pytest.mark.parametrize("m,d,want", [(300, 256, "_blas_dense_weights"),
+                                      (600, 129, "_blas_symmetric")])
+def test_interaction_chooses_the_symmetric_blas_form_by_size(rng, monkeypatch, m, d, want):
+    """Unforced, the particle interaction takes the weight matrix at m ≤ 4 d and the
+    panels' buffers above."""
+    ran = _spy_symmetric_blas(monkeypatch)
+    b = rng.standard_normal((m, d))
+    c = rng.standard_normal(m)
+    s, g = interaction(b, b, c)
+    assert ran == [want]
+    s_ref, g_ref = _symmetric_reference(b, c)
+    assert _rel(s, s_ref) <= RTOL_KERNEL and _rel(g, g_ref) <= RTOL_KERNEL
+
+
+def test_dense_weights_write_every_entry(rng):
+    """The kept weight matrix filled with NaN before a call (as a stale or unwritten entry
+    would be): the result is still finite and equal to the dense formula, so every
+    entry of W is written by the call itself."""
+    m, d = 300, 256
+    b = rng.standard_normal((m, d))
+    c = rng.standard_normal(m)
+    interaction(b, b, c)  # W of this size now kept by this thread
+    gaussian._weight_matrix(m)[:] = np.nan
+    s, g = interaction(b, b, c)
+    assert np.isfinite(s).all() and np.isfinite(g).all()
+    s_ref, g_ref = _symmetric_reference(b, c)
+    assert _rel(s, s_ref) <= RTOL_KERNEL and _rel(g, g_ref) <= RTOL_KERNEL
+
+
 @pytest.fixture
 def blas_everywhere(monkeypatch):
     """Send every size to the BLAS panels (normally d ≥ _BLAS_MIN_D, m ≥ _BLAS_MIN_M), with
@@ -259,7 +325,8 @@ def blas_everywhere(monkeypatch):
 
 
 @pytest.mark.parametrize("d", [1, 3, 17])
-def test_blas_panels_match_slow_reference_on_hard_points(rng, blas_everywhere, d):
+def test_blas_panels_match_slow_reference_on_hard_points(rng, blas_everywhere, symmetric_blas,
+                                                        d):
     """Parallel, antiparallel, orthogonal, tiny and zero vectors (zero as a source only),
     the symmetric and the general panel paths against tests/reference.py, non-uniform
     coefficients of both signs; tolerances as test_kernels.py's."""
@@ -276,6 +343,8 @@ def test_blas_panels_match_slow_reference_on_hard_points(rng, blas_everywhere, d
         np.testing.assert_allclose(S, S_ref, rtol=0, atol=1e-12 * scale)
         # arccos in the reference loses ~√ε at γ ≈ 0, π (as in test_kernels.py)
         np.testing.assert_allclose(G, G_ref, rtol=0, atol=1e-7 * np.abs(cs).sum() * 3)
+    want, ran = symmetric_blas
+    assert ran == [want]
 
 
 def _hard_points(rng, d):
@@ -284,7 +353,7 @@ def _hard_points(rng, d):
 
 
 @pytest.mark.parametrize("m,d", [(520, 100), (700, 210), (1030, 300), (300, 260)])
-def test_blas_panels_match_dense_formula_and_tiles(rng, m, d):
+def test_blas_panels_match_dense_formula_and_tiles(rng, symmetric_blas, m, d):
     """Real sizes (default panels, both size rules): 3–9 panels of 128 rows, 4 virtual
     workers, a last short panel; symmetric and general paths against the dense formula
     and the Numba tiles."""
@@ -297,6 +366,8 @@ def test_blas_panels_match_dense_formula_and_tiles(rng, m, d):
     src = rng.standard_normal((m + 41, d))
     cs = rng.standard_normal(m + 41)
     s, g = interaction(b, b, c)
+    want, ran = symmetric_blas
+    assert ran == [want]
     s_gen, g_gen = interaction(b, src, cs)
     s_ref, g_ref = _symmetric_reference(b, c)
     assert _rel(s, s_ref) <= RTOL_KERNEL and _rel(g, g_ref) <= RTOL_KERNEL
@@ -311,7 +382,7 @@ def test_blas_panels_match_dense_formula_and_tiles(rng, m, d):
     assert _rel(s, s_t) <= RTOL_KERNEL and _rel(g, g_t) <= RTOL_KERNEL
 
 
-def test_blas_self_pair_is_exact(rng):
+def test_blas_self_pair_is_exact(rng, symmetric_blas):
     """Diagonal blocks take their norms from their own Gram diagonal: κ(u, u) = ‖u‖²/2."""
     m, d = 300, 256
     b = rng.standard_normal((m, d))
@@ -319,11 +390,13 @@ def test_blas_self_pair_is_exact(rng):
     c[200] = 1.0
     assert gaussian._use_blas(m, m, d)
     s, g = interaction(b, b, c)
+    want, ran = symmetric_blas
+    assert ran == [want]
     assert s[200] == pytest.approx(0.5 * b[200] @ b[200], rel=4 * np.finfo(float).eps)
     np.testing.assert_allclose(g[200], 0.5 * b[200], rtol=4 * np.finfo(float).eps)
 
 
-def test_blas_panels_identical_for_1_and_2_threads(rng):
+def test_blas_panels_identical_for_1_and_2_threads(rng, symmetric_blas):
     """Above the serial size rule, so the tasks really run on 2 threads (each BLAS call
     with one thread); the general path too."""
     m, d = 900, 220
@@ -341,9 +414,11 @@ def test_blas_panels_identical_for_1_and_2_threads(rng):
         numba.set_num_threads(before)
     for one, two in zip(*results):
         assert np.array_equal(one, two)
+    want, ran = symmetric_blas
+    assert ran == [want, want]
 
 
-def test_blas_chunks_identical_for_1_and_2_threads(rng, monkeypatch):
+def test_blas_chunks_identical_for_1_and_2_threads(rng, monkeypatch, symmetric_blas):
     """The symmetric and general panels with many column chunks and transposed-product
     blocks (sizes patched small), above the serial size rule so that the tasks run on 2
     threads: the same bits on 1 and 2 threads, and the tiles' numbers to round-off."""
@@ -367,6 +442,8 @@ def test_blas_chunks_identical_for_1_and_2_threads(rng, monkeypatch):
         numba.set_num_threads(before)
     for one, two in zip(*results):
         assert np.array_equal(one, two)
+    want, ran = symmetric_blas
+    assert ran == [want, want]
     monkeypatch.setattr(gaussian, "_BLAS_MIN_D", 10 ** 9)
     monkeypatch.setattr(gaussian, "_BLAS_MIN_D_SMALL_M", 10 ** 9)
     tiles = interaction(b, b, c) + interaction(b, src, c)
@@ -413,6 +490,92 @@ def test_run_tasks_runs_each_task_once_and_raises_a_task_error():
                 run_tasks(lambda t: 1 / (t - 3), 6)
     finally:
         numba.set_num_threads(before)
+
+
+def test_run_tasks_never_waits_for_a_helper_that_took_no_task():
+    """A helper thread kept busy (as by other processes holding the cores) takes no task,
+    and the caller, having done them all, returns without waiting for it."""
+    import threading
+    from meanfield.kernels import threads as th
+    before = numba.get_num_threads()
+    release = threading.Event()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        if numba.get_num_threads() < 2:
+            pytest.skip("one Numba thread: no helper threads")
+        th.run_tasks(lambda t: None, 2)  # the helper threads exist
+        th._task_threads(1).inboxes[0].put(release.wait)  # the helper is now busy
+        seen = []
+        caller = threading.Thread(target=th.run_tasks, args=(seen.append, 5), daemon=True)
+        caller.start()
+        caller.join(timeout=30)
+        returned = not caller.is_alive()
+    finally:
+        release.set()
+        numba.set_num_threads(before)
+    assert returned and sorted(seen) == list(range(5))
+
+
+def test_run_tasks_raises_only_after_the_started_tasks_finish():
+    """A task failing in the calling thread while a helper's task is still running: the
+    error reaches the caller only once that task has finished (its writes are complete),
+    and no task starts after the failure."""
+    import threading
+    import time
+    from meanfield.kernels.threads import run_tasks
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread: no helper threads")
+    before = numba.get_num_threads()
+    helper_started, finished, started = threading.Event(), [], []
+
+    def task(t):
+        started.append(t)
+        if threading.current_thread() is threading.main_thread():
+            helper_started.wait(10)  # a helper has taken a task (its own, slow one)
+            raise ZeroDivisionError
+        helper_started.set()
+        time.sleep(0.2)
+        finished.append(t)
+
+    try:
+        numba.set_num_threads(2)
+        with pytest.raises(ZeroDivisionError):
+            run_tasks(task, 20)
+    finally:
+        numba.set_num_threads(before)
+    assert len(finished) == 1 and len(started) == 2
+
+
+def test_run_tasks_from_several_threads_at_once():
+    """Concurrent callers share the helper threads but never each other's replies: each
+    returns only when all its own tasks are done."""
+    import threading
+    import time
+    from meanfield.kernels.threads import run_tasks
+    before = numba.get_num_threads()
+    complete = []
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread: no helper threads")
+
+    def call(k):
+        numba.set_num_threads(2)  # per thread: a new thread starts at NUMBA_NUM_THREADS
+        done = []
+
+        def task(t):
+            time.sleep(0.002 * ((t + k) % 3))  # releases the GIL, uneven durations
+            done.append(t)
+        run_tasks(task, 9)
+        complete.append(sorted(done) == list(range(9)))
+
+    for _ in range(5):
+        callers = [threading.Thread(target=call, args=(k,), daemon=True) for k in range(3)]
+        for c in callers:
+            c.start()
+        for c in callers:
+            c.join(timeout=60)
+    assert numba.get_num_threads() == before
+    assert len(complete) == 15 and all(complete)
 
 
 def test_threaded_pair_sums_work_in_a_forked_child(rng):

@@ -159,3 +159,49 @@ def test_make_all_lists_every_figure_script():
     names = make_all.scripts()
     expected = sorted(p.stem[5:] for p in (ROOT / "figures").glob("plot_*.py"))
     assert sorted(names) == expected and names[-1] == "films"
+
+
+@pytest.mark.parametrize("label,text", [
+    ("$\\mathdefault{10^{-3}}$", "10⁻³"), ("$\\mathdefault{10^{12}}$", "10¹²"),
+    ("$\\mathdefault{2\\times10^{-1}}$", "2×10⁻¹"), ("$\\mathdefault{10^{0}}$", "10⁰"),
+    ("", ""), ("$\\mathdefault{1.5}$", "$\\mathdefault{1.5}$")])
+def test_log_labels_in_plain_text(label, text):
+    from meanfield.plots._style import _plain_text
+    assert _plain_text(label) == text
+
+
+@pytest.mark.parametrize("span", [(2e-3, 7e-3), (0.5, 3.0), (1e-30, 1e3)])
+def test_plain_log_labels_label_the_same_ticks_as_matplotlib(span):
+    """Same ticks, and a label on the same ones (minor ticks inside a decade too), as
+    matplotlib's own log formatter: only the typesetting differs."""
+    from meanfield.plots._style import _plain_text, plain_log_labels, pyplot
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.semilogy([0, 1], span)
+    fig.canvas.draw()
+    axis = ax.yaxis
+    want = [[_plain_text(f(v)) for v in locs] for f, locs in (
+        (axis.get_major_formatter(), axis.get_majorticklocs()),
+        (axis.get_minor_formatter(), axis.get_minorticklocs()))]
+    plain_log_labels(axis)
+    fig.canvas.draw()
+    got = [[f(v) for v in locs] for f, locs in (
+        (axis.get_major_formatter(), axis.get_majorticklocs()),
+        (axis.get_minor_formatter(), axis.get_minorticklocs()))]
+    plt.close(fig)
+    assert got == want and any(got[0])
+    assert not any("$" in label for labels in got for label in labels)
+
+
+def test_flow_figures_use_no_mathtext(tiny_runs, tmp_path, monkeypatch):
+    """The default job's figures are typeset without matplotlib's TeX parser (building it is
+    a third of their drawing time)."""
+    import matplotlib.mathtext
+    from meanfield.plots import flow
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("mathtext was used")
+    monkeypatch.setattr(matplotlib.mathtext.MathTextParser, "parse", refuse)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs("flow"), run)
+    assert [p.name for p in flow.plot(run)] == ["risk.png", "q_drift.png"]

@@ -50,17 +50,23 @@ _spy(gaussian, "run_tasks", lambda: CURRENT[0] + "/tasks",
 def families(rng):
     """name -> function computing a tuple of arrays (one fixed input each)."""
     out = {}
-    # pair kernels, numba tiles: m² (d + 16) ≥ 2^23 needs m ≥ 604 at d = 7
+    # pair kernels, numba tiles: m² (d + 16) ≥ _SERIAL_WORK (2^20) needs m ≥ 214 at d = 7
     b7 = rng.standard_normal((613, 7))
     c7 = rng.standard_normal(613)
     src7 = rng.standard_normal((607, 7))
     out["pair_numba"] = lambda: interaction(b7, b7, c7) + interaction(b7, src7, c7[:607])
-    # pair kernels, BLAS panels (d ≥ 256 and m ≥ 128), m² (d + 16) ≥ 2^23 at m = 181
+    # pair kernels, BLAS panels (d ≥ 256 and m ≥ 128), m² (d + 16) ≥ 2^20 at m = 181
     b257 = rng.standard_normal((181, 257)) / 16.0
     c257 = rng.standard_normal(181)
     src257 = rng.standard_normal((179, 257)) / 16.0
+    # m ≤ 4 d: the whole weight matrix; (600, 129): the panels' accumulation buffers
+    b129 = rng.standard_normal((600, 129)) / 12.0
+    c129 = rng.standard_normal(600)
+    assert gaussian._uses_dense_weights(181, 257, 4)
+    assert not gaussian._uses_dense_weights(600, 129, 4)
     out["pair_blas"] = lambda: (interaction(b257, b257, c257)
-                                + interaction(b257, src257, c257[:179]))
+                                + interaction(b257, src257, c257[:179])
+                                + interaction(b129, b129, c129))
     # the norm target's prange kernel (always parallel)
     out["norm_target"] = lambda: mf.NormTarget(3).unit_terms(b7)
     # sampled backend: n m (d + 4) ≥ 2^22 at n = 1201, m = 203, d = 14

@@ -31,3 +31,22 @@ def _quiet_startup_interrupt():
 #: (KeyboardInterrupt) once it has taken over, so a caller of ``cli.main`` handles Ctrl-C
 #: its own way between calls
 HANDLER = _quiet_startup_interrupt()
+
+
+def exit_command(status):
+    """End a ``python -m meanfield.<command>`` process with ``status``.
+
+    Every object is first moved to the collector's permanent generation (``gc.freeze``):
+    the interpreter's final collections then skip the ~10⁶ objects that Numba, its LLVM
+    bindings and matplotlib leave behind, which took 0.4–0.6 s after a default run and
+    0.05 s with it (the run's files are all written and closed by then; nothing the
+    package needs runs at finalisation)."""
+    import gc
+
+    for stream in (_sys.stdout, _sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (``| head``) or stream
+            pass
+    gc.freeze()
+    _sys.exit(status)

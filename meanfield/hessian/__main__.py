@@ -1,7 +1,7 @@
 """``python -m meanfield.hessian RUN_DIR [--k K] [--polish]`` (see :mod:`meanfield.hessian.cli`)."""
-import sys
-
 from .cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from meanfield.cli._startup import exit_command
+
+    exit_command(main())

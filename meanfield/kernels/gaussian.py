@@ -18,8 +18,9 @@ With θ_ik = π − γ_ik and r_ik = ‖b_i‖‖b'_k‖ sin γ_ik, the sums are
 
 so the O(m² d) work is two matrix products per tile — the Gram tile ⟨b_i, b'_k⟩ and the
 reduction Σ_k (c_k θ_ik) b'_k — and an O(m²) elementwise pass (one square root, one
-arctangent per pair). Nothing of size m × m is ever stored: tiles of at most 128 × 256,
-panels of at most 256 × 4096.
+arctangent per pair). Nothing of size m × m is stored (tiles of at most 128 × 256,
+panels of at most 256 × 4096) except, for large d, a weight matrix no larger than the
+accumulation buffers it replaces (below).
 
 * The arctangent is :func:`fast_atan2`, a branch-free double-precision atan2 (fdlibm's
   polynomial, one division) that LLVM vectorises; libm's scalar atan2 would cost more
@@ -40,12 +41,18 @@ panels of at most 256 × 4096.
   calls) and the buffers are added in worker order (:func:`_add_workers`, or
   :func:`_sym_finish` in compiled callers): every row receives its contributions in the
   same order whatever the number of threads.
+  On the BLAS path with m ≤ 4 d the panels instead write the whole weight matrix
+  W_ik = c_k θ_ik (each pair once, its transpose side copied), no larger than the
+  buffers it replaces (:func:`_uses_dense_weights`), and G = W B is taken in row
+  blocks (:func:`_blas_dense_weights`): one product of inner size m per block instead
+  of a thin one per panel and side.
 * The kernels are serial ``nogil`` functions; the tasks (virtual workers, row chunks,
   panels) run on a small thread pool (:func:`~meanfield.kernels.threads.run_tasks`), taken
-  dynamically, two thread hand-offs per evaluation. Problems below about a millisecond
-  of work run in the calling thread (a size rule, :func:`_run_serially`): a hand-off
-  costs microseconds on an idle machine but can cost milliseconds when other processes
-  hold the cores.
+  dynamically, one or two hand-offs per driver call (~40 µs each). Problems below 0.3 ms
+  of work run in the calling thread (a size rule, :func:`_run_serially`), where the
+  hand-off would cost more than the second core saves (benchmarks/README.md). The caller
+  never waits for a helper thread that took no task, so a helper that other processes
+  keep off the CPU costs nothing.
 * Cold start: no kernel here is ``parallel=True`` (parfor lowering was most of the
   compile time), callees get run-time rather than literal arguments (a literal would
   compile another specialisation) and each tile kernel has one call site per caller
@@ -77,7 +84,7 @@ _TILE_COLS = 256       # sources per tile (general kernel)
 _TILE_SYM = 128        # square tile of the symmetric kernel
 _SYM_WORKERS = 8       # virtual workers (own accumulation buffers) of the symmetric kernel
 _SYM_BUFFER_BYTES = 256 << 20  # their buffers' cap: past it, the general kernel (no buffers)
-_SERIAL_WORK = 1 << 23  # m_out·m_src·(d + 16) below this: no parallel region (≈ 1 ms)
+_SERIAL_WORK = 1 << 20  # m_out·m_src·(d + 16) below this: no threads (≈ 0.3 ms of work)
 _SMALL_D = 56          # below: Gram tiles by rank-4 row updates; above: by dot products
 # BLAS panels (large d): for d >= _BLAS_MIN_D when both sides have >= _BLAS_MIN_M rows, or
 # d >= _BLAS_MIN_D_SMALL_M and >= _BLAS_MIN_M_SMALL rows (crossovers measured on 2 threads,
@@ -375,9 +382,10 @@ def _tile_shape(d):
 
 
 def _run_serially(m_out, m_src, d):
-    """Small problems run without a parallel region: starting one costs microseconds on an
-    idle machine but milliseconds when other processes hold the cores (each region waits
-    for all its threads). Depends on the sizes only, so results stay thread-independent."""
+    """Small problems run in the calling thread: below ~10⁶ units of work (~0.3 ms) the
+    hand-off to the helper threads costs more than they save (measured crossover at
+    d = 10 and 30: m ≈ 200). Depends on the sizes only, so results stay
+    thread-independent."""
     return m_out * m_src * (d + 16) < _SERIAL_WORK
 
 
@@ -500,6 +508,7 @@ def transpose_scaled(theta, ni, nk, c, out):
 
 # ---------------------------------------------------------------- drivers (tasks on threads)
 _BUFFERS = threading.local()
+_WEIGHTS = threading.local()
 
 
 def _worker_buffers(n_workers, m, d):
@@ -508,11 +517,18 @@ def _worker_buffers(n_workers, m, d):
     array of tens of MiB costs a page fault per 4 KiB on every flow step."""
     key = (n_workers, m, d)
     if getattr(_BUFFERS, "key", None) != key:
-        _BUFFERS.key = None  # free the old ones before allocating
+        _drop_kept_arrays()  # the old ones (and a weight matrix) freed before allocating
         _BUFFERS.r = np.empty((n_workers, m))
         _BUFFERS.g = np.empty((n_workers, m, d))
         _BUFFERS.key = key
     return _BUFFERS.r, _BUFFERS.g
+
+
+def _drop_kept_arrays():
+    """Free the calling thread's kept buffers and weight matrix: a thread keeps the arrays
+    of one symmetric path at a time, so at most ``_SYM_BUFFER_BYTES``."""
+    _BUFFERS.key = _BUFFERS.r = _BUFFERS.g = None
+    _WEIGHTS.m = _WEIGHTS.w = None
 
 
 def _split(n, parts):
@@ -536,15 +552,17 @@ def _add_workers(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
     finish_rows(b[i0:i1], n2[i0:i1], radial, out_s[i0:i1], g)
 
 
-def _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g, parallel):
-    chunks = _split(b.shape[0], 4 * get_threads() if parallel else 1)
-    run_tasks(lambda t: _add_workers(*chunks[t], b, n2, buf_r, buf_g, out_s, out_g),
-              len(chunks), parallel)
+def _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g):
+    """The workers' buffers added and the rows finished, in the calling thread: on threads
+    the adds were never faster (memory-bound at large sizes: m = 4096, d = 100 and
+    m = 2048, d = 1000 the same to 1 %) and slower for small ones, where NumPy keeps the
+    GIL for short loops (m = 260, d = 10: 0.55 ms against 0.90 ms per evaluation)."""
+    _add_workers(0, b.shape[0], b, n2, buf_r, buf_g, out_s, out_g)
 
 
 def _numba_symmetric(b, c, n2, out_s, out_g, parallel):
     """Symmetric pair sums with the Numba tiles: 8 virtual workers (tasks), then the
-    rows finished in chunks. Results depend on (m, d) only."""
+    rows finished in the calling thread. Results depend on (m, d) only."""
     m, d = b.shape
     tb = _tile_shape(d)[2]
     n_workers = _SYM_WORKERS if m > tb else 1  # one block: one tile
@@ -554,7 +572,7 @@ def _numba_symmetric(b, c, n2, out_s, out_g, parallel):
         run_tasks(lambda v: _sym_workers(v, v + 1, tb, b, b_t, c, n2, buf_r, buf_g), n_workers)
     else:
         _sym_workers(0, n_workers, tb, b, b_t, c, n2, buf_r, buf_g)
-    _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g, parallel)
+    _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g)
 
 
 def _numba_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
@@ -604,6 +622,16 @@ def _blas_panel_rows(m):
     return _BLAS_PANEL if m <= 4 * _BLAS_PANEL_BIG else _BLAS_PANEL_BIG
 
 
+def _snake_runs(n_panels, n_workers):
+    """The panels of each virtual worker, dealt in snake order (0 1 2 3 3 2 1 0 0 1 …) so
+    that the upper triangle's long and short panels balance."""
+    runs = [[] for _ in range(n_workers)]
+    for j in range(n_panels):
+        r = j % (2 * n_workers)
+        runs[r if r < n_workers else 2 * n_workers - 1 - r].append(j)
+    return runs
+
+
 def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
     """Symmetric pair sums by BLAS panels: panel J (rows i0:i1) against the columns
     i0 … m − 1 only (the upper triangle), its diagonal block apart (norms from its own
@@ -613,11 +641,7 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
     m, d = b.shape
     p = _blas_panel_rows(m)
     n_panels = (m + p - 1) // p
-    # snake order (0 1 2 3 3 2 1 0 0 1 …): the triangle's long and short panels balance
-    runs = [[] for _ in range(n_workers)]
-    for j in range(n_panels):
-        r = j % (2 * n_workers)
-        runs[r if r < n_workers else 2 * n_workers - 1 - r].append(j)
+    runs = _snake_runs(n_panels, n_workers)
     buf_r, buf_g = _worker_buffers(n_workers, m, d)
 
     def worker(v):
@@ -655,7 +679,78 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
 
     with blas_single_thread():
         run_tasks(worker, n_workers, parallel)
-    _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g, parallel)
+    _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g)
+
+
+def _weight_matrix(m):
+    """The (m, m) weight matrix of :func:`_blas_dense_weights`, kept per calling thread for
+    the next call of the same size (every entry is written by each call)."""
+    if getattr(_WEIGHTS, "m", None) != m:
+        _drop_kept_arrays()
+        _WEIGHTS.w = np.empty((m, m))
+        _WEIGHTS.m = m
+    return _WEIGHTS.w
+
+
+def _uses_dense_weights(m, d, n_workers):
+    """Whether the symmetric BLAS path forms the whole weight matrix (m × m doubles) instead
+    of ``n_workers`` accumulation buffers (m, d + 1): when it is no larger than they are
+    (m ≤ 4 d with the usual 4 workers). A size rule (``n_workers`` depends on the sizes
+    only), never the thread count."""
+    return m <= n_workers * (d + 1)
+
+
+def _blas_dense_weights(b, c, n2, out_s, out_g, parallel, n_workers):
+    """Symmetric pair sums through the full weight matrix W_ik = c_k θ_ik: the Gram panels
+    of the upper triangle (as :func:`_blas_symmetric`) write W's panel rows and, transposed,
+    its panel columns (each pair computed once); then G = W B in row blocks, one product
+    of inner size m per block instead of one thin product per panel and side plus their
+    adds into accumulation buffers (m = 1024, d = 1000, one thread: 107 against 139 ms).
+    The radial sums accumulate in per-virtual-worker buffers (m,) added in worker order.
+    Every entry of W is written by exactly one panel, so the numbers depend on (m, d) only."""
+    m, d = b.shape
+    p = _blas_panel_rows(m)
+    n_panels = (m + p - 1) // p
+    runs = _snake_runs(n_panels, n_workers)
+    weights = _weight_matrix(m)
+    buf_r = np.zeros((n_workers, m))
+
+    def worker(v):
+        r_v = buf_r[v]
+        for j in runs[v]:
+            i0, i1 = j * p, min(m, (j + 1) * p)
+            ni, nk = i1 - i0, m - i1
+            bi, ci = b[i0:i1], c[i0:i1]
+            width = max(min(nk, _BLAS_CHUNK), ni)
+            (f_dots, f_w, f_theta), _ = _panel_arrays(ni, width, d, 3, 0)
+            dots = np.matmul(bi, bi.T, out=_block(f_dots, ni, ni))
+            w = _block(f_w, ni, ni)
+            n2_diag = dots.diagonal().copy()  # writable (a read-only array is another type)
+            _tile_angles(dots, ni, ni, n2_diag, ci, n2_diag, ci, w, w, r_v[i0:i1],
+                         r_v[i0:i1], False)
+            weights[i0:i1, i0:i1] = w
+            for k0 in range(i1, m, _BLAS_CHUNK):
+                k1 = min(m, k0 + _BLAS_CHUNK)
+                nc = k1 - k0
+                dots = np.matmul(bi, b[k0:k1].T, out=_block(f_dots, ni, nc))
+                w, theta = _block(f_w, ni, nc), _block(f_theta, ni, nc)
+                _tile_angles(dots, ni, nc, n2[i0:i1], ci, n2[k0:k1], c[k0:k1], w, theta,
+                             r_v[i0:i1], r_v[k0:k1], True)
+                weights[i0:i1, k0:k1] = w
+                weights[k0:k1, i0:i1] = theta.T
+
+    radial = np.zeros(m)
+
+    def rows(j):
+        i0, i1 = j * p, min(m, (j + 1) * p)
+        np.matmul(weights[i0:i1], b, out=out_g[i0:i1])
+        finish_rows(b[i0:i1], n2[i0:i1], radial[i0:i1], out_s[i0:i1], out_g[i0:i1])
+
+    with blas_single_thread():
+        run_tasks(worker, n_workers, parallel)
+        for v in range(n_workers):  # worker order
+            radial += buf_r[v]
+        run_tasks(rows, n_panels, parallel)
 
 
 def _blas_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
@@ -726,9 +821,11 @@ def interaction(b_out, b_src, c_src):
 
     Notes
     -----
-    Memory O((m + n) d): tiles or panels, never an m × n array. When ``b_src`` equals
+    Memory O((m + n) d): tiles or panels, never an m × n array (but the m × m weights
+    above, when m ≤ 4 d). When ``b_src`` equals
     ``b_out`` (the particle interaction) each unordered pair is computed once and the
-    self-pair is exact (κ(u, u) = ‖u‖²/2); that path adds at most 256 MiB of buffers,
+    self-pair is exact (κ(u, u) = ‖u‖²/2); that path adds at most 256 MiB of buffers
+    (or, for large d and m ≤ 4 d, the m × m weight matrix, no larger than those buffers),
     kept (per calling thread) for the next call of the same shape. The BLAS panels keep
     a work array per thread of 3 · 256 · min(n, 4096) + max(256, min(n, 1024)) · d doubles
     at most (32 MiB at d = 1000), reused by later calls. A source with c_k = 0
@@ -760,7 +857,9 @@ def interaction(b_out, b_src, c_src):
         return out_s, out_g
     parallel = not _run_serially(m, b_src.shape[0], d)
     n2 = np.einsum("ij,ij->i", b_out, b_out)
-    if symmetric and blas:
+    if symmetric and blas and _uses_dense_weights(m, d, n_workers):
+        _blas_dense_weights(b_out, c_src, n2, out_s, out_g, parallel, n_workers)
+    elif symmetric and blas:
         _blas_symmetric(b_out, c_src, n2, out_s, out_g, parallel, n_workers)
     elif symmetric:
         _numba_symmetric(b_out, c_src, n2, out_s, out_g, parallel)

@@ -1,11 +1,13 @@
-"""What the plotting modules share: a headless pyplot, atomic PNG writes, reading a run folder."""
+"""What the plotting modules share: a headless pyplot, atomic PNG writes, reading a run folder,
+log-axis labels in plain text."""
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MissingData", "pyplot", "savefig", "read_config", "read_arrays"]
+__all__ = ["MissingData", "pyplot", "savefig", "read_config", "read_arrays", "plain_log_labels"]
 
 
 class MissingData(FileNotFoundError):
@@ -21,6 +23,36 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+#: the labels of matplotlib's log formatter: $\mathdefault{[M\times]10^{E}}$
+_LOG_LABEL = re.compile(r"^\$\\mathdefault\{(?:(\d+)\\times)?10\^\{(-?\d+)\}\}\$$")
+
+
+def _plain_text(label):
+    """'$\\mathdefault{2\\times10^{-3}}$' → '2×10⁻³'; any other label unchanged."""
+    match = _LOG_LABEL.match(label)
+    if match is None:
+        return label
+    mantissa, exponent = match.groups()
+    return (f"{mantissa}×" if mantissa else "") + "10" + exponent.translate(_SUPERSCRIPT)
+
+
+def plain_log_labels(axis):
+    """Label a log ``axis`` (e.g. ``ax.yaxis``) as matplotlib would — the same ticks and
+    which of them get a label — but in plain text with Unicode superscripts (10⁻³, 2×10⁻³)
+    instead of mathtext: the first mathtext label builds matplotlib's TeX parser, a
+    third of the time (0.2–0.4 s) the default job spends drawing its two figures."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainLogFormatter(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            return _plain_text(super().__call__(x, pos))
+
+    # as matplotlib's log scale sets them (base 10; minor ticks not only at decades)
+    axis.set_major_formatter(PlainLogFormatter(10))
+    axis.set_minor_formatter(PlainLogFormatter(10, labelOnlyBase=False))
 
 
 def savefig(fig, path, dpi=120):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._style import pyplot, read_arrays, savefig
+from ._style import plain_log_labels, pyplot, read_arrays, savefig
 
 #: the PNGs this module writes into the run folder
 FIGURES = ("risk.png", "q_drift.png")
@@ -30,6 +30,7 @@ def plot(run_dir, config=None):
     ax.set_ylabel("risk")
     ax.set_title(str(tr["title"]), fontsize=9)
     ax.legend()
+    plain_log_labels(ax.yaxis)
     out = [savefig(fig, run_dir / "risk.png")]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     q = tr["q_drift"]
@@ -39,5 +40,6 @@ def plot(run_dir, config=None):
     ax.set_xlabel("t")
     ax.set_ylabel("max_j |Q_j(t) − Q_j(0)e^{−2λt}|")
     ax.set_title("conserved quantity a² − ‖b‖²: drift", fontsize=9)
+    plain_log_labels(ax.yaxis)
     out.append(savefig(fig, run_dir / "q_drift.png"))
     return out

@@ -297,4 +297,6 @@ def _git_commit(run_dirs):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from meanfield.cli._startup import exit_command
+
+    exit_command(main())
