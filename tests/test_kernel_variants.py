@@ -160,23 +160,31 @@ def test_symmetric_and_general_kernels_agree(rng):
     assert _rel(g_sym, g_gen) <= RTOL_KERNEL
 
 
+def _same_bits_on_1_and_2_threads(compute):
+    """``compute()`` (a tuple of arrays) on 1 thread and on 2 (the machine permitting):
+    asserts every array is bit-identical and returns the 1-thread results."""
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(compute())
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+    return results[0]
+
+
 def test_tiled_kernels_identical_for_1_and_2_threads(rng):
     """Several tiles in every direction, so the threads really split the work."""
     b = rng.standard_normal((700, 20))
     small = rng.standard_normal((700, 6))
     src = rng.standard_normal((400, 20))
     c = rng.standard_normal(700)
-    before = numba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            results.append(interaction(b, b, c) + interaction(small, small, c)
-                           + interaction(b, src, c[:400]) + NormTarget(4).unit_terms(b))
-    finally:
-        numba.set_num_threads(before)
-    for one, two in zip(*results):
-        assert np.array_equal(one, two)
+    _same_bits_on_1_and_2_threads(
+        lambda: interaction(b, b, c) + interaction(small, small, c)
+        + interaction(b, src, c[:400]) + NormTarget(4).unit_terms(b))
 
 
 @pytest.mark.parametrize("m,d,blas", [(300, 9, False), (300, 210, True)])
@@ -226,18 +234,8 @@ def test_sampled_kernels_serial_parallel_and_threads_agree(rng):
     z = x @ b.T
     ga_ref = (r @ np.maximum(z, 0.0)) / n
     gb_ref = a[:, None] * (((z > 0) * r[:, None]).T @ x) / n
-    before = numba.get_num_threads()
-    outs = []
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            outs.append((sampled.predict_batch(x, a, b, w),)
-                        + sampled.potential_gradients(x, r, a, b))
-    finally:
-        numba.set_num_threads(before)
-    for one, two in zip(*outs):
-        assert np.array_equal(one, two)
-    f, ga, gb = outs[0]
+    f, ga, gb = _same_bits_on_1_and_2_threads(
+        lambda: (sampled.predict_batch(x, a, b, w),) + sampled.potential_gradients(x, r, a, b))
     assert _rel(f, f_ref) <= RTOL_KERNEL and _rel(ga, ga_ref) <= RTOL_KERNEL
     assert _rel(gb, gb_ref) <= RTOL_KERNEL
     f_serial = np.empty(n)
@@ -404,16 +402,7 @@ def test_blas_panels_identical_for_1_and_2_threads(rng, symmetric_blas):
     b = rng.standard_normal((m, d))
     c = rng.standard_normal(m)
     src = rng.standard_normal((500, d))
-    before = numba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            results.append(interaction(b, b, c) + interaction(b, src, c[:500]))
-    finally:
-        numba.set_num_threads(before)
-    for one, two in zip(*results):
-        assert np.array_equal(one, two)
+    _same_bits_on_1_and_2_threads(lambda: interaction(b, b, c) + interaction(b, src, c[:500]))
     want, ran = symmetric_blas
     assert ran == [want, want]
 
@@ -432,22 +421,14 @@ def test_blas_chunks_identical_for_1_and_2_threads(rng, monkeypatch, symmetric_b
     b = rng.standard_normal((m, d))
     c = rng.standard_normal(m)
     src = rng.standard_normal((m, d))
-    before = numba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            results.append(interaction(b, b, c) + interaction(b, src, c))
-    finally:
-        numba.set_num_threads(before)
-    for one, two in zip(*results):
-        assert np.array_equal(one, two)
+    one_thread = _same_bits_on_1_and_2_threads(
+        lambda: interaction(b, b, c) + interaction(b, src, c))
     want, ran = symmetric_blas
     assert ran == [want, want]
     monkeypatch.setattr(gaussian, "_BLAS_MIN_D", 10 ** 9)
     monkeypatch.setattr(gaussian, "_BLAS_MIN_D_SMALL_M", 10 ** 9)
     tiles = interaction(b, b, c) + interaction(b, src, c)
-    for got, want in zip(results[0], tiles):
+    for got, want in zip(one_thread, tiles):
         assert _rel(got, want) <= RTOL_KERNEL
 
 

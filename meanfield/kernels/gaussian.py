@@ -542,7 +542,10 @@ def _add_workers(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
     the same numbers): rows i0 ≤ i < i1, the workers' buffers added in worker order to
     zeros, then :func:`finish_rows`. Used by the drivers here so that a first run compiles
     one kernel fewer (``_sym_finish`` cost ~1 s to compile; these adds are O(m d) against
-    the pair sums' O(m² d))."""
+    the pair sums' O(m² d)). The drivers call it once for all rows, in the calling thread:
+    on threads the adds were never faster (memory-bound at large sizes: m = 4096, d = 100
+    and m = 2048, d = 1000 the same to 1 %) and slower for small ones, where NumPy keeps
+    the GIL for short loops (m = 260, d = 10: 0.55 ms against 0.90 ms per evaluation)."""
     g = out_g[i0:i1]
     g[:] = 0.0
     radial = np.zeros(i1 - i0)
@@ -550,14 +553,6 @@ def _add_workers(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
         radial += buf_r[v, i0:i1]
         g += buf_g[v, i0:i1]
     finish_rows(b[i0:i1], n2[i0:i1], radial, out_s[i0:i1], g)
-
-
-def _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g):
-    """The workers' buffers added and the rows finished, in the calling thread: on threads
-    the adds were never faster (memory-bound at large sizes: m = 4096, d = 100 and
-    m = 2048, d = 1000 the same to 1 %) and slower for small ones, where NumPy keeps the
-    GIL for short loops (m = 260, d = 10: 0.55 ms against 0.90 ms per evaluation)."""
-    _add_workers(0, b.shape[0], b, n2, buf_r, buf_g, out_s, out_g)
 
 
 def _numba_symmetric(b, c, n2, out_s, out_g, parallel):
@@ -572,7 +567,7 @@ def _numba_symmetric(b, c, n2, out_s, out_g, parallel):
         run_tasks(lambda v: _sym_workers(v, v + 1, tb, b, b_t, c, n2, buf_r, buf_g), n_workers)
     else:
         _sym_workers(0, n_workers, tb, b, b_t, c, n2, buf_r, buf_g)
-    _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g)
+    _add_workers(0, m, b, n2, buf_r, buf_g, out_s, out_g)
 
 
 def _numba_general(bt, nt2, bs, ns2, cs, out_s, out_g, parallel):
@@ -632,6 +627,32 @@ def _snake_runs(n_panels, n_workers):
     return runs
 
 
+def _panel_weights(b, c, n2, i0, i1, r_v, f_dots, f_w, f_theta):
+    """The weights of panel rows i0:i1 against columns i0 … m − 1 (the upper triangle), for
+    both symmetric BLAS forms: yields ``(k0, k1, w, theta)`` with w[ii, kk] = c_k θ and
+    theta[ii, kk] = c_i θ for columns k0:k1 — first the diagonal block (theta None: its
+    norms come from its own Gram diagonal, so the self-pair is exact, and w holds both
+    sides), then the columns right of it ``_BLAS_CHUNK`` at a time (bounded work arrays
+    at any m). The radial sums are added into ``r_v``. w and theta are views of the flat
+    work arrays, overwritten by the next block: use them before asking for it."""
+    m = b.shape[0]
+    ni = i1 - i0
+    bi, ci = b[i0:i1], c[i0:i1]
+    dots = np.matmul(bi, bi.T, out=_block(f_dots, ni, ni))
+    w = _block(f_w, ni, ni)
+    n2_diag = dots.diagonal().copy()  # writable (a read-only array is another type)
+    _tile_angles(dots, ni, ni, n2_diag, ci, n2_diag, ci, w, w, r_v[i0:i1], r_v[i0:i1], False)
+    yield i0, i1, w, None
+    for k0 in range(i1, m, _BLAS_CHUNK):
+        k1 = min(m, k0 + _BLAS_CHUNK)
+        nc = k1 - k0
+        dots = np.matmul(bi, b[k0:k1].T, out=_block(f_dots, ni, nc))
+        w, theta = _block(f_w, ni, nc), _block(f_theta, ni, nc)
+        _tile_angles(dots, ni, nc, n2[i0:i1], ci, n2[k0:k1], c[k0:k1], w, theta, r_v[i0:i1],
+                     r_v[k0:k1], True)
+        yield k0, k1, w, theta
+
+
 def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
     """Symmetric pair sums by BLAS panels: panel J (rows i0:i1) against the columns
     i0 … m − 1 only (the upper triangle), its diagonal block apart (norms from its own
@@ -651,35 +672,21 @@ def _blas_symmetric(b, c, n2, out_s, out_g, parallel, n_workers):
         for j in runs[v]:
             i0, i1 = j * p, min(m, (j + 1) * p)
             ni, nk = i1 - i0, m - i1
-            bi, ci = b[i0:i1], c[i0:i1]
+            bi = b[i0:i1]
             width = max(min(nk, _BLAS_CHUNK), ni)
-            (f_dots, f_w, f_theta), prod = _panel_arrays(ni, width, d, 3,
-                                                          max(ni, min(nk, _BLAS_ROWS_T)))
-            dots = np.matmul(bi, bi.T, out=_block(f_dots, ni, ni))
-            w = _block(f_w, ni, ni)
-            n2_diag = dots.diagonal().copy()  # writable (a read-only array is another type)
-            _tile_angles(dots, ni, ni, n2_diag, ci, n2_diag, ci, w, w, r_v[i0:i1],
-                         r_v[i0:i1], False)
-            g_v[i0:i1] += np.matmul(w, bi, out=prod[:ni])
-            # the columns right of the diagonal block, ``_BLAS_CHUNK`` at a time (bounded
-            # work arrays at any m)
-            for k0 in range(i1, m, _BLAS_CHUNK):
-                k1 = min(m, k0 + _BLAS_CHUNK)
-                nc = k1 - k0
-                bk = b[k0:k1]
-                dots = np.matmul(bi, bk.T, out=_block(f_dots, ni, nc))
-                w, theta = _block(f_w, ni, nc), _block(f_theta, ni, nc)
-                _tile_angles(dots, ni, nc, n2[i0:i1], ci, n2[k0:k1], c[k0:k1], w, theta,
-                             r_v[i0:i1], r_v[k0:k1], True)
-                g_v[i0:i1] += np.matmul(w, bk, out=prod[:ni])
-                for r0 in range(0, nc, _BLAS_ROWS_T):
-                    r1 = min(nc, r0 + _BLAS_ROWS_T)
+            blocks, prod = _panel_arrays(ni, width, d, 3, max(ni, min(nk, _BLAS_ROWS_T)))
+            for k0, k1, w, theta in _panel_weights(b, c, n2, i0, i1, r_v, *blocks):
+                g_v[i0:i1] += np.matmul(w, b[k0:k1], out=prod[:ni])
+                if theta is None:  # the diagonal block: w serves both sides
+                    continue
+                for r0 in range(0, k1 - k0, _BLAS_ROWS_T):
+                    r1 = min(k1 - k0, r0 + _BLAS_ROWS_T)
                     g_v[k0 + r0:k0 + r1] += np.matmul(theta[:, r0:r1].T, bi,
                                                       out=prod[:r1 - r0])
 
     with blas_single_thread():
         run_tasks(worker, n_workers, parallel)
-    _finish_symmetric(b, n2, buf_r, buf_g, out_s, out_g)
+    _add_workers(0, m, b, n2, buf_r, buf_g, out_s, out_g)
 
 
 def _weight_matrix(m):
@@ -719,25 +726,12 @@ def _blas_dense_weights(b, c, n2, out_s, out_g, parallel, n_workers):
         r_v = buf_r[v]
         for j in runs[v]:
             i0, i1 = j * p, min(m, (j + 1) * p)
-            ni, nk = i1 - i0, m - i1
-            bi, ci = b[i0:i1], c[i0:i1]
-            width = max(min(nk, _BLAS_CHUNK), ni)
-            (f_dots, f_w, f_theta), _ = _panel_arrays(ni, width, d, 3, 0)
-            dots = np.matmul(bi, bi.T, out=_block(f_dots, ni, ni))
-            w = _block(f_w, ni, ni)
-            n2_diag = dots.diagonal().copy()  # writable (a read-only array is another type)
-            _tile_angles(dots, ni, ni, n2_diag, ci, n2_diag, ci, w, w, r_v[i0:i1],
-                         r_v[i0:i1], False)
-            weights[i0:i1, i0:i1] = w
-            for k0 in range(i1, m, _BLAS_CHUNK):
-                k1 = min(m, k0 + _BLAS_CHUNK)
-                nc = k1 - k0
-                dots = np.matmul(bi, b[k0:k1].T, out=_block(f_dots, ni, nc))
-                w, theta = _block(f_w, ni, nc), _block(f_theta, ni, nc)
-                _tile_angles(dots, ni, nc, n2[i0:i1], ci, n2[k0:k1], c[k0:k1], w, theta,
-                             r_v[i0:i1], r_v[k0:k1], True)
+            width = max(min(m - i1, _BLAS_CHUNK), i1 - i0)
+            blocks, _ = _panel_arrays(i1 - i0, width, d, 3, 0)
+            for k0, k1, w, theta in _panel_weights(b, c, n2, i0, i1, r_v, *blocks):
                 weights[i0:i1, k0:k1] = w
-                weights[k0:k1, i0:i1] = theta.T
+                if theta is not None:
+                    weights[k0:k1, i0:i1] = theta.T
 
     radial = np.zeros(m)
 
