@@ -7,4 +7,4 @@ if __name__ == "__main__":
     from meanfield.cli._startup import exit_command
     from meanfield.cli.simulate import main
 
-    exit_command(main())
+    exit_command(main(figure_process=True))

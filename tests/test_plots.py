@@ -23,6 +23,9 @@ CASES = {
 }
 
 
+CASES_PLOTS = sorted({module for module, _, _ in CASES.values()})
+
+
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """One tiny run per experiment (made once for the module)."""
@@ -205,3 +208,156 @@ def test_flow_figures_use_no_mathtext(tiny_runs, tmp_path, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(tiny_runs("flow"), run)
     assert [p.name for p in flow.plot(run)] == ["risk.png", "q_drift.png"]
+
+
+# -- figures drawn by a second process (meanfield/plots/process.py) ---------------------
+def _no_fallback(monkeypatch):
+    """Make drawing in the calling process fail: what is drawn was drawn by the process."""
+    from meanfield.plots import process as P
+
+    def fail(*args):
+        raise AssertionError("drawn in the calling process")
+
+    monkeypatch.setattr(P, "draw_in_process", fail)
+
+
+def _bare_copy(run, files, dest):
+    dest.mkdir()
+    for name in ["config.json", *files]:
+        shutil.copy2(run / name, dest / name)
+    return dest
+
+
+@pytest.mark.parametrize("experiment", list(CASES))
+def test_figure_process_draws_the_same_pngs_as_this_process(experiment, tiny_runs, tmp_path,
+                                                            monkeypatch):
+    """The same PNG bytes as drawn here; the process takes several requests, the second for
+    a module it did not import ahead."""
+    from meanfield.plots.process import FigureProcess, draw_in_process
+
+    module, _, files = CASES[experiment]
+    run = tiny_runs(experiment)
+    config = json.loads((run / "config.json").read_text())["config"]
+    here = draw_in_process(module, _bare_copy(run, files, tmp_path / "here"), config)
+    assert here
+    _no_fallback(monkeypatch)
+    with FigureProcess(["flow" if module != "flow" else "moments"]) as process:
+        for k in range(2):
+            there = process.draw(module, _bare_copy(run, files, tmp_path / f"there{k}"),
+                                 config)
+            assert [p.name for p in there] == [p.name for p in here]
+            for a, b in zip(here, there):
+                assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_figure_process_imports_neither_numba_nor_scipy():
+    """The figure process loads the plotting modules without the package's __init__ (its
+    Numba and SciPy would cost the run 0.5 s of CPU)."""
+    from meanfield.plots.process import _CHILD
+
+    report = ("replies.write(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] "
+              "in ('numba', 'scipy', 'meanfield'))) + '\\n'); replies.flush()\n")
+    code = _CHILD.replace("os._exit(0)", report + "os._exit(0)")
+    assert code != _CHILD
+    modules = list(CASES_PLOTS) + ["noether", "odd", "orthogonal_dependence"]
+    r = subprocess.run([sys.executable, "-c", code, str(ROOT), *modules], input="",
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    loaded = json.loads(r.stdout.strip().splitlines()[-1])
+    assert all(f"meanfield.plots.{m}" in loaded for m in modules)
+    assert not [m for m in loaded if m.split(".")[0] in ("numba", "scipy")], loaded
+
+
+def test_figure_process_error_is_raised_here_with_its_own_type(tiny_runs, tmp_path):
+    from meanfield.plots._style import MissingData
+    from meanfield.plots.process import FigureProcess
+
+    run = tiny_runs("flow")
+    shutil.copy2(run / "config.json", tmp_path / "config.json")  # no trajectory.npz
+    with FigureProcess(["flow"]) as process:
+        with pytest.raises(MissingData):
+            process.draw("flow", tmp_path, None)
+        assert process.alive  # an error in the figure code does not end the process
+
+
+def test_figure_process_gone_falls_back_to_this_process(tiny_runs, tmp_path, monkeypatch):
+    from meanfield.plots import process as P
+
+    run = _bare_copy(tiny_runs("flow"), ["trajectory.npz"], tmp_path / "run")
+    with P.FigureProcess(["flow"]) as process:
+        process._proc.kill()
+        process._proc.wait()
+        paths = process.draw("flow", run, None)
+        assert not process.alive and sorted(p.name for p in paths) == ["q_drift.png", "risk.png"]
+
+    def no_process(*args, **kwargs):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(P.subprocess, "Popen", no_process)
+    for png in run.glob("*.png"):
+        png.unlink()
+    with P.FigureProcess(["flow"]) as process:
+        assert not process.alive
+        assert len(process.draw("flow", run, None)) == 2 and len(list(run.glob("*.png"))) == 2
+
+
+def test_figure_process_warning_categories():
+    from meanfield.plots.process import _warning_class
+
+    def mro(category):
+        return [c.__name__ for c in category.__mro__]
+
+    assert _warning_class(mro(RuntimeWarning)) is RuntimeWarning
+    own = type("MatplotlibDeprecationWarning", (DeprecationWarning,), {})
+    other = _warning_class(mro(own))
+    assert other.__name__ == own.__name__ and issubclass(other, DeprecationWarning)
+    assert issubclass(_warning_class(["SomeWarning", "object"]), UserWarning)
+
+
+def test_figure_process_keeps_its_replies_apart_from_printed_output(tiny_runs, tmp_path,
+                                                                     monkeypatch):
+    """Text a library prints in the figure process does not reach the reply channel."""
+    from meanfield.plots import process as P
+
+    noisy = P._CHILD.replace("pyplot()\n", "pyplot()\nprint('{\"paths\": []}', flush=True)\n"
+                             "os.write(1, b'noise\\n')\n", 1)
+    assert noisy != P._CHILD
+    monkeypatch.setattr(P, "_CHILD", noisy)
+    _no_fallback(monkeypatch)
+    run = _bare_copy(tiny_runs("flow"), ["trajectory.npz"], tmp_path / "run")
+    with P.FigureProcess(["flow"]) as process:
+        paths = process.draw("flow", run, None)
+    assert sorted(p.name for p in paths) == ["q_drift.png", "risk.png"]
+
+
+def test_command_draws_its_figures_in_the_figure_process(tmp_path, monkeypatch):
+    """``main(figure_process=True)`` (what ``python -m meanfield.simulate`` calls) hands the
+    run's figures to a FigureProcess started before the run, and closes it afterwards."""
+    from meanfield.cli.simulate import main
+    from meanfield.plots import process as P
+
+    seen = []
+
+    class Spy(P.FigureProcess):
+        def __init__(self, modules=()):
+            seen.append(("start", list(modules)))
+            super().__init__(modules)
+
+        def draw(self, module, run_dir, config):
+            seen.append(("draw", module, self.alive))
+            return super().draw(module, run_dir, config)
+
+        def close(self):
+            seen.append(("close",))
+            super().close()
+
+    monkeypatch.setattr(P, "FigureProcess", Spy)
+    _no_fallback(monkeypatch)
+    import io
+
+    code = main(["flow", *sets("flow"), "--out", str(tmp_path / "run"), "--quiet"],
+                stdout=io.StringIO(), stderr=io.StringIO(), figure_process=True)
+    assert code == 0
+    assert seen[0] == ("start", ["flow"]) and seen[1] == ("draw", "flow", True)
+    assert ("close",) in seen[2:]
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.png")) == ["q_drift.png", "risk.png"]

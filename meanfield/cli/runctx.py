@@ -52,6 +52,9 @@ class RunContext:
         Experiments use it through :func:`meanfield.experiments._common.map_sub_runs`.
     sub_run_threads : int or None
         Numba threads of each sub-run on a worker (None: the worker's default).
+    figure_process : meanfield.plots.process.FigureProcess or None
+        Where :meth:`draw_figures` draws (the command line starts one per run); None draws
+        in this process.
     """
 
     def __init__(self, out_dir, quiet=False, resuming=False, checkpoint_every_s=30.0, log=print,
@@ -68,6 +71,7 @@ class RunContext:
         self.config = config
         self.executor = executor
         self.sub_run_threads = sub_run_threads
+        self.figure_process = None
         self._stop = False
         self._log = log
         self._last_checkpoint = time.monotonic()
@@ -113,6 +117,16 @@ class RunContext:
         from ..plots import savefig
 
         return savefig(fig, self.out_dir / name, dpi=dpi)
+
+    def draw_figures(self, module, config):
+        """Draw the figures of ``meanfield.plots.<module>`` from this run folder's saved files
+        (its ``plot(out_dir, config)``), in :attr:`figure_process` when there is one; returns
+        the PNG paths."""
+        if self.figure_process is not None:
+            return self.figure_process.draw(module, self.out_dir, config)
+        from ..plots.process import draw_in_process
+
+        return draw_in_process(module, self.out_dir, config)
 
     # -- parts: finished sub-runs that a resumed run skips ---------------------------------
     def _part_path(self, name):

@@ -97,16 +97,23 @@ def _plan_executor(args, name, module):
 
 
 def _versions():
-    import matplotlib
+    from importlib.metadata import PackageNotFoundError, version
+
     import numba
     import numpy
     import scipy
 
     from .. import __version__
 
+    try:  # its metadata: importing matplotlib here would cost this process 0.5–1 s
+        mpl = version("matplotlib")
+    except PackageNotFoundError:  # pragma: no cover - an install without metadata
+        import matplotlib
+
+        mpl = matplotlib.__version__
     return {"meanfield": __version__, "python": platform.python_version(),
             "numpy": numpy.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
-            "matplotlib": matplotlib.__version__}
+            "matplotlib": mpl}
 
 
 def _list(out):
@@ -440,8 +447,14 @@ class _WarningLog:
         return [f"{k} ({n} times)" if n > 1 else k for k, n in self.counts.items()]
 
 
-def main(argv=None, stdout=None, stderr=None):
-    """Entry point; returns the exit status (0, 1, 2, 130 or 143; see the module docstring)."""
+def main(argv=None, stdout=None, stderr=None, figure_process=False):
+    """Entry point; returns the exit status (0, 1, 2, 130 or 143; see the module docstring).
+
+    With ``figure_process`` (what ``python -m meanfield.simulate`` passes) a run's figures
+    are drawn by a second process started with the run (:mod:`meanfield.plots.process`):
+    its matplotlib import overlaps the run instead of following it. Without it (the
+    default, for callers that make many short runs in one process: the tests, ``verify``)
+    they are drawn in this process."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     previous = {}
@@ -459,7 +472,7 @@ def main(argv=None, stdout=None, stderr=None):
     if _startup.HANDLER is not None and previous.get(signal.SIGINT) is _startup.HANDLER:
         previous[signal.SIGINT] = signal.default_int_handler
     try:
-        return _main(argv, stdout, stderr, previous)
+        return _main(argv, stdout, stderr, previous, figure_process)
     except KeyboardInterrupt:
         stderr.write("interrupted during start-up; nothing was run\n")
         return EXIT_INTERRUPTED
@@ -471,7 +484,7 @@ def main(argv=None, stdout=None, stderr=None):
             signal.signal(sig, handler)
 
 
-def _main(argv, stdout, stderr, previous):
+def _main(argv, stdout, stderr, previous, figure_process=False):
     lock_fd = None
     try:
         args = _parser().parse_args(argv)
@@ -517,8 +530,10 @@ def _main(argv, stdout, stderr, previous):
             stderr.write(f"error: {exc}\n")
             return EXIT_INVALID
         try:
-            return _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
-                        stderr, previous, executor, sub_run_threads)
+            # started first, so that its imports overlap all of this process's work
+            with _figures_ahead(module, figure_process) as process:
+                return _run(args, argv, name, module, config, run_dir, saved, memory, work,
+                            stdout, stderr, previous, executor, sub_run_threads, process)
         finally:
             os.close(lock_fd)
     finally:
@@ -526,8 +541,21 @@ def _main(argv, stdout, stderr, previous):
             executor.__exit__(None, None, None)
 
 
+def _figures_ahead(module, figure_process):
+    """The run's :class:`~meanfield.plots.process.FigureProcess` (a context manager) when
+    ``figure_process`` is asked for and the experiment has figures; else one giving None."""
+    from contextlib import nullcontext
+
+    figures = getattr(module, "FIGURES_MODULE", None)
+    if not (figure_process and figures):
+        return nullcontext()
+    from ..plots.process import FigureProcess
+
+    return FigureProcess([figures])
+
+
 def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout, stderr,
-         previous, executor=None, sub_run_threads=None):
+         previous, executor=None, sub_run_threads=None, figure_process=None):
     import numba
 
     from .config import config_hash
@@ -563,6 +591,7 @@ def _run(args, argv, name, module, config, run_dir, saved, memory, work, stdout,
     ctx = RunContext(run_dir, quiet=args.quiet, resuming=saved is not None, log=log,
                      config=saved["config"] if saved is not None else config,
                      progress_stream=stderr, executor=executor, sub_run_threads=sub_run_threads)
+    ctx.figure_process = figure_process
     if work is not None:
         ctx.log(f"{name}: estimated work {work:.3g} pair evaluations x steps, memory about "
                 f"{_bytes(memory)}, {threads} threads -> {run_dir}")

@@ -34,6 +34,10 @@ Each module in this package whose top level defines ``NAME`` is an experiment. C
     True when ``run`` hands its independent sub-runs to
     :func:`meanfield.experiments._common.map_sub_runs`; then ``--workers`` and
     ``--scheduler`` of ``python -m meanfield.simulate`` apply (others refuse them).
+``FIGURES_MODULE`` : str, optional
+    The module of :mod:`meanfield.plots` that draws the experiment's figures; ``run`` draws
+    them with ``ctx.draw_figures(FIGURES_MODULE, config)``, and the command line imports
+    that module ahead in a second process (:mod:`meanfield.plots.process`).
 ``run(config, ctx)`` -> dict
     Do the work with the :class:`meanfield.cli.runctx.RunContext` ``ctx``; return flat scalar
     results for ``summary.json``. Raise :class:`meanfield.cli.runctx.RunFailed` when the run

@@ -11,6 +11,8 @@ from ._common import TIME_DEFAULTS, TIME_TYPES, check_time, run_solver, time_opt
     trajectory_arrays
 
 NAME = "flow"
+#: the module of meanfield.plots that draws this experiment\'s figures
+FIGURES_MODULE = "flow"
 SUMMARY = "one mean-field particle flow of a configurable problem (teacher, norm, odd cubic, ...)"
 
 #: fixed-step defaults of dt and n_steps (their keys default to unset)
@@ -310,9 +312,7 @@ def run(config, ctx):
              f"{config['integrator']}, {step}, {config['backend']}")
     # the figures are drawn from this file alone (meanfield.plots.flow)
     ctx.save_arrays("trajectory.npz", **trajectory_arrays(result, "full", title=np.array(title)))
-    from ..plots import flow as figures
-
-    figures.plot(ctx.out_dir, config)
+    ctx.draw_figures(FIGURES_MODULE, config)
     summary = {
         "status": "ok" if result.status == "ok" else "failed",
         "risk_initial": float(result.risk[0]) if result.risk.size else float("nan"),

@@ -21,6 +21,8 @@ from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon
                       is_adaptive, map_sub_runs, run_solver, trajectory_arrays)
 
 NAME = "lowdim-1d"
+#: the module of meanfield.plots that draws this experiment\'s figures
+FIGURES_MODULE = "lowdim_1d"
 SUMMARY = ("E2: 1-D (eps, c, theta) model for f* = ||x_H|| with exact G; Monte Carlo beside it; "
            "d_H sweep")
 
@@ -314,9 +316,7 @@ def run(config, ctx):
         arrays["sweep"] = np.array(sweep_rows)
     ctx.save_arrays("trajectory.npz", **arrays)
     ctx.save_arrays("data.npz", **figure_data(config, exact, diag, alpha, sweep_rows))
-    from ..plots import lowdim_1d as figures
-
-    figures.plot(ctx.out_dir, config)
+    ctx.draw_figures(FIGURES_MODULE, config)
     summary["wall_time_s"] = time.perf_counter() - start
     for s in config["report_steps"]:
         ctx.log(f"step {s:6d}: F = {summary[f'risk_exact_step_{s}']:.4e}   "

@@ -34,6 +34,8 @@ from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon_options,
                       map_sub_runs, run_solver, trajectory_arrays)
 
 NAME = "lowdim-full-vs-reduced"
+#: the module of meanfield.plots that draws this experiment\'s figures
+FIGURES_MODULE = "lowdim_full_vs_reduced"
 SUMMARY = "E3: full particle flow vs (d_H+2)-reduced vs 1-D model for f* = ||x_H||, m-rate fit"
 
 DEFAULTS = {
@@ -234,9 +236,7 @@ def run(config, ctx):
     ctx.save_arrays("discrepancies.npz", widths=np.array(widths),
                     **{k: v for k, v in means.items()})
     ctx.save_arrays("data.npz", **figure_data(config, widths, results, means, summary))
-    from ..plots import lowdim_full_vs_reduced as figures
-
-    figures.plot(ctx.out_dir, config)
+    ctx.draw_figures(FIGURES_MODULE, config)
     summary["wall_time_s"] = time.perf_counter() - start
     for key in METRICS:
         ctx.log(f"{key:24s} slope {summary['slope_' + key]:+.3f}")

@@ -20,6 +20,8 @@ Figures (drawn by :mod:`meanfield.plots.moments` from ``results.npz``):
 from ..cli.config import ConfigError, require
 
 NAME = "moments"
+#: the module of meanfield.plots that draws this experiment\'s figures
+FIGURES_MODULE = "moments"
 SUMMARY = "method-of-moments recovery of A σ(W x): error vs N (slope ≈ −½), noise, controls, GD"
 
 DEFAULTS = {
@@ -283,9 +285,7 @@ def run(config, ctx):
     from ..io import atomic_write_json
 
     atomic_write_json(ctx.path("verdicts.json"), verdicts(summary, config))
-    from ..plots import moments as figures
-
-    figures.plot(ctx.out_dir, config)
+    ctx.draw_figures(FIGURES_MODULE, config)
     return summary
 
 

@@ -40,6 +40,8 @@ from ..engine.integrators import ADAPTIVE, FIXED_STEP
 from ..theory.conservation import VERDICT_TOLERANCES
 
 NAME = "noether"
+#: the module of meanfield.plots that draws this experiment\'s figures
+FIGURES_MODULE = "noether"
 SUMMARY = ("conservation laws (Q_j, weight decay, rates, balance matrix, angular momentum, "
            "energy) and symmetry defects: measured vs predicted drift, slopes")
 
@@ -693,7 +695,5 @@ def run(config, ctx):
     }
     for name, t in times.items():
         summary[f"time_{name}_s"] = float(t)
-    from ..plots.noether import plot
-
-    plot(ctx.out_dir, config)
+    ctx.draw_figures(FIGURES_MODULE, config)
     return summary

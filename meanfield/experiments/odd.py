@@ -38,6 +38,8 @@ from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon
                       is_adaptive, map_sub_runs, run_solver)
 
 NAME = "odd"
+#: the module of meanfield.plots that draws this experiment\'s figures
+FIGURES_MODULE = "odd"
 SUMMARY = ("E1: odd cubic target, particle flow (m = 10..1024, random and paired starts, exact "
            "and SGD) against the reduced linear-predictor ODE")
 
@@ -401,9 +403,7 @@ def run(config, ctx):
     ctx.save_arrays("odd_curves.npz", **curves, **_plot_arrays(config, red, gaps, fit))
     res["wall_time_total_s"] = time.perf_counter() - start
 
-    from ..plots.odd import plot
-
-    plot(ctx.out_dir, config)
+    ctx.draw_figures(FIGURES_MODULE, config)
     ctx.log(f"final risk (∞ width) {res['final_risk_inf']:.6f}, F* = {red.F_star:.6f}")
     if "gap_slope" in res:
         ctx.log(f"random start: gap to the ODE ~ m^{res['gap_slope']:.3f} "

@@ -20,6 +20,8 @@ from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon
                       is_adaptive, run_solver, trajectory_arrays)
 
 NAME = "orthogonal-dependence"
+#: the module of meanfield.plots that draws this experiment\'s figures
+FIGURES_MODULE = "orthogonal_dependence"
 SUMMARY = "E3: predictor at x = u_H + r e_perp vs r (full flow and 1-D model), f* = ||x_H||"
 
 DEFAULTS = {
@@ -144,7 +146,5 @@ def run(config, ctx):
         "one_d_n_evaluations": one.n_evaluations,
     }
     summary["wall_time_s"] = time.perf_counter() - start
-    from ..plots.orthogonal_dependence import plot
-
-    plot(ctx.out_dir, config)
+    ctx.draw_figures(FIGURES_MODULE, config)
     return summary

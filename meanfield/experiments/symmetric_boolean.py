@@ -19,6 +19,8 @@ learns parity, the random start does not. Figures (drawn by
 from ..cli.config import ConfigError, require
 
 NAME = "symmetric-boolean"
+#: the module of meanfield.plots that draws this experiment\'s figures
+FIGURES_MODULE = "symmetric_boolean"
 SUMMARY = "parity/majority/random g(|x|) on {0,1}^n: invariant vs random init, train vs test"
 
 DEFAULTS = {
@@ -245,9 +247,7 @@ def run(config, ctx):
     from ..io import atomic_write_json
 
     atomic_write_json(ctx.path("verdicts.json"), verdicts(summary, config))
-    from ..plots import symmetric_boolean as figures
-
-    figures.plot(ctx.out_dir, config)
+    ctx.draw_figures(FIGURES_MODULE, config)
     return summary
 
 
