@@ -11,7 +11,7 @@ from ._common import TIME_DEFAULTS, TIME_TYPES, check_time, run_solver, time_opt
     trajectory_arrays
 
 NAME = "flow"
-#: the module of meanfield.plots that draws this experiment\'s figures
+#: the module of meanfield.plots that draws this experiment's figures
 FIGURES_MODULE = "flow"
 SUMMARY = "one mean-field particle flow of a configurable problem (teacher, norm, odd cubic, ...)"
 

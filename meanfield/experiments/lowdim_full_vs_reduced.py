@@ -34,7 +34,7 @@ from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon_options,
                       map_sub_runs, run_solver, trajectory_arrays)
 
 NAME = "lowdim-full-vs-reduced"
-#: the module of meanfield.plots that draws this experiment\'s figures
+#: the module of meanfield.plots that draws this experiment's figures
 FIGURES_MODULE = "lowdim_full_vs_reduced"
 SUMMARY = "E3: full particle flow vs (d_H+2)-reduced vs 1-D model for f* = ||x_H||, m-rate fit"
 

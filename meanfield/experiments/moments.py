@@ -20,7 +20,7 @@ Figures (drawn by :mod:`meanfield.plots.moments` from ``results.npz``):
 from ..cli.config import ConfigError, require
 
 NAME = "moments"
-#: the module of meanfield.plots that draws this experiment\'s figures
+#: the module of meanfield.plots that draws this experiment's figures
 FIGURES_MODULE = "moments"
 SUMMARY = "method-of-moments recovery of A σ(W x): error vs N (slope ≈ −½), noise, controls, GD"
 

@@ -40,7 +40,7 @@ from ..engine.integrators import ADAPTIVE, FIXED_STEP
 from ..theory.conservation import VERDICT_TOLERANCES
 
 NAME = "noether"
-#: the module of meanfield.plots that draws this experiment\'s figures
+#: the module of meanfield.plots that draws this experiment's figures
 FIGURES_MODULE = "noether"
 SUMMARY = ("conservation laws (Q_j, weight decay, rates, balance matrix, angular momentum, "
            "energy) and symmetry defects: measured vs predicted drift, slopes")

@@ -38,7 +38,7 @@ from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon
                       is_adaptive, map_sub_runs, run_solver)
 
 NAME = "odd"
-#: the module of meanfield.plots that draws this experiment\'s figures
+#: the module of meanfield.plots that draws this experiment's figures
 FIGURES_MODULE = "odd"
 SUMMARY = ("E1: odd cubic target, particle flow (m = 10..1024, random and paired starts, exact "
            "and SGD) against the reduced linear-predictor ODE")

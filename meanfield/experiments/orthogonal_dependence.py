@@ -20,7 +20,7 @@ from ._common import (TIME_DEFAULTS, TIME_TYPES, check_horizon, horizon, horizon
                       is_adaptive, run_solver, trajectory_arrays)
 
 NAME = "orthogonal-dependence"
-#: the module of meanfield.plots that draws this experiment\'s figures
+#: the module of meanfield.plots that draws this experiment's figures
 FIGURES_MODULE = "orthogonal_dependence"
 SUMMARY = "E3: predictor at x = u_H + r e_perp vs r (full flow and 1-D model), f* = ||x_H||"
 

@@ -19,7 +19,7 @@ learns parity, the random start does not. Figures (drawn by
 from ..cli.config import ConfigError, require
 
 NAME = "symmetric-boolean"
-#: the module of meanfield.plots that draws this experiment\'s figures
+#: the module of meanfield.plots that draws this experiment's figures
 FIGURES_MODULE = "symmetric_boolean"
 SUMMARY = "parity/majority/random g(|x|) on {0,1}^n: invariant vs random init, train vs test"
 
