@@ -23,16 +23,20 @@ def ref():
 
 
 @pytest.mark.parametrize("name", ["euler", "heun", "rk4", "euler_projected", "momentum"])
-def test_full_model_bit_identical(ref, name):
+def test_full_model_reproduces_pre_change_values(ref, name):
+    # Bit-identical until the symmetric kernel's diagonal tiles computed each pair once
+    # (issue 17): that reorders the radial sums within a tile, so the values now agree to
+    # round-off; the times and the step and record schedule still agree exactly.
     d = 5
     problem = mf.Problem(d, mf.NormTarget(2))
     p = mf.init_sphere_rademacher(16, d, np.random.default_rng(11))
     r = mf.simulate_flow(problem, p, 0.05, 40, integrator=name, record_every=3, n_snapshots=4)
-    for k in ("t", "risk", "dissipation", "q_drift"):
-        np.testing.assert_array_equal(getattr(r, k), ref[f"full_{name}_{k}"], err_msg=k)
-    np.testing.assert_array_equal(r.particles.a, ref[f"full_{name}_a"])
-    np.testing.assert_array_equal(r.particles.b, ref[f"full_{name}_b"])
-    np.testing.assert_array_equal(r.snapshots["b"], ref[f"full_{name}_snap_b"])
+    np.testing.assert_array_equal(r.t, ref[f"full_{name}_t"])
+    for k in ("risk", "dissipation", "q_drift"):
+        _close(getattr(r, k), ref[f"full_{name}_{k}"], err_msg=k)
+    _close(r.particles.a, ref[f"full_{name}_a"])
+    _close(r.particles.b, ref[f"full_{name}_b"])
+    _close(r.snapshots["b"], ref[f"full_{name}_snap_b"])
 
 
 def test_sampled_backend_bit_identical(ref):

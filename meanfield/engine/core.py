@@ -273,7 +273,9 @@ def _as_state(y, names):
 
 
 def _finite(y):
-    return all(np.all(np.isfinite(v)) for v in y)
+    # ndarray.all, not np.all: this runs at every step, and np.all's Python wrapper costs
+    # more than the check on a few hundred particles
+    return all(np.isfinite(v).all() for v in y)
 
 
 class Solver:

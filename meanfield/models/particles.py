@@ -145,7 +145,8 @@ def dissipation(va, vb, weights, rate_a=1.0, rate_b=1.0):
     """
     A, C = charge_terms(va, vb, rate_a, rate_b)
     w = np.asarray(weights, dtype=np.float64)
-    if w.shape != A.shape or np.any(w < 0) or not np.all(np.isfinite(w)):
+    # ndarray methods, not np.any/np.all: a record runs this at every step
+    if w.shape != A.shape or (w < 0).any() or not np.isfinite(w).all():
         raise ValueError(f"weights must be a finite non-negative array of shape {A.shape}")
     # two weighted sums (not w @ (A + C)): the order the flow's records have always used
     return float(w @ A + w @ C)
