@@ -595,3 +595,31 @@ def test_numpy_adds_of_the_workers_buffers_equal_the_compiled_ones(rng):
         outs.append((s[5:30], g[5:30], np.signbit(g[5:30])))
     for one, two in zip(*outs):
         assert np.array_equal(one, two)
+
+
+@pytest.mark.parametrize("m", [129, 256, 260, 300])
+def test_one_worker_per_tile_gives_the_numbers_of_eight_workers(rng, m):
+    """With fewer tiles than eight (m ≤ 3 · 128 at d = 10), the symmetric driver runs one
+    virtual worker per tile: the same tiles in the same order as eight workers, minus
+    the empty ones, whose zero buffers added nothing. Checked against eight workers
+    (the layout before, empties included) bit for bit, signs of zeros too."""
+    d = 10
+    b = rng.standard_normal((m, d))
+    b[m // 2:, 0] = 0.0  # gradient entries that are zeros (sums of ± products of zeros)
+    c = rng.standard_normal(m)
+    c[::7] = -0.0
+    n2 = np.einsum("ij,ij->i", b, b)
+    tb = gaussian._tile_shape(d)[2]
+    n_blocks = -(-m // tb)
+    assert n_blocks * (n_blocks + 1) // 2 < gaussian._SYM_WORKERS  # the path in question
+    b_t = np.ascontiguousarray(b.T)
+    buf_r, buf_g = np.empty((8, m)), np.empty((8, m, d))
+    gaussian._sym_workers(0, 8, tb, b, b_t, c, n2, buf_r, buf_g, np.empty((4, tb, tb)))
+    want_s, want_g = np.empty(m), np.empty((m, d))
+    gaussian._add_workers(0, m, b, n2, buf_r, buf_g, want_s, want_g)
+    for parallel in (False, True):
+        s, g = np.empty(m), np.empty((m, d))
+        gaussian._numba_symmetric(b, c, n2, s, g, parallel)
+        assert gaussian._BUFFERS.key[0] == n_blocks * (n_blocks + 1) // 2
+        assert np.array_equal(s, want_s) and np.array_equal(g, want_g)
+        assert np.array_equal(np.signbit(g), np.signbit(want_g))

@@ -571,11 +571,15 @@ def _add_workers(i0, i1, b, n2, buf_r, buf_g, out_s, out_g):
 
 
 def _numba_symmetric(b, c, n2, out_s, out_g, parallel):
-    """Symmetric pair sums with the Numba tiles: 8 virtual workers (tasks), then the
-    rows finished in the calling thread. Results depend on (m, d) only."""
+    """Symmetric pair sums with the Numba tiles: up to 8 virtual workers (tasks), then
+    the rows finished in the calling thread. Results depend on (m, d) only."""
     m, d = b.shape
     tb = _tile_shape(d)[2]
-    n_workers = _SYM_WORKERS if m > tb else 1  # one block: one tile
+    n_blocks = (m + tb - 1) // tb
+    # with fewer tiles than workers, one worker per tile: the same tiles in the same order
+    # as eight workers, of which the others would zero and add empty buffers (x + 0.0 is x
+    # for every sum here, which starts from +0.0: the same numbers)
+    n_workers = min(_SYM_WORKERS, n_blocks * (n_blocks + 1) // 2)
     buf_r, buf_g = _worker_buffers(n_workers, m, d)
     b_t = np.ascontiguousarray(b.T)
     if parallel:
