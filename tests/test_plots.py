@@ -361,3 +361,77 @@ def test_command_draws_its_figures_in_the_figure_process(tmp_path, monkeypatch):
     assert seen[0] == ("start", ["flow"]) and seen[1] == ("draw", "flow", True)
     assert ("close",) in seen[2:]
     assert sorted(p.name for p in (tmp_path / "run").glob("*.png")) == ["q_drift.png", "risk.png"]
+
+
+def _pid_part(name, warn=None, fail=None):
+    """A figure part that writes ``name`` holding its process id (and warns, or fails)."""
+    import os
+    import warnings
+
+    def part(run_dir, config):
+        if warn:
+            warnings.warn(warn, RuntimeWarning)
+        if fail:
+            raise fail
+        path = Path(run_dir) / name
+        path.write_text(str(os.getpid()))
+        return [path]
+
+    part.__name__ = f"draw_{name}"
+    return part
+
+
+def test_figure_parts_are_drawn_at_once_in_forked_children(tmp_path):
+    """A module's FIGURE_PARTS: the first drawn in this process, each other one in a child
+    of its own, all at once; the paths in the parts' order, the children's warnings
+    returned for the reply."""
+    import os
+    from types import SimpleNamespace
+
+    from meanfield.plots._parts import draw_module
+
+    parts = (_pid_part("a.png"), _pid_part("b.png", warn="from a child"), _pid_part("c.png"))
+    module = SimpleNamespace(FIGURE_PARTS=parts, plot=None)
+    paths, caught = draw_module(module, tmp_path, None)
+    assert [Path(p).name for p in paths] == ["a.png", "b.png", "c.png"]
+    pids = [int(Path(p).read_text()) for p in paths]
+    assert pids[0] == os.getpid() and len(set(pids)) == 3
+    assert caught == [[["RuntimeWarning", "Warning", "Exception", "BaseException", "object"],
+                       "from a child"]]
+    with pytest.raises(ChildProcessError):  # every child reaped
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_figure_parts_failing_in_a_child_or_here(tmp_path, monkeypatch):
+    """A part that fails in a child: RuntimeError naming it (the caller then redraws in a
+    process of its own, where the error keeps its type); one that fails here: its own
+    error, raised after the children finished. One core, or one part: plot() in order."""
+    import os
+    from types import SimpleNamespace
+
+    from meanfield.plots import _parts
+
+    bad = SimpleNamespace(FIGURE_PARTS=(_pid_part("a.png"),
+                                        _pid_part("b.png", fail=KeyError("no q_drift"))))
+    with pytest.raises(RuntimeError, match="draw_b.png: KeyError"):
+        _parts.draw_module(bad, tmp_path, None)
+    here = SimpleNamespace(FIGURE_PARTS=(_pid_part("a.png", fail=ValueError("here")),
+                                         _pid_part("b.png")))
+    with pytest.raises(ValueError, match="here"):
+        _parts.draw_module(here, tmp_path, None)
+    assert (tmp_path / "b.png").exists()  # the child's part was drawn, and reaped
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+    monkeypatch.setattr(_parts.os, "cpu_count", lambda: 1)
+    calls = []
+    serial = SimpleNamespace(FIGURE_PARTS=bad.FIGURE_PARTS,
+                             plot=lambda run_dir, config: calls.append(run_dir) or ["x"])
+    assert _parts.draw_module(serial, tmp_path, None) == (["x"], []) and calls == [tmp_path]
+
+
+def test_flow_plot_is_its_parts_in_order(tiny_runs, tmp_path):
+    from meanfield.plots import flow
+
+    run = _bare_copy(tiny_runs("flow"), ["trajectory.npz"], tmp_path / "run")
+    assert [p.name for p in flow.plot(run)] == list(flow.FIGURES)
+    assert [f.__name__ for f in flow.FIGURE_PARTS] == ["plot_risk", "plot_q_drift"]

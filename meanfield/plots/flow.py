@@ -9,6 +9,10 @@ from ._style import plain_log_labels, pyplot, read_arrays, savefig
 FIGURES = ("risk.png", "q_drift.png")
 
 
+#: the arrays both figures are drawn from
+_KEYS = ("t", "risk", "risk_exact", "q_drift", "title")
+
+
 def plot(run_dir, config=None):
     """Draw the risk curve F(μ_t) (with the exact risk of sampled runs) and the drift of the
     balance a² − ‖b‖² from ``run_dir/trajectory.npz``; return the PNG paths.
@@ -16,8 +20,13 @@ def plot(run_dir, config=None):
     ``config`` is the run's config (read from ``run_dir/config.json`` when None: a
     redraw); the experiment passes its own, so a run drawn before config.json exists works.
     """
+    return [path for part in FIGURE_PARTS for path in part(run_dir, config)]
+
+
+def plot_risk(run_dir, config=None):
+    """risk.png: the risk curve F(μ_t), with the exact risk of sampled runs."""
     run_dir = Path(run_dir)
-    tr = read_arrays(run_dir, "trajectory.npz", ("t", "risk", "risk_exact", "q_drift", "title"))
+    tr = read_arrays(run_dir, "trajectory.npz", _KEYS)
     t, risk, risk_exact = tr["t"], tr["risk"], tr["risk_exact"]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -31,9 +40,16 @@ def plot(run_dir, config=None):
     ax.set_title(str(tr["title"]), fontsize=9)
     ax.legend()
     plain_log_labels(ax.yaxis)
-    out = [savefig(fig, run_dir / "risk.png")]
+    return [savefig(fig, run_dir / "risk.png")]
+
+
+def plot_q_drift(run_dir, config=None):
+    """q_drift.png: the drift of the balance a² − ‖b‖² (the rescaling charge)."""
+    run_dir = Path(run_dir)
+    tr = read_arrays(run_dir, "trajectory.npz", _KEYS)
+    t, q = tr["t"], tr["q_drift"]
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    q = tr["q_drift"]
     pos = q > 0
     if np.any(pos):
         ax.semilogy(t[pos], q[pos])
@@ -41,5 +57,9 @@ def plot(run_dir, config=None):
     ax.set_ylabel("max_j |Q_j(t) − Q_j(0)e^{−2λt}|")
     ax.set_title("conserved quantity a² − ‖b‖²: drift", fontsize=9)
     plain_log_labels(ax.yaxis)
-    out.append(savefig(fig, run_dir / "q_drift.png"))
-    return out
+    return [savefig(fig, run_dir / "q_drift.png")]
+
+
+#: the figures one by one, in plot's order: the figure process draws them at once
+#: (:mod:`meanfield.plots._parts`)
+FIGURE_PARTS = (plot_risk, plot_q_drift)

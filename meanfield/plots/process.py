@@ -6,7 +6,9 @@ simulation, while the machine's other cores wait. A :class:`FigureProcess` is st
 run of ``python -m meanfield.simulate`` begins: it imports pyplot and the experiment's
 figure module while the run imports its kernels and simulates, then draws the figures from
 the saved files when asked (:meth:`FigureProcess.draw`), exactly as
-``meanfield.plots.<module>.plot(run_dir, config)`` would in the run's own process.
+``meanfield.plots.<module>.plot(run_dir, config)`` would in the run's own process (a module
+that lists its figures as ``FIGURE_PARTS`` has them drawn at once on the free cores:
+:mod:`meanfield.plots._parts`).
 
 If the process could not start, died, or answered with something other than a reply, the
 figures are drawn in the calling process, so a figure is never lost to it. (There is no
@@ -46,21 +48,24 @@ package = importlib.util.module_from_spec(importlib.util.find_spec("meanfield"))
 sys.modules["meanfield"] = package
 from importlib import import_module
 from meanfield.plots._style import pyplot
+from meanfield.plots._parts import draw_module
 pyplot()
 for name in sys.argv[2:]:
     import_module("meanfield.plots." + name)
 for line in sys.stdin:
     request = json.loads(line)
+    children = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            paths = import_module("meanfield.plots." + request["module"]).plot(
-                request["run_dir"], request["config"])
-            reply = {"paths": [str(p) for p in paths or ()]}
+            # a module that lists its figures as FIGURE_PARTS gets them drawn at once
+            paths, children = draw_module(import_module("meanfield.plots." + request["module"]),
+                                          request["run_dir"], request["config"])
+            reply = {"paths": [str(p) for p in paths]}
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
     reply["warnings"] = [[[c.__name__ for c in w.category.__mro__], str(w.message)]
-                         for w in caught]
+                         for w in caught] + children
     replies.write(json.dumps(reply) + "\n")
     replies.flush()
 os._exit(0)  # nothing to finalise: skip the interpreter's collections over matplotlib
