@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,16 +53,24 @@ def base_kernels(rev):
             check=True, capture_output=True).stdout
     digest = hashlib.sha1(b"".join(sources[n] for n in KERNEL_FILES)).hexdigest()[:12]
     package = f"meanfield_ab_{digest}"
-    folder = os.path.join(tempfile.gettempdir(), "meanfield-ab")
+    # the user's own folder (another user's files are never imported)
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    folder = os.path.join(tempfile.gettempdir(), f"meanfield-ab-{user}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    if hasattr(os, "getuid") and os.stat(folder).st_uid != os.getuid():
+        raise SystemExit(f"{folder} belongs to another user: remove it, or set TMPDIR")
     target = os.path.join(folder, package)
     if not os.path.isdir(target):
         # written once per content: a rewritten file would invalidate Numba's cache
-        os.makedirs(target + ".tmp", exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=folder)
         for name, text in sources.items():
-            with open(os.path.join(target + ".tmp", name), "wb") as fh:
+            with open(os.path.join(tmp, name), "wb") as fh:
                 fh.write(text)
-        open(os.path.join(target + ".tmp", "__init__.py"), "w").close()
-        os.replace(target + ".tmp", target)
+        open(os.path.join(tmp, "__init__.py"), "w").close()
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another run wrote the same content first
+            shutil.rmtree(tmp, ignore_errors=True)
     sys.path.insert(0, folder)
     return importlib.import_module(f"{package}.gaussian")
 

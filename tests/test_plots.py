@@ -363,9 +363,11 @@ def test_command_draws_its_figures_in_the_figure_process(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "run").glob("*.png")) == ["q_drift.png", "risk.png"]
 
 
-def _pid_part(name, warn=None, fail=None):
-    """A figure part that writes ``name`` holding its process id (and warns, or fails)."""
+def _pid_part(name, warn=None, fail=None, wait_for=None):
+    """A figure part that writes ``name`` holding its process id (and warns, or fails);
+    with ``wait_for``, only once another part wrote that file (within 60 s)."""
     import os
+    import time
     import warnings
 
     def part(run_dir, config):
@@ -373,6 +375,11 @@ def _pid_part(name, warn=None, fail=None):
             warnings.warn(warn, RuntimeWarning)
         if fail:
             raise fail
+        deadline = time.monotonic() + 60
+        while wait_for and not (Path(run_dir) / wait_for).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{wait_for} was not drawn meanwhile")
+            time.sleep(0.01)
         path = Path(run_dir) / name
         path.write_text(str(os.getpid()))
         return [path]
@@ -384,13 +391,15 @@ def _pid_part(name, warn=None, fail=None):
 def test_figure_parts_are_drawn_at_once_in_forked_children(tmp_path):
     """A module's FIGURE_PARTS: the first drawn in this process, each other one in a child
     of its own, all at once; the paths in the parts' order, the children's warnings
-    returned for the reply."""
+    returned for the reply. The first part waits for the last one's file: it can only
+    finish if the parts run at the same time."""
     import os
     from types import SimpleNamespace
 
     from meanfield.plots._parts import draw_module
 
-    parts = (_pid_part("a.png"), _pid_part("b.png", warn="from a child"), _pid_part("c.png"))
+    parts = (_pid_part("a.png", wait_for="c.png"), _pid_part("b.png", warn="from a child"),
+             _pid_part("c.png"))
     module = SimpleNamespace(FIGURE_PARTS=parts, plot=None)
     paths, caught = draw_module(module, tmp_path, None)
     assert [Path(p).name for p in paths] == ["a.png", "b.png", "c.png"]
@@ -398,8 +407,9 @@ def test_figure_parts_are_drawn_at_once_in_forked_children(tmp_path):
     assert pids[0] == os.getpid() and len(set(pids)) == 3
     assert caught == [[["RuntimeWarning", "Warning", "Exception", "BaseException", "object"],
                        "from a child"]]
-    with pytest.raises(ChildProcessError):  # every child reaped
-        os.waitpid(-1, os.WNOHANG)
+    for pid in pids[1:]:  # every child reaped
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_figure_parts_failing_in_a_child_or_here(tmp_path, monkeypatch):
@@ -419,10 +429,10 @@ def test_figure_parts_failing_in_a_child_or_here(tmp_path, monkeypatch):
                                          _pid_part("b.png")))
     with pytest.raises(ValueError, match="here"):
         _parts.draw_module(here, tmp_path, None)
-    assert (tmp_path / "b.png").exists()  # the child's part was drawn, and reaped
+    # the child's part was drawn, and the child reaped
     with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
-    monkeypatch.setattr(_parts.os, "cpu_count", lambda: 1)
+        os.waitpid(int((tmp_path / "b.png").read_text()), os.WNOHANG)
+    monkeypatch.setattr(_parts, "_cores", lambda: 1)
     calls = []
     serial = SimpleNamespace(FIGURE_PARTS=bad.FIGURE_PARTS,
                              plot=lambda run_dir, config: calls.append(run_dir) or ["x"])

@@ -36,8 +36,8 @@ accumulation buffers it replaces (below).
 * When the sources are the outputs (the particle interaction, ``b_src`` is ``b_out``),
   each unordered pair is computed once (:func:`_sym_workers` on tiles, or the upper
   triangle of panels), which halves the Gram and elementwise work. A tile or panel then
-  adds to two row blocks, so the work is split into fixed runs ("virtual workers", 8 for
-  the tiles, 4 for the panels, each with its own accumulation buffer, reused between
+  adds to two row blocks, so the work is split into fixed runs ("virtual workers", up to
+  8 for the tiles, 4 for the panels, each with its own accumulation buffer, reused between
   calls) and the buffers are added in worker order (:func:`_add_workers`, or
   :func:`_sym_finish` in compiled callers): every row receives its contributions in the
   same order whatever the number of threads.
@@ -389,8 +389,8 @@ def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g, tiles):
     """Virtual workers v0 ≤ v < v1 of the symmetric pair sums (b_src is b_out = b): each
     zeroes its buffers, then adds its fixed run of tb × tb tiles into them.
 
-    ``tiles`` (4, tb, tb) is work space (Gram tile, weights, transposed weights, diagonal
-    norms), given by the caller (:func:`_tile_space`) so that this kernel allocates
+    ``tiles`` (4, tb, tb) is work space (Gram tile, weights w = c_k θ, the other side's
+    weights c_i θ, diagonal norms), given by the caller (:func:`_tile_space`) so that this kernel allocates
     nothing: NumPy's ``empty`` inside it cost 0.2–0.3 s to compile on a first run.
 
     The n_b(n_b + 1)/2 tiles (I ≤ K) are split into ``n_workers`` = len(buf_g) contiguous

@@ -18,10 +18,26 @@ import warnings
 __all__ = ["draw_module"]
 
 
+def _cores():
+    """The cores this process may run on (its affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _parallel(parts):
     """Whether to draw ``parts`` in forked children: more than one, ``os.fork`` exists and
-    the machine has a second core."""
-    return len(parts) > 1 and hasattr(os, "fork") and (os.cpu_count() or 1) > 1
+    this process may use a second core."""
+    return len(parts) > 1 and hasattr(os, "fork") and _cores() > 1
+
+
+def _fork():
+    """``os.fork()``. Python 3.12+ warns (DeprecationWarning) when the process has other
+    threads; the figure process starts with one BLAS thread (:mod:`.process`) and draws
+    on the main thread, and a child only draws and exits, so the warning is not relayed."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        return os.fork()
 
 
 def _warning_record(caught):
@@ -77,7 +93,12 @@ def draw_module(module, run_dir, config):
     try:
         for part in parts[1:]:
             read_fd, write_fd = os.pipe()
-            pid = os.fork()
+            try:
+                pid = _fork()
+            except BaseException:  # no process: the pipe is not needed
+                os.close(read_fd)
+                os.close(write_fd)
+                raise
             if pid == 0:
                 os.close(read_fd)
                 _child(part, run_dir, config, write_fd)

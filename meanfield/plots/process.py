@@ -54,18 +54,18 @@ for name in sys.argv[2:]:
     import_module("meanfield.plots." + name)
 for line in sys.stdin:
     request = json.loads(line)
-    children = []
+    child_warnings = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             # a module that lists its figures as FIGURE_PARTS gets them drawn at once
-            paths, children = draw_module(import_module("meanfield.plots." + request["module"]),
+            paths, child_warnings = draw_module(import_module("meanfield.plots." + request["module"]),
                                           request["run_dir"], request["config"])
             reply = {"paths": [str(p) for p in paths]}
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
     reply["warnings"] = [[[c.__name__ for c in w.category.__mro__], str(w.message)]
-                         for w in caught] + children
+                         for w in caught] + child_warnings
     replies.write(json.dumps(reply) + "\n")
     replies.flush()
 os._exit(0)  # nothing to finalise: skip the interpreter's collections over matplotlib
@@ -110,7 +110,10 @@ class FigureProcess:
     """
 
     def __init__(self, modules=()):
-        env = dict(os.environ, MPLBACKEND="Agg")
+        # one BLAS thread: the figures need no parallel linear algebra, and a process with
+        # no threads of its own forks its figure parts safely (plots/_parts.py)
+        env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1",
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         root = str(Path(__file__).resolve().parents[2])  # the folder holding this package
         try:
             self._proc = subprocess.Popen(
