@@ -390,8 +390,9 @@ def _sym_workers(v0, v1, tb, b, b_t, c, n2, buf_r, buf_g, tiles):
     zeroes its buffers, then adds its fixed run of tb × tb tiles into them.
 
     ``tiles`` (4, tb, tb) is work space (Gram tile, weights w = c_k θ, the other side's
-    weights c_i θ, diagonal norms), given by the caller (:func:`_tile_space`) so that this kernel allocates
-    nothing: NumPy's ``empty`` inside it cost 0.2–0.3 s to compile on a first run.
+    weights c_i θ, diagonal norms), given by the caller (:func:`_tile_space`) so that this
+    kernel allocates nothing: NumPy's ``empty`` inside it cost 0.2–0.3 s to compile on a
+    first run.
 
     The n_b(n_b + 1)/2 tiles (I ≤ K) are split into ``n_workers`` = len(buf_g) contiguous
     runs. An off-diagonal tile adds to rows I and K, so each *virtual* worker accumulates

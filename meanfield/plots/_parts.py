@@ -15,7 +15,7 @@ import json
 import os
 import warnings
 
-__all__ = ["draw_module"]
+__all__ = ["draw_module", "warning_record"]
 
 
 def _cores():
@@ -40,8 +40,8 @@ def _fork():
         return os.fork()
 
 
-def _warning_record(caught):
-    """Warnings as [[names of the category's classes, its own first], message] (JSON)."""
+def warning_record(caught):
+    """Caught warnings as [[names of the category's classes, its own first], message] (JSON)."""
     return [[[c.__name__ for c in w.category.__mro__], str(w.message)] for w in caught]
 
 
@@ -55,7 +55,7 @@ def _child(part, run_dir, config, fd):
                 report = {"paths": [str(p) for p in part(run_dir, config) or ()]}
             except Exception as exc:
                 report = {"error": f"{type(exc).__name__}: {exc}"}
-        report["warnings"] = _warning_record(caught)
+        report["warnings"] = warning_record(caught)
         data = json.dumps(report).encode("utf-8")
         while data:
             data = data[os.write(fd, data):]
@@ -65,15 +65,13 @@ def _child(part, run_dir, config, fd):
 
 def _collect(pid, fd):
     """A child's report (its dict, or an ``error`` if it died without one), once it exited."""
-    chunks = []
     with os.fdopen(fd, "rb") as stream:
-        chunks.append(stream.read())
+        data = stream.read()
     os.waitpid(pid, 0)
     try:
-        report = json.loads(b"".join(chunks).decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except ValueError:
         return {"error": "the process drawing a figure ended without a report", "warnings": []}
-    return report
 
 
 def draw_module(module, run_dir, config):

@@ -48,7 +48,7 @@ package = importlib.util.module_from_spec(importlib.util.find_spec("meanfield"))
 sys.modules["meanfield"] = package
 from importlib import import_module
 from meanfield.plots._style import pyplot
-from meanfield.plots._parts import draw_module
+from meanfield.plots._parts import draw_module, warning_record
 pyplot()
 for name in sys.argv[2:]:
     import_module("meanfield.plots." + name)
@@ -59,13 +59,12 @@ for line in sys.stdin:
         warnings.simplefilter("always")
         try:
             # a module that lists its figures as FIGURE_PARTS gets them drawn at once
-            paths, child_warnings = draw_module(import_module("meanfield.plots." + request["module"]),
-                                          request["run_dir"], request["config"])
+            module = import_module("meanfield.plots." + request["module"])
+            paths, child_warnings = draw_module(module, request["run_dir"], request["config"])
             reply = {"paths": [str(p) for p in paths]}
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-    reply["warnings"] = [[[c.__name__ for c in w.category.__mro__], str(w.message)]
-                         for w in caught] + child_warnings
+    reply["warnings"] = warning_record(caught) + child_warnings
     replies.write(json.dumps(reply) + "\n")
     replies.flush()
 os._exit(0)  # nothing to finalise: skip the interpreter's collections over matplotlib
